@@ -1,0 +1,573 @@
+"""Streaming NC statistics (nclayers.metrics) against the dense p × p reference and known cases.
+
+Data are generated with numpy from a hypothesis-drawn seed, fed to the streaming classes as torch
+tensors in hypothesis-drawn batches, and compared with :func:`nclayers.metrics_dense.dense_metrics`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from nclayers.metrics import MEAN_METRICS, SPLIT_METRICS, ClassMeans, SplitStats
+from nclayers.metrics_dense import dense_metrics
+
+ALL_METRICS = MEAN_METRICS + SPLIT_METRICS
+REL, ABS = 1e-8, 1e-12
+
+SETTINGS = settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def _split(a: np.ndarray, cuts) -> list[np.ndarray]:
+    return np.split(a, list(cuts)) if len(a) else [a]
+
+
+def streaming(
+    h_train: np.ndarray,
+    y_train: np.ndarray,
+    h: np.ndarray,
+    y: np.ndarray,
+    net_pred: np.ndarray | None,
+    num_classes: int,
+    train_cuts=(),
+    cuts=(),
+    dtype: torch.dtype = torch.float64,
+) -> dict[str, float]:
+    """All metrics through ClassMeans → MeanGeometry → SplitStats, in the given batches."""
+    means = ClassMeans(num_classes)
+    for hb, yb in zip(_split(h_train, train_cuts), _split(y_train, train_cuts), strict=True):
+        means.update(torch.tensor(hb, dtype=dtype), torch.tensor(yb))
+    geometry = means.compute()
+    stats = SplitStats(geometry)
+    preds = _split(net_pred, cuts) if net_pred is not None else [None] * (len(cuts) + 1)
+    for hb, yb, pb in zip(_split(h, cuts), _split(y, cuts), preds, strict=True):
+        stats.update(torch.tensor(hb, dtype=dtype), torch.tensor(yb),
+                     None if pb is None else torch.tensor(pb))
+    return {**geometry.mean_metrics(), **stats.compute()}
+
+
+def dense(h_train, y_train, h, y, net_pred, num_classes) -> dict[str, float]:
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        # mean of an empty list (cdnv with < 2 present classes), division by a zero distance
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return dense_metrics(h_train, y_train, h, y, net_pred, num_classes)
+
+
+def same(a: float, b: float, rel: float = REL, abs_: float = ABS) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return math.isclose(a, b, rel_tol=rel, abs_tol=abs_)
+
+
+def assert_metrics_equal(got: dict, want: dict, rel: float = REL, abs_: float = ABS,
+                         keys=ALL_METRICS) -> None:
+    assert set(got) == set(ALL_METRICS)
+    bad = {k: (got[k], want[k]) for k in keys if not same(got[k], want[k], rel, abs_)}
+    assert not bad, f"streaming vs reference differ: {bad}"
+
+
+def class_means(h: np.ndarray, y: np.ndarray, C: int) -> np.ndarray:
+    return np.stack([h[y == c].mean(axis=0) for c in range(C)])
+
+
+def ncc_numpy(h: np.ndarray, means: np.ndarray) -> np.ndarray:
+    return ((h[:, None, :] - means[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+
+
+def conditioning_ok(means: np.ndarray, rank: int) -> bool:
+    """Σ_B well conditioned on its ``rank``-dim range, centred means of comparable norms.
+
+    The dense path squares the condition number of M, so an ill-conditioned draw would make the
+    two implementations differ by round-off; near-zero centred means make cosines round-off.
+    """
+    centred = means - means.mean(axis=0)
+    s = np.linalg.svd(centred, compute_uv=False)
+    norms = np.linalg.norm(centred, axis=1)
+    return bool(s[rank - 1] > 1e-3 * s[0] and norms.min() > 1e-3 * norms.max())
+
+
+def margin_ok(means: np.ndarray, *hs: np.ndarray) -> bool:
+    """No sample is a near tie between two class means.
+
+    The streaming NCC ranks ‖μ‖² − 2h·μ, the dense one ‖h − μ‖²; they agree up to round-off.
+    """
+    scale = float((means**2).sum(axis=1).max())
+    for h in hs:
+        d = np.sort(((h[:, None, :] - means[None]) ** 2).sum(axis=2), axis=1)
+        if np.any(d[:, 1] - d[:, 0] <= 1e-9 * ((h**2).sum(axis=1) + scale)):
+            return False
+    return True
+
+
+def well_posed(h_train: np.ndarray, y_train: np.ndarray, C: int, *hs: np.ndarray) -> bool:
+    """Rule out draws where the two implementations may legitimately differ by round-off."""
+    means = class_means(h_train, y_train, C)
+    return conditioning_ok(means, min(means.shape[1], C - 1)) and margin_ok(means, *hs)
+
+
+@dataclass
+class Problem:
+    C: int
+    h_train: np.ndarray
+    y_train: np.ndarray
+    h_test: np.ndarray
+    y_test: np.ndarray
+    pred_train: np.ndarray
+    pred_test: np.ndarray
+    train_cuts: list[int]
+    test_cuts: list[int]
+
+
+def cuts_for(draw, n: int) -> list[int]:
+    """Batch boundaries: sorted distinct indices in (0, n), i.e. non-empty batches."""
+    if n < 2:
+        return []
+    return sorted(draw(st.lists(st.integers(1, n - 1), unique=True, max_size=12)))
+
+
+@st.composite
+def problems(draw, max_p: int = 60, allow_missing: bool = True) -> Problem:
+    C = draw(st.integers(2, 8))
+    p = draw(st.integers(1, min(C, max_p)) | st.integers(1, max_p))  # p < C often
+    n_train = draw(st.integers(C, 120))
+    n_test = draw(st.integers(1, 80))
+    concentration = draw(st.floats(0.2, 5.0))  # class imbalance
+    noise = draw(st.sampled_from([0.1, 0.5, 1.0, 3.0]))
+    offset = draw(st.sampled_from([0.0, 3.0]))
+    missing = draw(st.integers(0, C - 1)) if allow_missing else 0
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+
+    centres = rng.normal(size=(C, p)) + offset
+    w = rng.dirichlet(np.full(C, concentration)) + 0.02 / C
+    w /= w.sum()
+    y_train = np.concatenate([np.arange(C), rng.choice(C, n_train - C, p=w)])
+    rng.shuffle(y_train)
+    h_train = centres[y_train] + noise * rng.normal(size=(n_train, p))
+
+    present = np.sort(rng.choice(C, C - missing, replace=False))
+    y_test = rng.choice(present, n_test, p=w[present] / w[present].sum())
+    h_test = centres[y_test] + noise * rng.normal(size=(n_test, p))
+
+    return Problem(
+        C, h_train, y_train, h_test, y_test,
+        rng.integers(0, C, n_train), rng.integers(0, C, n_test),
+        cuts_for(draw, n_train), cuts_for(draw, n_test),
+    )
+
+
+def cuts_for_fixed(n: int) -> list[int]:
+    """Fixed batch boundaries: batches of 3."""
+    return list(range(1, n, 3))
+
+
+def simplex_etf(C: int) -> np.ndarray:
+    """Rows of sqrt(C/(C−1)) (I − 11ᵀ/C): C unit vectors with pairwise cosine −1/(C−1)."""
+    return math.sqrt(C / (C - 1)) * (np.eye(C) - np.ones((C, C)) / C)
+
+
+def orthonormal(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
+    q, _ = np.linalg.qr(rng.normal(size=(rows, cols)))
+    return q
+
+
+def centre_per_class(x: np.ndarray, y: np.ndarray, C: int) -> np.ndarray:
+    """Subtract each class's mean from ``x`` so that adding it leaves class means unchanged."""
+    return x - class_means(x, y, C)[y]
+
+
+# ----------------------------------------------------------- 1. streaming == dense reference
+
+
+@SETTINGS
+@given(problems(allow_missing=False))
+def test_train_split_matches_dense(pb: Problem) -> None:
+    assume(well_posed(pb.h_train, pb.y_train, pb.C, pb.h_train))
+    got = streaming(pb.h_train, pb.y_train, pb.h_train, pb.y_train, pb.pred_train, pb.C,
+                    pb.train_cuts, pb.train_cuts)
+    want = dense(pb.h_train, pb.y_train, pb.h_train, pb.y_train, pb.pred_train, pb.C)
+    assert_metrics_equal(got, want)
+
+
+@SETTINGS
+@given(problems())
+def test_test_split_matches_dense(pb: Problem) -> None:
+    """Test split evaluated with train means, possibly with classes missing from it."""
+    assume(well_posed(pb.h_train, pb.y_train, pb.C, pb.h_test))
+    got = streaming(pb.h_train, pb.y_train, pb.h_test, pb.y_test, pb.pred_test, pb.C,
+                    pb.train_cuts, pb.test_cuts)
+    want = dense(pb.h_train, pb.y_train, pb.h_test, pb.y_test, pb.pred_test, pb.C)
+    assert_metrics_equal(got, want)
+    if len(np.unique(pb.y_test)) < 2:
+        assert math.isnan(got["cdnv"])
+
+
+def test_cdnv_averages_over_present_classes_only() -> None:
+    """Hand-checked cdnv: class 2 is absent from the split, so only the pair (0, 1) counts."""
+    h_train = np.array([[0.0, 0.0], [2.0, 0.0], [10.0, 0.0], [10.0, 2.0], [0.0, 50.0]])
+    y_train = np.array([0, 0, 1, 1, 2])  # means (1, 0), (10, 1), (0, 50)
+    h = np.array([[1.0, 1.0], [1.0, -1.0], [10.0, 4.0]])  # Var_0 = 1, Var_1 = 9
+    y = np.array([0, 0, 1])
+    pred = np.array([0, 2, 1])
+    got = streaming(h_train, y_train, h, y, pred, 3)
+    want_cdnv = (1.0 + 9.0) / (2.0 * (81.0 + 1.0))  # both ordered pairs give the same ratio
+    assert math.isclose(got["cdnv"], want_cdnv, rel_tol=1e-12)
+    assert_metrics_equal(got, dense(h_train, y_train, h, y, pred, 3))
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 2), (1, 1, 5)])
+def test_feature_maps_are_flattened(shape) -> None:
+    rng = np.random.default_rng(1)
+    C, n = 3, 30
+    y = np.concatenate([np.arange(C), rng.integers(0, C, n - C)])
+    h = rng.normal(size=(n, *shape)) + 2.0 * y.reshape(-1, *[1] * len(shape))
+    pred = rng.integers(0, C, n)
+    got = streaming(h, y, h, y, pred, C, [7, 19], [4])
+    assert_metrics_equal(got, dense(h, y, h, y, pred, C))
+    flat = h.reshape(n, -1)
+    assert_metrics_equal(got, streaming(flat, y, flat, y, pred, C), rel=1e-12, abs_=1e-15)
+
+
+# ------------------------------------------------------------------ 2. batch-split invariance
+
+
+@SETTINGS
+@given(problems())
+def test_batch_split_invariance(pb: Problem) -> None:
+    assume(well_posed(pb.h_train, pb.y_train, pb.C, pb.h_test))
+    args = (pb.h_train, pb.y_train, pb.h_test, pb.y_test, pb.pred_test, pb.C)
+    one = streaming(*args)
+    many = streaming(*args, pb.train_cuts, pb.test_cuts)
+    singles = streaming(*args, range(1, len(pb.y_train)), range(1, len(pb.y_test)))
+    assert_metrics_equal(many, one, rel=1e-10, abs_=1e-13)
+    assert_metrics_equal(singles, one, rel=1e-10, abs_=1e-13)
+    for key in ("ncc_accuracy", "nc4_mismatch"):  # counts: exactly equal
+        assert many[key] == one[key] == singles[key]
+
+
+# ------------------------------------------------------------------------------ 3. known cases
+
+
+@SETTINGS
+@given(
+    C=st.integers(2, 8),
+    extra_dims=st.integers(0, 20),
+    noise=st.sampled_from([0.0, 0.01, 1.0]),
+    scale=st.sampled_from([1.0, 7.5]),
+    per_class=st.integers(1, 6),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_simplex_etf_means(C, extra_dims, noise, scale, per_class, seed) -> None:
+    rng = np.random.default_rng(seed)
+    p = C - 1 + extra_dims
+    # ETF in the (C−1)-dim space 1⊥, rotated into R^p, shifted by an arbitrary global mean.
+    ones = np.ones(C) / math.sqrt(C)
+    in_complement = simplex_etf(C) @ np.linalg.qr(
+        np.column_stack([ones, rng.normal(size=(C, C - 1))]))[0][:, 1:]
+    means = scale * in_complement @ orthonormal(rng, p, C - 1).T + rng.normal(size=p)
+    y = np.repeat(np.arange(C), per_class)
+    h = means[y]
+    if noise and per_class > 1:
+        h = h + noise * centre_per_class(rng.normal(size=h.shape), y, C)
+
+    got = streaming(h, y, h, y, y, C, cuts_for_fixed(len(y)), ())
+    for key in ("nc2_equinorm", "nc2_equiangle", "nc2_maxangle"):
+        assert abs(got[key]) <= 1e-12, (key, got[key])
+    assert math.isclose(got["tr_sigma_b"], scale**2, rel_tol=1e-12)
+    assert got["ncc_accuracy"] == 1.0 or noise == 1.0
+    if noise == 0.0 or per_class == 1:
+        assert got["nc1"] <= 1e-20
+    assert_metrics_equal(got, dense(h, y, h, y, y, C))
+
+
+@SETTINGS
+@given(
+    C=st.integers(2, 8),
+    p=st.integers(1, 40),
+    counts=st.lists(st.integers(1, 9), min_size=8, max_size=8),
+    integer_means=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_zero_within_class_variance(C, p, counts, integer_means, seed) -> None:
+    """Every sample equals its class mean: NC1 is fully collapsed."""
+    rng = np.random.default_rng(seed)
+    if integer_means:  # sums and k·x/k are exact: the within-class residuals are exactly zero
+        means = rng.integers(-20, 21, size=(C, p)).astype(np.float64)
+    else:
+        means = rng.normal(size=(C, p)) * 3.0 + 1.0
+    assume(len(np.unique(means, axis=0)) == C)
+    y = np.repeat(np.arange(C), counts[:C])
+    rng.shuffle(y)
+    h = means[y]
+    got = streaming(h, y, h, y, y, C, cuts_for_fixed(len(y)), [len(y) // 2] if len(y) > 1 else [])
+    if integer_means:
+        assert got["nc1"] == 0.0
+        assert got["tr_sigma_w"] == 0.0
+        assert got["cdnv"] == 0.0
+        assert got["nc1_ratio"] == 0.0
+    assert 0.0 <= got["nc1"] <= 1e-20
+    assert 0.0 <= got["tr_sigma_w"] <= 1e-20
+    assert 0.0 <= got["cdnv"] <= 1e-20
+    assert got["ncc_accuracy"] == 1.0
+    assert got["nc4_mismatch"] == 0.0
+    assert math.isclose(got["tr_sigma_t"], got["tr_sigma_b"], rel_tol=1e-12)
+
+
+@SETTINGS
+@given(C=st.integers(2, 8), extra=st.integers(0, 30), seed=st.integers(0, 2**32 - 1))
+def test_well_separated_clusters(C, extra, seed) -> None:
+    rng = np.random.default_rng(seed)
+    p = C + extra
+    means = 50.0 * orthonormal(rng, p, C).T + rng.normal(size=p) * 10.0  # pairwise dist 50√2
+    y_train = np.concatenate([np.arange(C), rng.integers(0, C, 60)])
+    y_test = rng.integers(0, C, 40)
+    h_train = means[y_train] + rng.normal(size=(len(y_train), p))
+    h_test = means[y_test] + rng.normal(size=(len(y_test), p))
+    for h, y in ((h_train, y_train), (h_test, y_test)):
+        right = streaming(h_train, y_train, h, y, y, C, [5, 17], [3])
+        wrong = streaming(h_train, y_train, h, y, (y + 1) % C, C, [5, 17], [3])
+        assert right["ncc_accuracy"] == wrong["ncc_accuracy"] == 1.0
+        assert right["nc4_mismatch"] == 0.0
+        assert wrong["nc4_mismatch"] == 1.0
+        assert right["nc1_ratio"] < 0.05
+
+
+@SETTINGS
+@given(problems())
+def test_nc4_mismatch_against_ncc_predictions(pb: Problem) -> None:
+    assume(well_posed(pb.h_train, pb.y_train, pb.C, pb.h_test))
+    ncc = ncc_numpy(pb.h_test, class_means(pb.h_train, pb.y_train, pb.C))
+    args = (pb.h_train, pb.y_train, pb.h_test, pb.y_test)
+    agree = streaming(*args, ncc, pb.C, pb.train_cuts, pb.test_cuts)
+    disagree = streaming(*args, (ncc + 1) % pb.C, pb.C, pb.train_cuts, pb.test_cuts)
+    half = ncc.copy()
+    half[::2] = (half[::2] + 1) % pb.C
+    mixed = streaming(*args, half, pb.C, pb.train_cuts, pb.test_cuts)
+    no_pred = streaming(*args, None, pb.C, pb.train_cuts, pb.test_cuts)
+    assert agree["nc4_mismatch"] == 0.0
+    assert disagree["nc4_mismatch"] == 1.0
+    assert mixed["nc4_mismatch"] == len(ncc[::2]) / len(ncc)
+    assert no_pred["nc4_mismatch"] == 0.0
+    assert agree["ncc_accuracy"] == np.mean(ncc == pb.y_test)
+
+
+@SETTINGS
+@given(
+    C=st.integers(3, 8),
+    p=st.integers(2, 30),
+    per_class=st.integers(2, 8),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_rank_deficient_duplicate_means(C, p, per_class, seed) -> None:
+    """Classes 0 and 1 hold the same samples, so μ_0 = μ_1 exactly and rank Σ_B ≤ C − 2.
+
+    Integer-valued features make every sum exact, so both implementations see bitwise equal
+    means: NCC ties go to class 0 in both, and cdnv is +inf in both (zero distance).
+    """
+    rng = np.random.default_rng(seed)
+    blocks = [rng.integers(-9, 10, size=(per_class, p)) + 5 * rng.integers(-3, 4, size=p)
+              for _ in range(C - 1)]
+    h = np.concatenate([blocks[0], *blocks]).astype(np.float64)
+    y = np.repeat(np.arange(C), per_class)
+    perm = rng.permutation(len(y))
+    h, y = h[perm], y[perm]
+    means = class_means(h, y, C)
+    assume(len(np.unique(means, axis=0)) == C - 1)
+    assume(conditioning_ok(means, min(p, C - 2)) and margin_ok(np.delete(means, 1, axis=0), h))
+    pred = rng.integers(0, C, len(y))
+    got = streaming(h, y, h, y, pred, C, cuts_for_fixed(len(y)), [len(y) // 3])
+    want = dense(h, y, h, y, pred, C)
+    assert_metrics_equal(got, want)
+    assert got["cdnv"] == math.inf
+    assert got["ncc_accuracy"] <= 1.0 - 1.0 / C + 1e-12  # class 1 always loses the tie
+
+
+@SETTINGS
+@given(
+    C=st.integers(3, 8),
+    p=st.integers(3, 30),
+    rank=st.integers(1, 2),
+    per_class=st.integers(2, 10),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_rank_deficient_subspace_means(C, p, rank, per_class, seed) -> None:
+    """Means in a random ``rank``-dim affine subspace: nc1 only sees Σ_W inside that subspace."""
+    rng = np.random.default_rng(seed)
+    basis = orthonormal(rng, p, rank)
+    coords = rng.normal(size=(C, rank)) * 3.0
+    means = coords @ basis.T + rng.normal(size=p)
+    y = np.concatenate([np.repeat(np.arange(C), per_class), rng.integers(0, C, 7)])
+    h = means[y] + centre_per_class(rng.normal(size=(len(y), p)), y, C)
+    fitted = class_means(h, y, C)
+    assume(conditioning_ok(fitted, rank) and margin_ok(fitted, h))
+    pred = rng.integers(0, C, len(y))
+    got = streaming(h, y, h, y, pred, C, cuts_for_fixed(len(y)), [5])
+    assert_metrics_equal(got, dense(h, y, h, y, pred, C))
+
+    # Independent check in subspace coordinates, where Σ_B is invertible.
+    z = (h - means.mean(axis=0)) @ basis
+    mz = class_means(z, y, C)
+    mz_c = mz - mz.mean(axis=0)
+    sigma_b = mz_c.T @ mz_c / C
+    resid = z - mz[y]
+    sigma_w = resid.T @ resid / len(y)
+    nc1 = np.trace(sigma_w @ np.linalg.inv(sigma_b)) / C
+    assert math.isclose(got["nc1"], nc1, rel_tol=1e-8)
+
+
+@SETTINGS
+@given(problems(max_p=1))
+def test_one_dimensional_features(pb: Problem) -> None:
+    """p = 1: Σ_B has rank 1 whatever C, and every cosine is ±1."""
+    assume(well_posed(pb.h_train, pb.y_train, pb.C, pb.h_test))
+    got = streaming(pb.h_train, pb.y_train, pb.h_test, pb.y_test, pb.pred_test, pb.C,
+                    pb.train_cuts, pb.test_cuts)
+    assert_metrics_equal(got, dense(pb.h_train, pb.y_train, pb.h_test, pb.y_test,
+                                    pb.pred_test, pb.C))
+    means = class_means(pb.h_train, pb.y_train, pb.C)[:, 0]
+    resid = pb.h_test[:, 0] - means[pb.y_test]
+    var_b = np.var(means)
+    assert math.isclose(got["nc1"], np.mean(resid**2) / var_b / pb.C, rel_tol=1e-10)
+
+
+def test_p1_three_classes_explicit() -> None:
+    h = np.array([[-2.0], [-1.0], [0.5], [1.5], [3.0], [5.0]])
+    y = np.array([0, 0, 1, 1, 2, 2])  # means −1.5, 1, 4 ; μ_G = 7/6
+    pred = np.array([0, 1, 1, 1, 2, 0])
+    got = streaming(h, y, h, y, pred, 3, [1, 4], [2, 3])
+    assert_metrics_equal(got, dense(h, y, h, y, pred, 3))
+    assert got["ncc_accuracy"] == 1.0
+    assert got["nc4_mismatch"] == 2 / 6
+    assert math.isclose(got["tr_sigma_w"], (0.25 * 2 + 0.25 * 2 + 1.0 * 2) / 6, rel_tol=1e-12)
+
+
+# ------------------------------------------------------------------------------ 4. error cases
+
+
+def _geometry(C: int = 3, p: int = 4):
+    rng = np.random.default_rng(0)
+    y = np.arange(3 * C) % C
+    cm = ClassMeans(C)
+    cm.update(torch.tensor(rng.normal(size=(len(y), p))), torch.tensor(y))
+    return cm.compute()
+
+
+def test_class_without_training_samples() -> None:
+    cm = ClassMeans(4)
+    cm.update(torch.randn(6, 3, dtype=torch.float64), torch.tensor([0, 1, 3, 3, 1, 0]))
+    with pytest.raises(ValueError, match=r"\[2\]"):
+        cm.compute()
+
+
+def test_several_classes_without_training_samples() -> None:
+    cm = ClassMeans(5)
+    cm.update(torch.randn(3, 2, dtype=torch.float64), torch.tensor([1, 3, 1]))
+    with pytest.raises(ValueError, match=r"\[0, 2, 4\]"):
+        cm.compute()
+
+
+@pytest.mark.parametrize("bad", [[0, 1, 3], [-1, 0, 1], [0, 7, 2]])
+def test_labels_out_of_range(bad) -> None:
+    h = torch.randn(3, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="labels"):
+        ClassMeans(3).update(h, torch.tensor(bad))
+    with pytest.raises(ValueError, match="labels"):
+        SplitStats(_geometry()).update(h, torch.tensor(bad))
+
+
+def test_rejected_batch_leaves_state_unchanged() -> None:
+    rng = np.random.default_rng(3)
+    h = rng.normal(size=(12, 4))
+    y = np.arange(12) % 3
+    cm = ClassMeans(3)
+    cm.update(torch.tensor(h[:6]), torch.tensor(y[:6]))
+    with pytest.raises(ValueError):
+        cm.update(torch.tensor(h[6:]), torch.tensor(y[6:] + 1))  # contains label 3
+    cm.update(torch.tensor(h[6:]), torch.tensor(y[6:]))
+    stats = SplitStats(cm.compute())
+    pred = torch.zeros(6, dtype=torch.long)
+    stats.update(torch.tensor(h[:6]), torch.tensor(y[:6]), pred)
+    with pytest.raises(ValueError):
+        stats.update(torch.tensor(h[6:]), torch.tensor(y[6:] - 1), pred)  # contains label −1
+    stats.update(torch.tensor(h[6:]), torch.tensor(y[6:]), pred)
+    got = {**cm.compute().mean_metrics(), **stats.compute()}
+    assert_metrics_equal(got, dense(h, y, h, y, np.zeros(12, dtype=int), 3))
+
+
+def test_compute_before_update() -> None:
+    with pytest.raises(ValueError, match="before any update"):
+        ClassMeans(3).compute()
+    with pytest.raises(ValueError, match="before any update"):
+        SplitStats(_geometry()).compute()
+
+
+# --------------------------------------------------------------------- 5. float32 accumulation
+
+
+@SETTINGS
+@given(problems(max_p=30))
+def test_float32_inputs_accumulate_in_float64(pb: Problem) -> None:
+    h_train32 = pb.h_train.astype(np.float32)
+    h_test32 = pb.h_test.astype(np.float32)
+    args = (pb.y_test, pb.pred_test, pb.C, pb.train_cuts, pb.test_cuts)
+    from32 = streaming(h_train32, pb.y_train, h_test32, *args, dtype=torch.float32)
+    from64 = streaming(h_train32.astype(np.float64), pb.y_train, h_test32.astype(np.float64),
+                       *args, dtype=torch.float64)
+    for key in ALL_METRICS:
+        assert same(from32[key], from64[key], rel=0.0, abs_=0.0), key
+
+
+def test_float32_accumulators_are_float64() -> None:
+    h = torch.randn(10, 3, dtype=torch.float32) + 1e4  # float32 sums would lose digits
+    y = torch.arange(10) % 2
+    cm = ClassMeans(2)
+    for i in range(10):
+        cm.update(h[i : i + 1], y[i : i + 1])
+    assert cm.sums.dtype == torch.float64
+    geometry = cm.compute()
+    want = torch.stack([h.double()[y == c].mean(dim=0) for c in range(2)])
+    torch.testing.assert_close(geometry.means, want, rtol=1e-15, atol=0.0)
+    stats = SplitStats(geometry)
+    stats.update(h, y)
+    assert stats.within_sq.dtype == stats.proj_sq.dtype == torch.float64
+
+
+def test_empty_batches_and_small_label_dtypes_are_accepted():
+    rng = np.random.default_rng(0)
+    h = torch.tensor(rng.normal(size=(12, 4)))
+    y = torch.arange(12) % 3
+    one, many = ClassMeans(3), ClassMeans(3)
+    one.update(h, y)
+    many.update(h[:0], y[:0])
+    many.update(h, y.to(torch.uint8))
+    assert torch.equal(one.compute().means, many.compute().means)
+    stats = SplitStats(one.compute())
+    stats.update(h[:0], y[:0], y[:0])
+    stats.update(h, y.to(torch.int16), y)
+    assert stats.compute()["ncc_accuracy"] >= 0
+
+
+def test_ncc_survives_a_large_common_offset():
+    """Means 1e-5 apart on top of an offset of 1e5: nearest means must still be found."""
+    rng = np.random.default_rng(0)
+    means = np.array([[0.0], [1e-5], [3e-5]]) + 1e5
+    y = np.repeat(np.arange(3), 4)
+    h = means[y] + rng.normal(scale=1e-7, size=(12, 1))
+    acc = ClassMeans(3)
+    acc.update(torch.tensor(h), torch.tensor(y))
+    stats = SplitStats(acc.compute())
+    stats.update(torch.tensor(h), torch.tensor(y))
+    assert stats.compute()["ncc_accuracy"] == 1.0

@@ -1,0 +1,110 @@
+"""The real workflow: snakemake on a tiny config, from nothing to the PDF."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pandas as pd
+import pytest
+from conftest import ROOT, snakemake, tiny_config, write_config
+
+pytestmark = pytest.mark.workflow
+
+TIDY_COLUMNS = ["run", "dataset", "arch", "seed", "epoch", "layer", "layer_index", "split",
+                "metric", "value"]
+
+
+def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Job counts from the 'Job stats' table of a dry run."""
+    text = proc.stdout + proc.stderr
+    stats = text.split("Job stats:")[1]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)
+            if m[1] != "total"}
+
+
+def test_tiny_run_reaches_pdf(tiny_run):
+    results = tiny_run / "results" / "tiny"
+    pdf = results / "report.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    pages = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True)
+    if pages.returncode == 0:
+        assert int(re.search(r"Pages:\s+(\d+)", pages.stdout)[1]) >= 3
+    figures = sorted(p.name for p in (results / "figures").glob("*.pdf"))
+    assert len(figures) >= 4
+    metrics = pd.read_csv(results / "tables" / "metrics.csv")
+    assert list(metrics.columns) == TIDY_COLUMNS
+    assert set(metrics["epoch"]) == {0, 3}
+    assert set(metrics["split"]) == {"train", "test"}
+    assert set(metrics["layer_index"]) == {0, 1, 2, 3}
+    expected = {"nc1", "nc1_ratio", "tr_sigma_w", "tr_sigma_b", "tr_sigma_t", "cdnv",
+                "nc2_equinorm", "nc2_equiangle", "nc2_maxangle", "nc4_mismatch", "ncc_accuracy"}
+    assert expected <= set(metrics["metric"])
+    assert metrics["value"].notna().all()
+    for log in ("train/digits-mlp6-s0.log", "report.log"):
+        assert (results / "logs" / log).stat().st_size > 0
+
+
+def test_up_to_date_run_plans_nothing(tiny_run):
+    proc = snakemake(tiny_run, "-n", "--configfile", "config.yaml")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_one_figure_regenerates_alone(tiny_run):
+    figure = tiny_run / "results" / "tiny" / "figures" / "nc1_by_layer.pdf"
+    figure.unlink()
+    target = "results/tiny/figures/nc1_by_layer.pdf"
+    # Targets go before --configfile, which takes several values.
+    proc = snakemake(tiny_run, target, "-n", "--configfile", "config.yaml")
+    assert planned_jobs(proc) == {"figure": 1}
+    snakemake(tiny_run, target, "--cores", "1", "--configfile", "config.yaml")
+    assert figure.read_bytes()[:5] == b"%PDF-"
+
+
+def test_same_config_same_numbers(tiny_run, tmp_path):
+    """Determinism on CPU: a second run from scratch gives bitwise the same metrics."""
+    config = write_config(tmp_path, tiny_config())
+    snakemake(tmp_path, "results/tiny/tables/metrics.csv", "--cores", "2",
+              "--configfile", str(config))
+    first = pd.read_csv(tiny_run / "results" / "tiny" / "tables" / "metrics.csv")
+    second = pd.read_csv(tmp_path / "results" / "tiny" / "tables" / "metrics.csv")
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda c: c.update(unknown_key=1), "unknown_key"),
+        (lambda c: c["train"].update(epochs="many"), "many"),
+        (lambda c: c["train"].update(lr_typo=0.1), "lr_typo"),
+        (lambda c: c.update(datasets={"imagenet21k": {}}), "imagenet21k"),
+        (lambda c: c["architectures"]["mlp6"].update(name="transformer"), "transformer"),
+        (lambda c: c["architectures"]["mlp6"].update(dropout=0.5), "dropout"),
+        (lambda c: c["train"].update(checkpoints=[0, 99]), "train.checkpoints"),
+    ],
+    ids=["unknown-key", "wrong-type", "nested-unknown-key", "unknown-dataset",
+         "unknown-arch", "unknown-arch-option", "checkpoint-beyond-epochs"],
+)
+def test_bad_config_stops_before_any_job(tmp_path, change, expected):
+    config = tiny_config()
+    change(config)
+    proc = snakemake(tmp_path, "-n", "--configfile", str(write_config(tmp_path, config)),
+                     check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert expected in output
+    assert "Job stats" not in output
+    assert not (tmp_path / "results").exists()
+
+
+def test_unknown_names_list_allowed_ones(tmp_path):
+    config = tiny_config(datasets={"cifar1000": {}})
+    proc = snakemake(tmp_path, "-n", "--configfile", str(write_config(tmp_path, config)),
+                     check=False)
+    assert "allowed: digits" in proc.stdout + proc.stderr
+
+
+def test_lint_is_clean():
+    proc = snakemake(ROOT, "--lint")
+    assert "Congratulations" in proc.stdout + proc.stderr
+    assert "Lints for" not in proc.stdout + proc.stderr

@@ -1,0 +1,3 @@
+from nclayers.cli import main
+
+main()

@@ -1,0 +1,174 @@
+"""``python -m nclayers <step> ...``: the command behind each workflow rule."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from nclayers import runs
+from nclayers.io import atomic_path
+
+RUN_COLUMNS = ["run", "dataset", "arch", "seed"]
+
+
+def _run_columns(spec: dict) -> dict:
+    return {"run": spec["run"], "dataset": spec["dataset"]["label"],
+            "arch": spec["arch"]["label"], "seed": spec["seed"]}
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from nclayers.train import fit
+
+    spec = json.loads(args.spec)
+    out = Path(args.out_dir)
+    device = runs.resolve_device(spec["device"])
+    print(f"run {spec['run']} on {device}", flush=True)
+    splits = runs.load_data(spec, device)
+    model = runs.build_model(spec, splits).to(device)
+
+    def save(epoch: int, model: torch.nn.Module) -> None:
+        with atomic_path(runs.checkpoint_path(out, epoch)) as tmp:
+            torch.save({"epoch": epoch, "model": model.state_dict()}, tmp)
+
+    start = time.perf_counter()
+    log = fit(model, splits, runs.recipe(spec), seed=spec["seed"],
+              checkpoints=spec["train"]["checkpoints"], on_checkpoint=save)
+    seconds = time.perf_counter() - start
+    last = log[-1]
+    if last["diverged"]:
+        raise SystemExit(f"run {spec['run']} diverged (non-finite loss) at epoch "
+                         f"{last['epoch']}; lower train.lr")
+    with atomic_path(out / "train_log.csv") as tmp:
+        pd.DataFrame(log).assign(**_run_columns(spec)).to_csv(tmp, index=False)
+    info = {**spec, "device_used": str(device), "train_seconds": round(seconds, 2),
+            "n_train": len(splits.y_train), "n_test": len(splits.y_test),
+            "num_classes": splits.num_classes,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "final_train_acc": last["train_acc"], "final_test_acc": last["test_acc"]}
+    with atomic_path(out / "run.json") as tmp:
+        tmp.write_text(json.dumps(info, indent=2))
+    print(f"done in {seconds:.1f} s: train acc {last['train_acc']:.4f}, "
+          f"test acc {last['test_acc']:.4f}", flush=True)
+
+
+def cmd_measure(args: argparse.Namespace) -> None:
+    from nclayers.data import Batches
+    from nclayers.measure import measure
+
+    spec = runs.read_json(args.run_json)
+    device = runs.resolve_device(spec["device"])
+    splits = runs.load_data(spec, device)
+    model = runs.build_model(spec, splits).to(device)
+    state = torch.load(args.checkpoint, map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    start = time.perf_counter()
+    table = measure(model, Batches(splits.x_train, splits.y_train, args.batch_size),
+                    Batches(splits.x_test, splits.y_test, args.batch_size), progress=True)
+    table.insert(0, "epoch", state["epoch"])
+    for i, (key, value) in enumerate(_run_columns(spec).items()):
+        table.insert(i, key, value)
+    with atomic_path(args.out) as tmp:
+        table.to_csv(tmp, index=False)
+    print(f"{spec['run']} epoch {state['epoch']}: {len(table)} values for "
+          f"{table['layer'].nunique()} layers in {time.perf_counter() - start:.2f} s", flush=True)
+
+
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    metrics = pd.concat([pd.read_csv(p) for p in args.metrics], ignore_index=True)
+    metrics = metrics.sort_values(["run", "epoch", "split", "layer_index", "metric"])
+    training = pd.concat([pd.read_csv(p) for p in args.train_logs], ignore_index=True)
+    run_info = pd.DataFrame([runs.read_json(p) for p in args.runs])
+    out = Path(args.out_dir)
+    for name, table in (("metrics", metrics), ("training", training)):
+        with atomic_path(out / f"{name}.csv") as tmp:
+            table.to_csv(tmp, index=False)
+    with atomic_path(out / "runs.json") as tmp:
+        tmp.write_text(run_info.to_json(orient="records", indent=2))
+    print(f"{len(metrics)} metric rows from {len(args.metrics)} checkpoints of "
+          f"{len(args.runs)} runs", flush=True)
+
+
+def cmd_figure(args: argparse.Namespace) -> None:
+    from nclayers import plots
+
+    if args.name not in plots.FIGURES:
+        raise SystemExit(f"unknown figure {args.name!r}; known: {', '.join(plots.FIGURES)}")
+    figure = plots.FIGURES[args.name]
+    fig = figure(pd.read_csv(args.metrics), pd.read_csv(args.training),
+                 collapse_eps=args.collapse_eps)
+    with atomic_path(args.out) as tmp:
+        fig.savefig(tmp, format=Path(args.out).suffix[1:], bbox_inches="tight")
+    print(f"wrote {args.out}", flush=True)
+
+
+def cmd_tables(args: argparse.Namespace) -> None:
+    from nclayers import tables
+
+    written = tables.write_all(pd.read_csv(args.metrics), pd.read_csv(args.training),
+                               runs.read_json(args.runs), Path(args.out_dir),
+                               collapse_eps=args.collapse_eps)
+    print("wrote " + ", ".join(map(str, written)), flush=True)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from nclayers.report import build_pdf
+
+    build_pdf(Path(args.tex), Path(args.results), Path(args.out))
+    print(f"wrote {args.out}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="nclayers", description=__doc__)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for torch (the rule's `threads`)")
+    sub = parser.add_subparsers(dest="step", required=True)
+
+    p = sub.add_parser("train", help="train one run, saving checkpoints and its log")
+    p.add_argument("--spec", required=True, help="the run's spec as JSON")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("measure", help="NC metrics of every tapped layer of one checkpoint")
+    p.add_argument("--run-json", required=True)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_measure)
+
+    p = sub.add_parser("aggregate", help="collect all measurements into tidy tables")
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--train-logs", nargs="+", required=True)
+    p.add_argument("--runs", nargs="+", required=True, help="the runs' run.json files")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("figure", help="draw one figure from the tidy tables")
+    p.add_argument("name")
+    p.add_argument("--metrics", required=True)
+    p.add_argument("--training", required=True)
+    p.add_argument("--collapse-eps", type=float, default=0.2)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_figure)
+
+    p = sub.add_parser("tables", help="LaTeX tables and macros for the report")
+    p.add_argument("--metrics", required=True)
+    p.add_argument("--training", required=True)
+    p.add_argument("--runs", required=True, help="runs.json written by aggregate")
+    p.add_argument("--collapse-eps", type=float, default=0.2)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("report", help="build the LaTeX report with latexmk")
+    p.add_argument("--tex", required=True)
+    p.add_argument("--results", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_report)
+
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, args.threads))
+    args.func(args)

@@ -1,0 +1,179 @@
+"""Streaming neural-collapse statistics of one layer.
+
+Two passes over the data, in the style of torchmetrics (``update`` per batch, ``compute`` at the
+end), everything accumulated in float64 and memory O(p·C):
+
+1. :class:`ClassMeans` (train split): per-class sums and counts → class means, and from them a
+   :class:`MeanGeometry`: the centred means M and an orthonormal basis U of range(M).
+2. :class:`SplitStats` (train or test split, means always from train): within-class squared
+   distances per class, the squared projections of the centred features on U, and nearest-class-
+   mean (NCC) predictions. Tr(Σ_W Σ_B⁺) is exact in the subspace range(M) = range(Σ_B), so no
+   p × p matrix is ever formed.
+
+Definitions (DESIGN.md): Σ_W = 1/N Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ, Σ_B = 1/C Σ_c (μ_c − μ_G)
+(μ_c − μ_G)ᵀ with μ_G the unweighted mean of the class means. :mod:`nclayers.metrics_dense` holds
+the slow p × p reference that the tests hold this module to.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+# Eigenvalues of Σ_B below RANK_RTOL · λ_max count as zero in its pseudo-inverse. M always has a
+# null direction (its columns sum to zero), whose singular value is round-off (~1e-16 relative);
+# 1e-10 on eigenvalues (1e-5 on singular values of M) separates it from any real direction.
+RANK_RTOL = 1e-10
+
+# Metrics of the class means alone: they depend on the train split only.
+MEAN_METRICS = ("tr_sigma_b", "nc2_equinorm", "nc2_equiangle", "nc2_maxangle")
+SPLIT_METRICS = (
+    "nc1", "nc1_ratio", "tr_sigma_w", "tr_sigma_t", "cdnv", "ncc_accuracy", "nc4_mismatch",
+)
+
+
+def _flat64(h: Tensor) -> Tensor:
+    return h.reshape(h.shape[0], math.prod(h.shape[1:])).to(torch.float64)  # also for 0 rows
+
+
+def _check_labels(y: Tensor, num_classes: int) -> None:
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(
+            f"labels must lie in [0, {num_classes - 1}], got range "
+            f"[{int(y.min())}, {int(y.max())}]"
+        )
+
+
+class ClassMeans:
+    """Pass 1: per-class feature sums and counts."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.sums: Tensor | None = None
+        self.counts = torch.zeros(num_classes, dtype=torch.float64)
+
+    def update(self, h: Tensor, y: Tensor) -> None:
+        h = _flat64(h)
+        y = y.to(h.device, torch.long)
+        _check_labels(y, self.num_classes)
+        if self.sums is None:
+            self.sums = torch.zeros(self.num_classes, h.shape[1], dtype=torch.float64,
+                                    device=h.device)
+            self.counts = self.counts.to(h.device)
+        self.sums.index_add_(0, y, h)
+        self.counts += torch.bincount(y, minlength=self.num_classes).to(torch.float64)
+
+    def compute(self) -> MeanGeometry:
+        if self.sums is None:
+            raise ValueError("ClassMeans.compute() called before any update()")
+        empty = (self.counts == 0).nonzero().flatten().tolist()
+        if empty:
+            raise ValueError(f"classes {empty} have no training samples; class means need all "
+                             f"{self.num_classes} classes in the train split")
+        return MeanGeometry.from_means(self.sums / self.counts[:, None])
+
+
+@dataclass(frozen=True)
+class MeanGeometry:
+    """Everything derived from the train class means μ_c (C × p)."""
+
+    means: Tensor  # (C, p)
+    centred: Tensor  # (C, p): rows μ_c − μ_G, i.e. Mᵀ
+    basis: Tensor  # (p, r): orthonormal basis of range(M), r = rank(Σ_B)
+    inv_sq_singular: Tensor  # (r,): 1/s_k² for the kept singular values s_k of M
+
+    @classmethod
+    def from_means(cls, means: Tensor) -> MeanGeometry:
+        centred = means - means.mean(dim=0, keepdim=True)
+        # Thin SVD of M (p × C): O(p·C²), the only decomposition the streaming path needs.
+        u, s, _ = torch.linalg.svd(centred.T, full_matrices=False)
+        keep = s**2 > RANK_RTOL * float(s.max()) ** 2 if float(s.max()) > 0 else s < 0  # none
+        return cls(means, centred, u[:, keep].contiguous(), 1.0 / s[keep] ** 2)
+
+    @property
+    def num_classes(self) -> int:
+        return self.means.shape[0]
+
+    def nearest_mean(self, h64: Tensor) -> Tensor:
+        """Index of the nearest class mean (Euclidean) for each row of ``h64``."""
+        # ‖h − μ_c‖² = ‖h − μ_G‖² − 2 (h − μ_G)·(μ_c − μ_G) + ‖μ_c − μ_G‖²; the first term does
+        # not change the argmin. Centring on μ_G first avoids cancellation under a large offset.
+        shifted = h64 - (self.means[0] - self.centred[0])
+        dist = (self.centred**2).sum(dim=1) - 2.0 * shifted @ self.centred.T
+        return dist.argmin(dim=1)
+
+    def mean_metrics(self) -> dict[str, float]:
+        C = self.num_classes
+        norms = self.centred.norm(dim=1)
+        unit = self.centred / norms[:, None]
+        cos = unit @ unit.T
+        off = cos[~torch.eye(C, dtype=torch.bool, device=cos.device)]
+        return {
+            "tr_sigma_b": float((norms**2).mean()),
+            "nc2_equinorm": float(norms.std(correction=0) / norms.mean()),
+            "nc2_equiangle": float(off.std(correction=0)),
+            "nc2_maxangle": float((off + 1.0 / (C - 1)).abs().mean()),
+        }
+
+
+class SplitStats:
+    """Pass 2 over one split: centred statistics given the train :class:`MeanGeometry`."""
+
+    def __init__(self, geometry: MeanGeometry) -> None:
+        self.geometry = geometry
+        C, dev = geometry.num_classes, geometry.means.device
+        self.counts = torch.zeros(C, dtype=torch.float64, device=dev)
+        self.within_sq = torch.zeros(C, dtype=torch.float64, device=dev)  # Σ_{i∈c} ‖h_i − μ_c‖²
+        self.proj_sq = torch.zeros(geometry.basis.shape[1], dtype=torch.float64, device=dev)
+        self.ncc_correct = 0
+        self.mismatch = 0
+
+    def update(self, h: Tensor, y: Tensor, net_pred: Tensor | None = None) -> None:
+        g = self.geometry
+        h = _flat64(h)
+        y = y.to(h.device, torch.long)
+        _check_labels(y, g.num_classes)
+        centred = h - g.means[y]
+        self.within_sq.index_add_(0, y, (centred**2).sum(dim=1))
+        self.counts += torch.bincount(y, minlength=g.num_classes).to(torch.float64)
+        self.proj_sq += ((centred @ g.basis) ** 2).sum(dim=0)
+        ncc = g.nearest_mean(h)
+        self.ncc_correct += int((ncc == y).sum())
+        if net_pred is not None:
+            self.mismatch += int((ncc != net_pred.to(h.device)).sum())
+
+    def compute(self) -> dict[str, float]:
+        g = self.geometry
+        n = float(self.counts.sum())
+        if n == 0:
+            raise ValueError("SplitStats.compute() called before any update()")
+        tr_w = float(self.within_sq.sum()) / n
+        tr_b = float((g.centred**2).sum(dim=1).mean())
+        return {
+            # Tr(Σ_W Σ_B⁺)/C with Σ_B⁺ = C·U diag(1/s²) Uᵀ: the C's cancel.
+            "nc1": float((self.proj_sq * g.inv_sq_singular).sum()) / n
+            if g.basis.shape[1] else float("nan"),  # Σ_B = 0: no class separation to compare to
+            "nc1_ratio": tr_w / (tr_w + tr_b) if tr_w + tr_b > 0 else float("nan"),
+            "tr_sigma_w": tr_w,
+            "tr_sigma_t": tr_w + tr_b,
+            "cdnv": self._cdnv(),
+            "ncc_accuracy": self.ncc_correct / n,
+            "nc4_mismatch": self.mismatch / n,
+        }
+
+    def _cdnv(self) -> float:
+        """avg over c ≠ c' of (Var_c + Var_c') / (2‖μ_c − μ_c'‖²), over classes present here."""
+        present = self.counts > 0
+        var = self.within_sq[present] / self.counts[present]
+        means = self.geometry.means[present]
+        k = var.numel()
+        if k < 2:
+            return float("nan")
+        # Row by row rather than the Gram trick: exact for close means, memory O(C·p).
+        dist_sq = torch.stack([((means - m) ** 2).sum(dim=1) for m in means])
+        ratio = (var[:, None] + var[None, :]) / (2.0 * dist_sq)
+        off = ~torch.eye(k, dtype=torch.bool, device=ratio.device)
+        return float(ratio[off].mean())

@@ -1,0 +1,16 @@
+rule figure:
+    input:
+        metrics=rules.aggregate.output.metrics,
+        training=rules.aggregate.output.training,
+    output:
+        f"{RESULTS}/figures/{{name}}.pdf",
+    params:
+        collapse_eps=config["report"]["collapse_eps"],
+    log:
+        f"{RESULTS}/logs/figures/{{name}}.log",
+    conda:
+        "../../envs/nclayers.yaml"
+    shell:
+        "python -m nclayers figure {wildcards.name} --metrics {input.metrics}"
+        " --training {input.training} --collapse-eps {params.collapse_eps}"
+        " --out {output} > {log} 2>&1"

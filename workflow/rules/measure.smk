@@ -1,0 +1,20 @@
+rule measure:
+    input:
+        checkpoint=f"{RESULTS}/runs/{{run}}/checkpoints/epoch{{epoch}}.pt",
+        info=f"{RESULTS}/runs/{{run}}/run.json",
+    output:
+        f"{RESULTS}/runs/{{run}}/metrics/epoch{{epoch}}.csv",
+    params:
+        batch_size=config["measure"]["batch_size"],
+    log:
+        f"{RESULTS}/logs/measure/{{run}}/epoch{{epoch}}.log",
+    conda:
+        "../../envs/nclayers.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python -m nclayers --threads {threads} measure --run-json {input.info}"
+        " --checkpoint {input.checkpoint} --batch-size {params.batch_size}"
+        " --out {output} > {log} 2>&1"

@@ -1,0 +1,39 @@
+rule tables:
+    input:
+        metrics=rules.aggregate.output.metrics,
+        training=rules.aggregate.output.training,
+        runs=rules.aggregate.output.runs,
+    output:
+        setup=f"{RESULTS}/tables/setup.tex",
+        last_layer=f"{RESULTS}/tables/last_layer.tex",
+        by_layer=f"{RESULTS}/tables/by_layer.tex",
+        macros=f"{RESULTS}/tables/macros.tex",
+    params:
+        collapse_eps=config["report"]["collapse_eps"],
+        out_dir=subpath(output.setup, parent=True),
+    log:
+        f"{RESULTS}/logs/tables.log",
+    conda:
+        "../../envs/nclayers.yaml"
+    shell:
+        "python -m nclayers tables --metrics {input.metrics} --training {input.training}"
+        " --runs {input.runs} --collapse-eps {params.collapse_eps}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule report:
+    input:
+        tex=f"{workflow.basedir}/paper/report.tex",
+        tables=rules.tables.output,
+        figures=expand(f"{RESULTS}/figures/{{name}}.pdf", name=FIGURES),
+    output:
+        f"{RESULTS}/report.pdf",
+    params:
+        results=subpath(output[0], parent=True),
+    log:
+        f"{RESULTS}/logs/report.log",
+    conda:
+        "../../envs/nclayers.yaml"
+    shell:
+        "python -m nclayers report --tex {input.tex} --results {params.results}"
+        " --out {output} > {log} 2>&1"

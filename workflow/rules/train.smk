@@ -1,0 +1,23 @@
+rule train:
+    output:
+        checkpoints=expand(
+            f"{RESULTS}/runs/{{run}}/checkpoints/epoch{{epoch}}.pt",
+            epoch=EPOCHS,
+            allow_missing=True,
+        ),
+        train_log=f"{RESULTS}/runs/{{run}}/train_log.csv",
+        info=f"{RESULTS}/runs/{{run}}/run.json",
+    params:
+        spec=run_spec,
+        out_dir=subpath(output.info, parent=True),
+    log:
+        f"{RESULTS}/logs/train/{{run}}.log",
+    conda:
+        "../../envs/nclayers.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "python -m nclayers --threads {threads} train --spec {params.spec:q}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
