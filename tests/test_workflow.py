@@ -108,3 +108,32 @@ def test_lint_is_clean():
     proc = snakemake(ROOT, "--lint")
     assert "Congratulations" in proc.stdout + proc.stderr
     assert "Lints for" not in proc.stdout + proc.stderr
+
+
+def test_sweep_with_a_diverged_setting_still_reaches_the_report(tmp_path):
+    """A learning-rate sweep where one setting diverges: the DAG goes on, the best setting is
+    selected, and the report's run table says which run diverged."""
+    config = tiny_config()
+    config["architectures"]["mlp6"]["batchnorm"] = False
+    config["train"]["lr"] = [0.01, 1.0e4]
+    snakemake(tmp_path, "--cores", "2", "--configfile", str(write_config(tmp_path, config)))
+    results = tmp_path / "results" / "tiny"
+    runs = pd.read_csv(results / "tables" / "runs.csv").set_index("run")
+    assert bool(runs.loc["digits-mlp6-lr10000-s0", "diverged"])
+    assert list(runs.index[runs["selected"]]) == ["digits-mlp6-lr0.01-s0"]
+    metrics = pd.read_csv(results / "tables" / "metrics.csv")
+    diverged = metrics[metrics["run"] == "digits-mlp6-lr10000-s0"]
+    assert set(diverged["epoch"]) == {0}  # measured at initialisation, nothing after
+    assert set(metrics[metrics["run"] == "digits-mlp6-lr0.01-s0"]["epoch"]) == {0, 3}
+    assert "diverged (epoch" in (results / "tables" / "runs.tex").read_text()
+    assert (results / "report.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_missing_dataset_files_stop_the_dry_run(tmp_path):
+    config = tiny_config(datasets={"mnist": {}}, data={"root": str(tmp_path / "nowhere"),
+                                                       "download": False})
+    proc = snakemake(tmp_path, "-n", "--configfile", str(write_config(tmp_path, config)),
+                     check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Job stats" not in output
+    assert "datasets.mnist" in output and str(tmp_path / "nowhere") in output

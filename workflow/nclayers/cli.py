@@ -13,47 +13,15 @@ import torch
 from nclayers import runs
 from nclayers.io import atomic_path
 
-RUN_COLUMNS = ["run", "dataset", "arch", "seed"]
-
-
-def _run_columns(spec: dict) -> dict:
-    return {"run": spec["run"], "dataset": spec["dataset"]["label"],
-            "arch": spec["arch"]["label"], "seed": spec["seed"]}
+TIDY_COLUMNS = ["run", "dataset", "arch", "seed", "epoch", "layer", "layer_index", "split",
+                "metric", "value"]
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from nclayers.train import fit
-
-    spec = json.loads(args.spec)
-    out = Path(args.out_dir)
-    device = runs.resolve_device(spec["device"])
-    print(f"run {spec['run']} on {device}", flush=True)
-    splits = runs.load_data(spec, device)
-    model = runs.build_model(spec, splits).to(device)
-
-    def save(epoch: int, model: torch.nn.Module) -> None:
-        with atomic_path(runs.checkpoint_path(out, epoch)) as tmp:
-            torch.save({"epoch": epoch, "model": model.state_dict()}, tmp)
-
-    start = time.perf_counter()
-    log = fit(model, splits, runs.recipe(spec), seed=spec["seed"],
-              checkpoints=spec["train"]["checkpoints"], on_checkpoint=save)
-    seconds = time.perf_counter() - start
-    last = log[-1]
-    if last["diverged"]:
-        raise SystemExit(f"run {spec['run']} diverged (non-finite loss) at epoch "
-                         f"{last['epoch']}; lower train.lr")
-    with atomic_path(out / "train_log.csv") as tmp:
-        pd.DataFrame(log).assign(**_run_columns(spec)).to_csv(tmp, index=False)
-    info = {**spec, "device_used": str(device), "train_seconds": round(seconds, 2),
-            "n_train": len(splits.y_train), "n_test": len(splits.y_test),
-            "num_classes": splits.num_classes,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "final_train_acc": last["train_acc"], "final_test_acc": last["test_acc"]}
-    with atomic_path(out / "run.json") as tmp:
-        tmp.write_text(json.dumps(info, indent=2))
-    print(f"done in {seconds:.1f} s: train acc {last['train_acc']:.4f}, "
-          f"test acc {last['test_acc']:.4f}", flush=True)
+    info = runs.train_run(json.loads(args.spec), Path(args.out_dir))
+    print(f"done in {info['train_seconds']:.1f} s: train acc {info['final_train_acc']:.4f}, "
+          f"test acc {info['final_test_acc']:.4f}" + (" (diverged)" if info["diverged"] else ""),
+          flush=True)
 
 
 def cmd_measure(args: argparse.Namespace) -> None:
@@ -65,12 +33,18 @@ def cmd_measure(args: argparse.Namespace) -> None:
     splits = runs.load_data(spec, device)
     model = runs.build_model(spec, splits).to(device)
     state = torch.load(args.checkpoint, map_location=device, weights_only=True)
+    if state.get("diverged"):
+        # Nothing to measure: an empty table keeps the DAG going; the run's record says why.
+        with atomic_path(args.out) as tmp:
+            pd.DataFrame(columns=TIDY_COLUMNS).to_csv(tmp, index=False)
+        print(f"{spec['run']} diverged before epoch {state['epoch']}: no metrics", flush=True)
+        return
     model.load_state_dict(state["model"])
     start = time.perf_counter()
     table = measure(model, Batches(splits.x_train, splits.y_train, args.batch_size),
                     Batches(splits.x_test, splits.y_test, args.batch_size), progress=True)
     table.insert(0, "epoch", state["epoch"])
-    for i, (key, value) in enumerate(_run_columns(spec).items()):
+    for i, (key, value) in enumerate(runs.run_columns(spec).items()):
         table.insert(i, key, value)
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False)
@@ -82,15 +56,30 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     metrics = pd.concat([pd.read_csv(p) for p in args.metrics], ignore_index=True)
     metrics = metrics.sort_values(["run", "epoch", "split", "layer_index", "metric"])
     training = pd.concat([pd.read_csv(p) for p in args.train_logs], ignore_index=True)
-    run_info = pd.DataFrame([runs.read_json(p) for p in args.runs])
     out = Path(args.out_dir)
     for name, table in (("metrics", metrics), ("training", training)):
         with atomic_path(out / f"{name}.csv") as tmp:
             table.to_csv(tmp, index=False)
-    with atomic_path(out / "runs.json") as tmp:
-        tmp.write_text(run_info.to_json(orient="records", indent=2))
     print(f"{len(metrics)} metric rows from {len(args.metrics)} checkpoints of "
-          f"{len(args.runs)} runs", flush=True)
+          f"{len(args.train_logs)} runs", flush=True)
+
+
+def cmd_select(args: argparse.Namespace) -> None:
+    from nclayers.sweeps import runs_table, select_best
+
+    table = select_best(runs_table([runs.read_json(p) for p in args.runs]))
+    with atomic_path(args.out) as tmp:
+        table.to_csv(tmp, index=False)
+    print(f"selected {int(table['selected'].sum())} of {len(table)} runs; "
+          f"{int(table['diverged'].sum())} diverged", flush=True)
+
+
+def _selected(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(metrics, training, runs) restricted to the selected runs, for figures and tables."""
+    table = pd.read_csv(args.runs)
+    chosen = set(table.loc[table["selected"], "run"])
+    metrics, training = pd.read_csv(args.metrics), pd.read_csv(args.training)
+    return metrics[metrics["run"].isin(chosen)], training[training["run"].isin(chosen)], table
 
 
 def cmd_figure(args: argparse.Namespace) -> None:
@@ -99,8 +88,8 @@ def cmd_figure(args: argparse.Namespace) -> None:
     if args.name not in plots.FIGURES:
         raise SystemExit(f"unknown figure {args.name!r}; known: {', '.join(plots.FIGURES)}")
     figure = plots.FIGURES[args.name]
-    fig = figure(pd.read_csv(args.metrics), pd.read_csv(args.training),
-                 collapse_eps=args.collapse_eps)
+    metrics, training, _ = _selected(args)
+    fig = figure(metrics, training, collapse_eps=args.collapse_eps)
     with atomic_path(args.out) as tmp:
         fig.savefig(tmp, format=Path(args.out).suffix[1:], bbox_inches="tight")
     print(f"wrote {args.out}", flush=True)
@@ -109,8 +98,9 @@ def cmd_figure(args: argparse.Namespace) -> None:
 def cmd_tables(args: argparse.Namespace) -> None:
     from nclayers import tables
 
-    written = tables.write_all(pd.read_csv(args.metrics), pd.read_csv(args.training),
-                               runs.read_json(args.runs), Path(args.out_dir),
+    metrics, training, run_table = _selected(args)
+    infos = [runs.read_json(p) for p in args.infos]
+    written = tables.write_all(metrics, training, run_table, infos, Path(args.out_dir),
                                collapse_eps=args.collapse_eps)
     print("wrote " + ", ".join(map(str, written)), flush=True)
 
@@ -143,14 +133,19 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("aggregate", help="collect all measurements into tidy tables")
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--train-logs", nargs="+", required=True)
-    p.add_argument("--runs", nargs="+", required=True, help="the runs' run.json files")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("select", help="the table of runs, marking the best of each sweep")
+    p.add_argument("--runs", nargs="+", required=True, help="the runs' run.json files")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_select)
 
     p = sub.add_parser("figure", help="draw one figure from the tidy tables")
     p.add_argument("name")
     p.add_argument("--metrics", required=True)
     p.add_argument("--training", required=True)
+    p.add_argument("--runs", required=True, help="runs.csv written by select")
     p.add_argument("--collapse-eps", type=float, default=0.2)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_figure)
@@ -158,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("tables", help="LaTeX tables and macros for the report")
     p.add_argument("--metrics", required=True)
     p.add_argument("--training", required=True)
-    p.add_argument("--runs", required=True, help="runs.json written by aggregate")
+    p.add_argument("--runs", required=True, help="runs.csv written by select")
+    p.add_argument("--infos", nargs="+", required=True, help="the runs' run.json files")
     p.add_argument("--collapse-eps", type=float, default=0.2)
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_tables)

@@ -2,16 +2,37 @@
 
 Keeping whole (small) datasets as tensors and slicing batches by index is much faster than a
 ``DataLoader`` for the models here (see benchmarks/), and makes shuffling exactly reproducible.
+
+``load(name, root=..., download=..., seed=..., **options)`` reads a dataset's raw splits (the
+registry entry), then applies the options every dataset takes (:class:`Preparation`). The
+image datasets are read by the real torchvision classes from files under ``root`` and converted
+from their arrays in one go (never image by image through PIL).
 """
 
 from __future__ import annotations
 
+import inspect
+import math
+import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+
+# Where the torchvision datasets live when no root is given (relative to the working directory).
+DEFAULT_ROOT = "data"
+_FIX = "set data.download: true on a machine with internet, or copy the files there"
+_FIX_CORRUPT = ("delete and download them again (data.download: true, on a machine with "
+                "internet), or copy the original files there")
+
+
+class DatasetUnavailable(FileNotFoundError):
+    """A dataset's files are missing, truncated or corrupt; the message names them and the fix."""
 
 
 @dataclass(frozen=True)
@@ -34,40 +55,322 @@ class Splits:
                       self.x_test.to(device), self.y_test.to(device), self.num_classes)
 
 
-def load_digits(test_fraction: float = 0.3) -> Splits:
+# --- options every dataset takes ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Preparation:
+    """The generic dataset options, applied in this order to the raw splits:
+
+    1. ``per_class`` / ``test_per_class``: a class-balanced subset of n samples per class
+       (parker2023), drawn with a fixed generator: every seed and run sees the same subset;
+    2. pixels to float32 (uint8 images to [0, 1]);
+    3. ``label_noise``: that share of the *train* labels, exactly round(share·N), replaced by
+       a uniformly random different class (galanti2022), drawn from the run's seed;
+    4. ``resize``: bilinear resize to resize×resize (e.g. MNIST 28→32 for VGG/ResNet);
+    5. ``normalize``: per-channel mean/std standardisation with train-split statistics.
+    """
+
+    per_class: int | None = None
+    test_per_class: int | None = None
+    label_noise: float = 0.0
+    normalize: bool = True
+    resize: int | None = None
+
+    def __post_init__(self) -> None:
+        # Checked before any file is read, so a bad option fails fast.
+        for key in ("per_class", "test_per_class", "resize"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"dataset option {key} must be a positive integer or null, "
+                                 f"got {value!r}")
+        if not 0 <= self.label_noise < 1:
+            raise ValueError(f"dataset option label_noise must lie in [0, 1), "
+                             f"got {self.label_noise!r}")
+
+    def apply(self, raw: Splits, seed: int) -> Splits:
+        c = raw.num_classes
+        x_tr, y_tr = _balanced(raw.name, raw.x_train, raw.y_train, c, self.per_class, "per_class")
+        x_te, y_te = _balanced(raw.name, raw.x_test, raw.y_test, c, self.test_per_class,
+                               "test_per_class")
+        x_tr, x_te = _to_float(x_tr), _to_float(x_te)
+        y_tr = _noisy(y_tr, self.label_noise, c, seed)
+        if self.resize is not None:
+            x_tr, x_te = _resize(raw.name, x_tr, self.resize), _resize(raw.name, x_te, self.resize)
+        if self.normalize:
+            x_tr, x_te = _standardised(x_tr, x_te)
+        return Splits(raw.name, x_tr, y_tr, x_te, y_te, c)
+
+
+def _balanced(name: str, x: Tensor, y: Tensor, num_classes: int, n: int | None,
+              option: str) -> tuple[Tensor, Tensor]:
+    if n is None:
+        return x, y
+    # A generator of its own, not the run's: the subset is part of the dataset's definition.
+    generator = torch.Generator().manual_seed(0)
+    keep = []
+    for c in range(num_classes):
+        idx = torch.nonzero(y == c).flatten()
+        if len(idx) < n:
+            raise ValueError(f"dataset {name!r}: {option} = {n}, but class {c} has only "
+                             f"{len(idx)} samples in that split; lower {option}")
+        keep.append(idx[torch.randperm(len(idx), generator=generator)[:n]])
+    order = torch.cat(keep).sort().values  # keep the file's order within the subset
+    return x[order], y[order]
+
+
+def _to_float(x: Tensor) -> Tensor:
+    if x.dtype == torch.uint8:
+        return x.to(torch.float32).div_(255)
+    return x.to(torch.float32)
+
+
+def _noisy(y: Tensor, share: float, num_classes: int, seed: int) -> Tensor:
+    k = round(share * len(y))
+    if k == 0:
+        return y
+    generator = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(y), generator=generator)[:k]
+    # An offset in 1..C-1 modulo C: uniform over the *other* classes, so exactly k labels change.
+    offset = torch.randint(1, num_classes, (k,), generator=generator)
+    y = y.clone()
+    y[idx] = (y[idx] + offset) % num_classes
+    return y
+
+
+def _resize(name: str, x: Tensor, size: int) -> Tensor:
+    # Bilinear on the in-memory tensors, antialias off (F.interpolate's default): exact for
+    # the intended upsampling (28→32); a large downsampling (STL10 96→32) would alias.
+    if x.ndim != 4:
+        raise ValueError(f"dataset {name!r}: resize needs images (N, C, H, W), "
+                         f"got shape {tuple(x.shape)}")
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=False)
+
+
+def _standardised(x_train: Tensor, x_test: Tensor) -> tuple[Tensor, Tensor]:
+    dims = [d for d in range(x_train.ndim) if d != 1]  # all but the channel (feature) axis
+    std, mean = torch.std_mean(x_train, dim=dims, keepdim=True)
+    std = torch.where(std > 0, std, torch.ones_like(std))  # a constant channel stays finite
+    # In place: the float tensors are ours, and a copy of CIFAR's would cost 600 MB.
+    return x_train.sub_(mean).div_(std), x_test.sub_(mean).div_(std)
+
+
+# --- readers of raw splits --------------------------------------------------------------------
+# A reader is called as reader(root, download, **dataset-specific options) and returns the raw
+# splits: images as uint8 (or float) N×C×H×W tensors, labels as int64.
+
+def load_digits(root: Path | None = None, download: bool = False, *,
+                test_fraction: float = 0.3) -> Splits:
     """scikit-learn's bundled 8×8 digits (1,797 images, 10 classes): offline, seconds to train.
 
     The train/test split is part of the dataset's definition, fixed and stratified, independent
-    of the run's seed. Pixels are standardised with the train split's statistics.
+    of the run's seed. Pixels (0…16) are scaled to [0, 1].
     """
     from sklearn.datasets import load_digits as sk_digits
     from sklearn.model_selection import train_test_split
 
     x, y = sk_digits(return_X_y=True)
     x_tr, x_te, y_tr, y_te = train_test_split(
-        x.astype(np.float32), y, test_size=test_fraction, stratify=y, random_state=0
+        (x / 16).astype(np.float32), y, test_size=test_fraction, stratify=y, random_state=0
     )
-    mean, std = x_tr.mean(axis=0), x_tr.std()
-    x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
-    return Splits(
-        "digits",
-        torch.from_numpy(x_tr.reshape(-1, 1, 8, 8)),
-        torch.from_numpy(y_tr).long(),
-        torch.from_numpy(x_te.reshape(-1, 1, 8, 8)),
-        torch.from_numpy(y_te).long(),
-        num_classes=10,
-    )
+    return Splits("digits", torch.from_numpy(x_tr.reshape(-1, 1, 8, 8)),
+                  torch.from_numpy(y_tr).long(), torch.from_numpy(x_te.reshape(-1, 1, 8, 8)),
+                  torch.from_numpy(y_te).long(), num_classes=10)
+
+
+def load_synthetic(root: Path | None = None, download: bool = False, *, num_classes: int = 4,
+                   dim: int = 32, n_train: int = 400, n_test: int = 200,
+                   separation: float = 4.0) -> Splits:
+    """A Gaussian mixture for tests: vectors (N, dim), class c's mean at distance
+    ``separation`` from the origin in a random direction, unit-variance noise, labels i mod C.
+
+    Drawn with a fixed generator: the data are part of the dataset's definition, not the seed's.
+    """
+    if num_classes < 2 or min(dim, n_train, n_test) < 1:
+        raise ValueError("dataset 'synthetic' needs num_classes ≥ 2 and dim, n_train, n_test ≥ 1")
+    generator = torch.Generator().manual_seed(0)
+    means = torch.randn(num_classes, dim, generator=generator)
+    means *= separation / means.norm(dim=1, keepdim=True)
+
+    def sample(n: int) -> tuple[Tensor, Tensor]:
+        y = torch.arange(n) % num_classes
+        return means[y] + torch.randn(n, dim, generator=generator), y
+
+    (x_tr, y_tr), (x_te, y_te) = sample(n_train), sample(n_test)
+    return Splits("synthetic", x_tr, y_tr, x_te, y_te, num_classes)
+
+
+@dataclass(frozen=True)
+class TorchvisionDataset:
+    """A dataset read by its torchvision class from files under the data root."""
+
+    name: str       # registry name
+    cls_name: str   # class in torchvision.datasets
+    num_classes: int = 10
+
+    @property
+    def cls(self) -> Any:
+        import torchvision.datasets  # lazily: 1 s of import that digits runs do not need
+
+        return getattr(torchvision.datasets, self.cls_name)
+
+    def files(self) -> list[tuple[str, str | None]]:
+        """(path under the root, md5 or None) of every file the torchvision class insists on,
+        from the class's own attributes (so they always agree with what it checks)."""
+        cls = self.cls
+        if hasattr(cls, "resources"):  # MNIST family: decompressed IDX files, no checksum
+            return [(f"{cls.__name__}/raw/{f.removesuffix('.gz')}", None)
+                    for f, _ in cls.resources]
+        if hasattr(cls, "split_list"):  # SVHN: .mat files straight in the root
+            return [(cls.split_list[s][1], cls.split_list[s][2]) for s in ("train", "test")]
+        listed = [*cls.train_list, *cls.test_list]  # STL10's include unlabeled_X.bin (2.6 GB)
+        if hasattr(cls, "meta"):  # CIFAR
+            listed.append([cls.meta["filename"], cls.meta["md5"]])
+        return [(f"{cls.base_folder}/{f}", md5) for f, md5 in listed]
+
+    def source(self) -> str:
+        cls = self.cls
+        if hasattr(cls, "resources"):
+            return f"the {', '.join(f for f, _ in cls.resources)} of {cls.mirrors[0]}, gunzipped"
+        if hasattr(cls, "split_list"):
+            return " and ".join(cls.split_list[s][0] for s in ("train", "test"))
+        return f"{cls.url}, extracted"
+
+    def __call__(self, root: Path, download: bool) -> Splits:
+        for rel, _ in self.files():  # torchvision reads a truncated IDX label file silently
+            if rel.endswith("ubyte") and (root / rel).is_file():
+                _check_idx(self.name, root / rel)
+        try:
+            splits = [self._arrays(self.cls(str(root), download=download, **self._split(train)))
+                      for train in (True, False)]
+        except Exception as err:  # torchvision, pickle, numpy and scipy.io all raise their own
+            raise self._unreadable(root, download, err) from err
+        for (x, y), split in zip(splits, ("train", "test"), strict=True):
+            labels_ok = len(y) > 0 and 0 <= int(y.min()) <= int(y.max()) < self.num_classes
+            if len(x) != len(y) or not labels_ok:
+                raise DatasetUnavailable(f"dataset {self.name!r}: the {split} files in {root} "
+                                         f"hold {len(x)} images for {len(y)} labels, or labels "
+                                         f"outside 0..{self.num_classes - 1}: corrupt; "
+                                         f"{_FIX_CORRUPT}")
+        (x_tr, y_tr), (x_te, y_te) = splits
+        return Splits(self.name, x_tr, y_tr, x_te, y_te, self.num_classes)
+
+    def _split(self, train: bool) -> dict[str, Any]:
+        # MNIST and CIFAR take train=...; SVHN and STL10 split=... (STL10: labelled splits only).
+        if "split" in inspect.signature(self.cls).parameters:
+            return {"split": "train" if train else "test"}
+        return {"train": train}
+
+    @staticmethod
+    def _arrays(ds: Any) -> tuple[Tensor, Tensor]:
+        x = torch.as_tensor(ds.data)
+        if x.ndim == 3:  # MNIST family: N×H×W grayscale
+            x = x.unsqueeze(1)
+        elif hasattr(ds, "meta"):  # CIFAR stores N×H×W×C; SVHN and STL10 are N×C×H×W already
+            x = x.permute(0, 3, 1, 2)
+        labels = ds.targets if hasattr(ds, "targets") else ds.labels
+        return x.contiguous(), torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+
+    def _unreadable(self, root: Path, download: bool, err: Exception) -> DatasetUnavailable:
+        from torchvision.datasets.utils import check_integrity
+
+        paths = [(root / rel, md5) for rel, md5 in self.files()]
+        bad = [str(p) for p, md5 in paths if md5 and p.is_file() and not check_integrity(p, md5)]
+        if bad:
+            return DatasetUnavailable(f"dataset {self.name!r}: {', '.join(bad)}: md5 mismatch, "
+                                      f"corrupt or not the original files; {_FIX_CORRUPT} "
+                                      f"(from {self.source()})")
+        fix = ("check that this machine reaches the internet, or copy the files there"
+               if download else _FIX_CORRUPT)
+        return DatasetUnavailable(f"dataset {self.name!r}: cannot read or fetch "
+                                  f"{', '.join(str(p) for p, _ in paths)}: "
+                                  f"{type(err).__name__}: {err}; {fix} (from {self.source()})")
+
+
+def _check_idx(name: str, path: Path) -> None:
+    """Raise unless an IDX file (magic 0 0 8 ndim, then ndim big-endian sizes, then uint8
+    values) is exactly as long as its header says."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(16)
+    ndim = head[3] if len(head) >= 4 and head[:3] == b"\0\0\x08" else 0
+    if 1 <= ndim <= 3 and len(head) >= 4 + 4 * ndim:
+        expected = 4 + 4 * ndim + math.prod(struct.unpack(f">{ndim}I", head[4:4 + 4 * ndim]))
+        if expected == size:
+            return
+        problem = f"truncated or corrupt: its header promises {expected} bytes, it has {size}"
+    else:
+        problem = "not an IDX ubyte file (bad header): corrupt"
+    raise DatasetUnavailable(f"dataset {name!r}: {path} is {problem}; {_FIX_CORRUPT}")
 
 
 DATASETS: dict[str, Callable[..., Splits]] = {
     "digits": load_digits,
+    "synthetic": load_synthetic,
+    "mnist": TorchvisionDataset("mnist", "MNIST"),
+    "fashion_mnist": TorchvisionDataset("fashion_mnist", "FashionMNIST"),
+    "cifar10": TorchvisionDataset("cifar10", "CIFAR10"),
+    "cifar100": TorchvisionDataset("cifar100", "CIFAR100", num_classes=100),
+    "svhn": TorchvisionDataset("svhn", "SVHN"),
+    "stl10": TorchvisionDataset("stl10", "STL10"),
 }
 
 
-def load(name: str, **options) -> Splits:
+def _reader(name: str) -> Callable[..., Splits]:
     if name not in DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
-    return DATASETS[name](**options)
+        # Registry order, digits (the offline default) first.
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def dataset_options(name: str) -> list[str]:
+    """The options a config entry may give for dataset ``name`` (besides ``name``): the
+    reader's own keyword-only parameters, then the generic ones of :class:`Preparation`."""
+    params = inspect.signature(_reader(name)).parameters.values()
+    own = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    return own + [f.name for f in fields(Preparation)]
+
+
+def check_available(name: str, root: str | None, download: bool) -> None:
+    """Raise :class:`DatasetUnavailable` if files of dataset ``name`` are missing under ``root``.
+
+    Cheap (existence only, no checksums), for checking a config before any job runs. Nothing to
+    check for the in-code datasets or when the files will be downloaded.
+    """
+    reader = _reader(name)
+    if download or not isinstance(reader, TorchvisionDataset):
+        return
+    base = Path(root or DEFAULT_ROOT)
+    missing = [base / rel for rel, _ in reader.files() if not (base / rel).is_file()]
+    if not missing:
+        return
+    where = "" if base.is_dir() else f" (the data root {base} does not exist)"
+    message = (f"dataset {name!r}: missing {', '.join(map(str, missing))}{where}; {_FIX} "
+               f"(from {reader.source()})")
+    gz = [f"{p}.gz" for p in missing if Path(f"{p}.gz").is_file()]
+    if gz:
+        message += f"; found {', '.join(gz)}: decompress them (gunzip -k)"
+    raise DatasetUnavailable(message)
+
+
+def load(name: str, *, root: str | None = None, download: bool = False, seed: int = 0,
+         **options: Any) -> Splits:
+    """Dataset ``name``'s splits with ``options`` applied (see :func:`dataset_options`).
+
+    ``root`` is where the torchvision datasets' files are (default :data:`DEFAULT_ROOT`),
+    ``download`` lets torchvision fetch missing ones, ``seed`` (the run's) draws the label noise.
+    """
+    reader = _reader(name)
+    unknown = sorted(set(options) - set(dataset_options(name)))
+    if unknown:
+        raise ValueError(f"dataset {name!r} has no option {', '.join(unknown)}; allowed: "
+                         f"{', '.join(dataset_options(name))}")
+    generic = {f.name for f in fields(Preparation)}
+    preparation = Preparation(**{k: v for k, v in options.items() if k in generic})
+    check_available(name, root, download)
+    own = {k: v for k, v in options.items() if k not in generic}
+    raw = reader(Path(root or DEFAULT_ROOT), download, **own)
+    return preparation.apply(raw, seed)
 
 
 def batches(

@@ -7,9 +7,8 @@ shape and types, :func:`check_names` what a schema cannot know, such as registry
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 
-from nclayers.data import DATASETS
+from nclayers.data import DATASETS, DatasetUnavailable, check_available, dataset_options
 from nclayers.models import ARCHITECTURES
 
 
@@ -22,32 +21,44 @@ def _entries(config: dict, key: str) -> dict[str, dict]:
     return {label: {"name": label, **(entry or {})} for label, entry in config[key].items()}
 
 
-def _check_entry(key: str, label: str, entry: dict, registry: dict[str, Callable],
-                 fixed: int) -> None:
+def _check_entry(key: str, label: str, entry: dict, registry: dict, allowed: list[str]) -> None:
     kind = "dataset" if key == "datasets" else "architecture"
-    name = entry["name"]
-    if name not in registry:
-        raise ConfigError(f"config key '{key}.{label}': unknown {kind} {name!r}; "
-                          f"allowed: {', '.join(sorted(registry))}")
-    # Options the builder accepts: its parameters after the `fixed` positional ones.
-    params = list(inspect.signature(registry[name]).parameters)[fixed:]
     for option in entry:
-        if option not in ("name", "label", *params):
-            raise ConfigError(f"config key '{key}.{label}.{option}': {kind} {name!r} has no "
-                              f"option {option!r}; allowed: {', '.join(params) or 'none'}")
+        if option not in ("name", "label", *allowed):
+            raise ConfigError(f"config key '{key}.{label}.{option}': {kind} {entry['name']!r} "
+                              f"has no option {option!r}; allowed: {', '.join(allowed) or 'none'}")
+
+
+def _known(key: str, label: str, name: str, registry: dict) -> None:
+    if name not in registry:
+        kind = "dataset" if key == "datasets" else "architecture"
+        raise ConfigError(f"config key '{key}.{label}': unknown {kind} {name!r}; "
+                          f"allowed: {', '.join(registry)}")
 
 
 def check_names(config: dict) -> None:
-    """Raise :class:`ConfigError` for names the registries do not know, before any job runs."""
+    """Raise :class:`ConfigError` for what the schema cannot know, before any job runs:
+    registry names, their options, checkpoint epochs, and whether the dataset files exist."""
+    source = config.get("data", {})
     for label, entry in _entries(config, "datasets").items():
-        _check_entry("datasets", label, entry, DATASETS, fixed=0)
+        _known("datasets", label, entry["name"], DATASETS)
+        _check_entry("datasets", label, entry, DATASETS, dataset_options(entry["name"]))
     for label, entry in _entries(config, "architectures").items():
-        _check_entry("architectures", label, entry, ARCHITECTURES, fixed=2)
+        _known("architectures", label, entry["name"], ARCHITECTURES)
+        # Options are the builder's parameters after (input_shape, num_classes).
+        params = list(inspect.signature(ARCHITECTURES[entry["name"]]).parameters)[2:]
+        _check_entry("architectures", label, entry, ARCHITECTURES, params)
     epochs = config["train"]["epochs"]
-    late = [e for e in config["train"]["checkpoints"] if e > epochs]
+    late = [e for e in config["train"]["checkpoints"] + config["train"].get("milestones", [])
+            if e > epochs]
     if late:
-        raise ConfigError(f"config key 'train.checkpoints': epochs {late} lie beyond "
-                          f"train.epochs = {epochs}; lower them or raise train.epochs")
+        raise ConfigError(f"config key 'train.checkpoints' / 'train.milestones': epochs {late} "
+                          f"lie beyond train.epochs = {epochs}; lower them or raise train.epochs")
+    for label, entry in _entries(config, "datasets").items():
+        try:
+            check_available(entry["name"], source.get("root"), source.get("download", False))
+        except DatasetUnavailable as error:
+            raise ConfigError(f"config key 'datasets.{label}': {error}") from None
 
 
 def checkpoint_epochs(config: dict) -> list[int]:
@@ -55,19 +66,42 @@ def checkpoint_epochs(config: dict) -> list[int]:
     return sorted({0, config["train"]["epochs"], *config["train"]["checkpoints"]})
 
 
+SWEEPABLE = {"lr": "lr", "weight_decay": "wd"}  # train key → its tag in run ids
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def sweep(config: dict) -> list[dict]:
+    """The train sections of the grid: one per combination of the swept values, each with its
+    tag (``lr0.01-wd0.0005``: only the keys given as lists of several values appear)."""
+    train = config["train"]
+    grid: list[tuple[str, dict]] = [("", {})]
+    for key, short in SWEEPABLE.items():
+        values = _as_list(train[key])
+        grid = [(f"{tag}-{short}{v:g}" if len(values) > 1 else tag, {**chosen, key: v})
+                for tag, chosen in grid for v in values]
+    return [{"tag": tag.lstrip("-"), **train, **chosen,
+             "checkpoints": checkpoint_epochs(config)} for tag, chosen in grid]
+
+
 def expand_runs(config: dict) -> dict[str, dict]:
-    """Run id → run spec, one per dataset × architecture × seed."""
+    """Run id → run spec, one per dataset × architecture × swept recipe × seed."""
     runs = {}
     for ds_label, dataset in _entries(config, "datasets").items():
         for arch_label, arch in _entries(config, "architectures").items():
-            for seed in config["seeds"]:
-                run = f"{ds_label}-{arch_label}-s{seed}"
-                runs[run] = {
-                    "run": run,
-                    "dataset": {"label": ds_label, **dataset},
-                    "arch": {"label": arch_label, **arch},
-                    "seed": seed,
-                    "train": {**config["train"], "checkpoints": checkpoint_epochs(config)},
-                    "device": config["device"],
-                }
+            for train in sweep(config):
+                for seed in config["seeds"]:
+                    tag = f"-{train['tag']}" if train["tag"] else ""
+                    run = f"{ds_label}-{arch_label}{tag}-s{seed}"
+                    runs[run] = {
+                        "run": run,
+                        "dataset": {"label": ds_label, **dataset},
+                        "arch": {"label": arch_label, **arch},
+                        "seed": seed,
+                        "train": train,
+                        "data": config["data"],
+                        "device": config["device"],
+                    }
     return runs

@@ -42,28 +42,36 @@ def _layer_axis(ax, metrics: pd.DataFrame) -> None:
     ax.set_xlabel("layer")
 
 
+def _models(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(``dataset / arch``, rows) for each trained model in the table."""
+    return [(f"{d} / {a}", part) for (d, a), part in table.groupby(["dataset", "arch"])]
+
+
 def _per_layer(metrics: pd.DataFrame, metric: str, title: str, hline: float | None = None,
                ylim: tuple[float, float] | None = None) -> Figure:
-    """One panel per split: ``metric`` against depth, a line per checkpoint epoch."""
+    """A row per model, a panel per split: ``metric`` against depth, a line per epoch."""
     data = metrics[metrics["metric"] == metric]
     splits = [s for s in SPLITS if s in set(data["split"])]
-    fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.4), sharey=True,
-                             squeeze=False)
-    for ax, split in zip(axes[0], splits, strict=True):
-        sns.lineplot(data=data[data["split"] == split], x="layer_index", y="value", hue="epoch",
-                     palette="viridis", marker="o", errorbar=BAND, ax=ax,
-                     legend=split == splits[-1])
-        if metric in LOG_METRICS:
-            ax.set_yscale("log")
-        if hline is not None:
-            ax.axhline(hline, color="crimson", linestyle="--", linewidth=1,
-                       label=f"collapse line ε = {hline:g}")
-        if ylim:
-            ax.set_ylim(*ylim)
-        ax.set_title(f"{split} split")
-        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-        _layer_axis(ax, data)
-    axes[0][-1].legend(title="epoch", fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1))
+    models = _models(data)
+    fig, axes = plt.subplots(len(models), len(splits), figsize=(4.2 * len(splits),
+                             3.4 * len(models)), sharey=True, squeeze=False)
+    for row, (model, part) in zip(axes, models, strict=True):
+        for ax, split in zip(row, splits, strict=True):
+            sns.lineplot(data=part[part["split"] == split], x="layer_index", y="value",
+                         hue="epoch", palette="viridis", marker="o", errorbar=BAND, ax=ax,
+                         legend=split == splits[-1])
+            if metric in LOG_METRICS:
+                ax.set_yscale("log")
+            if hline is not None:
+                ax.axhline(hline, color="crimson", linestyle="--", linewidth=1,
+                           label=f"collapse line ε = {hline:g}")
+            if ylim:
+                ax.set_ylim(*ylim)
+            ax.set_title(f"{split} split" if len(models) == 1 else f"{model}, {split} split")
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+            _layer_axis(ax, part)
+        row[-1].legend(title="epoch", fontsize="small", loc="upper left",
+                       bbox_to_anchor=(1.02, 1))
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -84,17 +92,19 @@ def ncc_accuracy_by_layer(metrics, training, collapse_eps=0.2) -> Figure:
 
 
 def training_curves(metrics, training, collapse_eps=0.2) -> Figure:
-    long = training.melt(id_vars=["run", "seed", "epoch"],
+    long = training.melt(id_vars=["run", "dataset", "arch", "seed", "epoch"],
                          value_vars=["eval_train_loss", "test_loss", "train_acc", "test_acc"])
     long["split"] = long["variable"].str.startswith(("eval_train", "train")).map(
         {True: "train", False: "test"})
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(8.4, 3.4))
-    for ax, kind, label in ((loss_ax, "loss", "loss"), (acc_ax, "acc", "accuracy")):
-        part = long[long["variable"].str.endswith(kind)]
-        sns.lineplot(data=part, x="epoch", y="value", hue="split", errorbar=BAND, ax=ax)
-        ax.set_ylabel(label)
-    loss_ax.set_yscale("log")
-    acc_ax.set_ylim(0, 1.02)
+    models = _models(long)
+    fig, axes = plt.subplots(len(models), 2, figsize=(8.4, 3.4 * len(models)), squeeze=False)
+    for (loss_ax, acc_ax), (model, rows) in zip(axes, models, strict=True):
+        for ax, kind, label in ((loss_ax, "loss", "loss"), (acc_ax, "acc", "accuracy")):
+            part = rows[rows["variable"].str.endswith(kind)]
+            sns.lineplot(data=part, x="epoch", y="value", hue="split", errorbar=BAND, ax=ax)
+            ax.set_ylabel(label if len(models) == 1 else f"{model}: {label}")
+        loss_ax.set_yscale("log")
+        acc_ax.set_ylim(0, 1.02)
     fig.suptitle("Training curves (mean ± sd over seeds)")
     fig.tight_layout()
     return fig
@@ -108,9 +118,12 @@ def nc_metrics_final(metrics, training, collapse_eps=0.2) -> Figure:
     rows = -(-len(names) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.8 * rows), squeeze=False)
     for ax, metric in zip(axes.flat, names, strict=False):
-        sns.lineplot(data=last[last["metric"] == metric], x="layer_index", y="value",
-                     hue="split", hue_order=SPLITS, marker="o", errorbar=BAND, ax=ax,
-                     legend=metric == names[0])
+        part = last[last["metric"] == metric].assign(
+            model=lambda t: t["dataset"] + " / " + t["arch"])
+        several = part["model"].nunique() > 1
+        sns.lineplot(data=part, x="layer_index", y="value", hue="model" if several else "split",
+                     style="split" if several else None, hue_order=None if several else SPLITS,
+                     marker="o", errorbar=BAND, ax=ax, legend=metric == names[0])
         if metric in LOG_METRICS:
             ax.set_yscale("log")
         ax.set_title(METRIC_LABELS[metric], fontsize="medium")

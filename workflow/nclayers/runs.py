@@ -6,13 +6,25 @@ model and a recipe, and names the files of a run directory. It never reads the c
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import shutil
+import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from nclayers import data, models
+from nclayers.io import atomic_path
 from nclayers.train import Recipe
+
+
+def run_columns(spec: dict) -> dict:
+    """The identifying columns of a run in every tidy table."""
+    return {"run": spec["run"], "dataset": spec["dataset"]["label"],
+            "arch": spec["arch"]["label"], "seed": spec["seed"]}
 
 
 def split_options(entry: dict) -> tuple[str, dict]:
@@ -22,8 +34,11 @@ def split_options(entry: dict) -> tuple[str, dict]:
 
 
 def load_data(spec: dict, device: torch.device | str = "cpu") -> data.Splits:
+    """The run's dataset; its seed fixes the label noise, if any."""
     name, options = split_options(spec["dataset"])
-    return data.load(name, **options).to(device)
+    source = spec.get("data", {})
+    return data.load(name, root=source.get("root"), download=source.get("download", False),
+                     seed=spec["seed"], **options).to(device)
 
 
 def build_model(spec: dict, splits: data.Splits) -> torch.nn.Module:
@@ -34,9 +49,9 @@ def build_model(spec: dict, splits: data.Splits) -> torch.nn.Module:
 
 
 def recipe(spec: dict) -> Recipe:
-    t = spec["train"]
-    return Recipe(epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"],
-                  momentum=t["momentum"], weight_decay=t["weight_decay"], loss=t["loss"])
+    """The run's :class:`Recipe`: the spec's train section minus the keys of the workflow."""
+    names = {f.name for f in dataclasses.fields(Recipe)}
+    return Recipe(**{k: v for k, v in spec["train"].items() if k in names})
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -54,3 +69,92 @@ def checkpoint_path(run_dir: str | Path, epoch: int) -> Path:
 
 def read_json(path: str | Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+RESUME_DIR = ".resume"  # inside a run directory; never a declared output, so it survives reruns
+
+
+def _publish(src: Path, dst: Path) -> None:
+    """Make ``src`` appear at ``dst``: a hard link (no copy) where the filesystem allows it."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _resume_state(state_dir: Path, spec: dict, device: torch.device) -> dict | None:
+    """The saved state of an interrupted run with the same spec, else None (and a clean slate)."""
+    path = state_dir / "state.pt"
+    if path.exists():
+        state = torch.load(path, map_location=device, weights_only=True)
+        if state["spec"] == spec:
+            print(f"resuming {spec['run']} after epoch {state['log'][-1]['epoch']}", flush=True)
+            return state
+        print(f"discarding saved state of {spec['run']}: its spec differs", flush=True)
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return None
+
+
+def train_run(spec: dict, out_dir: str | Path, progress: bool = True) -> dict:
+    """Train the run of ``spec`` into ``out_dir``: checkpoints, train_log.csv and run.json.
+
+    After every ``train.resume_every`` epochs the full state goes to ``out_dir/.resume``; a
+    rerun with the same spec continues from there, bitwise on CPU. A diverged run still writes
+    every declared file (later checkpoints as markers without weights), so that the workflow
+    goes on and reports it.
+    """
+    from nclayers.train import fit
+
+    out = Path(out_dir)
+    state_dir = out / RESUME_DIR
+    device = resolve_device(spec["device"])
+    print(f"run {spec['run']} on {device}", flush=True)
+    splits = load_data(spec, device)
+    model = build_model(spec, splits).to(device)
+    resume = _resume_state(state_dir, spec, device)
+    for saved in state_dir.glob("epoch*.pt"):
+        _publish(saved, out / "checkpoints" / saved.name)
+    every = spec["train"].get("resume_every", 1)
+    previous = resume["seconds"] if resume else 0.0
+    start = time.perf_counter()
+
+    def save_checkpoint(epoch: int, model: torch.nn.Module) -> None:
+        with atomic_path(state_dir / f"epoch{epoch}.pt") as tmp:
+            torch.save({"epoch": epoch, "model": model.state_dict()}, tmp)
+        _publish(state_dir / f"epoch{epoch}.pt", checkpoint_path(out, epoch))
+
+    def save_state(state: dict) -> None:
+        if state["log"][-1]["epoch"] % every == 0:
+            with atomic_path(state_dir / "state.pt") as tmp:
+                torch.save({**state, "spec": spec,
+                            "seconds": previous + time.perf_counter() - start}, tmp)
+
+    log = fit(model, splits, recipe(spec), seed=spec["seed"],
+              checkpoints=spec["train"]["checkpoints"], on_checkpoint=save_checkpoint,
+              resume=resume, on_epoch_end=save_state, progress=progress)
+    last = log[-1]
+    if last["diverged"]:
+        print(f"run {spec['run']} DIVERGED (non-finite loss) in epoch {last['epoch']}",
+              flush=True)
+        for epoch in spec["train"]["checkpoints"]:
+            if not checkpoint_path(out, epoch).exists():
+                with atomic_path(checkpoint_path(out, epoch)) as tmp:
+                    torch.save({"epoch": epoch, "model": None, "diverged": True}, tmp)
+    with atomic_path(out / "train_log.csv") as tmp:
+        pd.DataFrame(log).assign(**run_columns(spec)).to_csv(tmp, index=False)
+    info = {**spec, "device_used": str(device),
+            "train_seconds": round(previous + time.perf_counter() - start, 2),
+            "n_train": len(splits.y_train), "n_test": len(splits.y_test),
+            "num_classes": splits.num_classes,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "trainable_parameters": sum(p.numel() for p in model.parameters()
+                                        if p.requires_grad),
+            "diverged": bool(last["diverged"]),
+            "final_epoch": last["epoch"],
+            "final_train_acc": last["train_acc"], "final_test_acc": last["test_acc"]}
+    with atomic_path(out / "run.json") as tmp:
+        tmp.write_text(json.dumps(info, indent=2))
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return info

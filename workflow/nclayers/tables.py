@@ -38,61 +38,115 @@ def mean_sd(values: pd.Series, fmt: str = "{:.3g}") -> str:
     return f"{fmt.format(values.mean())} $\\pm$ {fmt.format(values.std(ddof=1))}"
 
 
-def setup_table(runs: list[dict]) -> str:
-    first = runs[0]
+def _describe(entry: dict) -> str:
+    options = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("label", "name"))
+    return f"{entry['name']} ({options})" if options else entry["name"]
+
+
+def _values(values) -> str:
+    return ", ".join(dict.fromkeys(f"{v:g}" if isinstance(v, float) else str(v) for v in values))
+
+
+def setup_table(infos: list[dict]) -> str:
+    """The experiment as configured, from the runs' records (all runs, swept values listed)."""
+    first = infos[0]
     t = first["train"]
-    arch = ", ".join(f"{k}={v}" for k, v in first["arch"].items() if k not in ("label", "name"))
-    seconds = pd.Series([r["train_seconds"] for r in runs])
+    datasets = {i["dataset"]["label"]: i for i in infos}
+    seconds = pd.Series([i["train_seconds"] for i in infos])
+    loss = {"mse": f"MSE on one-hot targets (scale {t.get('mse_scale', 1):g})",
+            "ce": "cross-entropy",
+            "svsl": f"SVSL: cross-entropy + {t.get('svsl_alpha'):g} x variability term from "
+                    f"hidden layer {t.get('svsl_gamma')}"}[t["loss"]]
+    schedule = t.get("schedule", "constant")
+    if schedule == "multistep":
+        schedule += (f" (x{t['lr_decay']:g} at epochs {_values(t['milestones'])}, "
+                     f"{t['warmup_epochs']} warm-up epochs)")
     rows = [
-        ("Dataset", f"{first['dataset']['name']} ({first['n_train']} train, "
-                    f"{first['n_test']} test, {first['num_classes']} classes)"),
-        ("Architecture", f"{first['arch']['name']} ({arch})"),
-        ("Parameters", f"{first['parameters']:,}"),
-        ("Loss", {"mse": "MSE on one-hot targets", "ce": "cross-entropy"}.get(t["loss"],
-                                                                               t["loss"])),
-        ("Optimiser", f"SGD, lr {t['lr']:g}, momentum {t['momentum']:g}, "
-                      f"weight decay {t['weight_decay']:g}"),
+        *(("Dataset", f"{label}: {_describe(i['dataset'])}, {i['n_train']} train, "
+                      f"{i['n_test']} test, {i['num_classes']} classes")
+          for label, i in datasets.items()),
+        *(("Architecture", f"{label}: {_describe(i['arch'])}, {i['parameters']:,} parameters")
+          for label, i in {i["arch"]["label"]: i for i in infos}.items()),
+        ("Loss", loss),
+        ("Optimiser", f"SGD, momentum {t['momentum']:g}, "
+                      f"lr {_values(i['train']['lr'] for i in infos)}, "
+                      f"weight decay {_values(i['train']['weight_decay'] for i in infos)}"),
+        ("Schedule", schedule),
         ("Batch size / epochs", f"{t['batch_size']} / {t['epochs']}"),
         ("Checkpoints (epochs)", ", ".join(map(str, t["checkpoints"]))),
-        ("Seeds", ", ".join(str(r["seed"]) for r in runs)),
-        ("Device", ", ".join(sorted({r["device_used"] for r in runs}))),
-        ("Training time per run", f"{seconds.mean():.1f} s"),
+        ("Seeds", _values(i["seed"] for i in infos)),
+        ("Device", _values(sorted(i["device_used"] for i in infos))),
+        ("Training time per run", f"{seconds.mean():.1f} s (mean of {len(infos)})"),
     ]
-    return booktabs(["Setting", "Value"], [(k, tex_escape(v)) for k, v in rows], "ll")
+    return booktabs(["Setting", "Value"], [(k, tex_escape(v)) for k, v in rows], "lp{11cm}")
+
+
+def runs_table(runs: pd.DataFrame) -> str:
+    """Every run with its outcome: selected for the figures, not selected, or diverged."""
+    rows = []
+    for r in runs.sort_values(["dataset", "arch", "lr", "weight_decay", "seed"]).itertuples():
+        status = (f"diverged (epoch {r.final_epoch})" if r.diverged
+                  else "selected" if r.selected else "")
+        rows.append([tex_escape(r.run), f"{r.lr:g}", f"{r.weight_decay:g}",
+                     f"{100 * r.final_train_acc:.1f}", f"{100 * r.final_test_acc:.1f}", status])
+    header = ["Run", "lr", "wd", "Train acc. (\\%)", "Test acc. (\\%)", "Status"]
+    return booktabs(header, rows, "lllrrl")
 
 
 def _final(metrics: pd.DataFrame) -> pd.DataFrame:
     return metrics[metrics["epoch"] == metrics.groupby("run")["epoch"].transform("max")]
 
 
+def _by_model(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    return [(f"{d} / {a}", part) for (d, a), part in table.groupby(["dataset", "arch"])]
+
+
+def _last_layer(final: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each run's deepest tapped layer."""
+    deepest = final.groupby("run")["layer_index"].transform("max")
+    return final[final["layer_index"] == deepest]
+
+
 def last_layer_table(metrics: pd.DataFrame) -> str:
-    final = _final(metrics)
-    final = final[final["layer_index"] == final["layer_index"].max()]
+    """Last hidden layer at the last checkpoint, mean ± sd over seeds; a block per model."""
+    models = _by_model(_last_layer(_final(metrics)))
     rows = []
-    for metric in LAST_LAYER_METRICS:
-        part = final[final["metric"] == metric]
-        rows.append([METRIC_LABELS[metric]] + [mean_sd(part[part["split"] == s]["value"])
-                                                for s in ("train", "test")])
-    return booktabs(["Metric", "Train", "Test"], rows, "lll")
+    for model, last in models:
+        for metric in LAST_LAYER_METRICS:
+            part = last[last["metric"] == metric]
+            cells = [mean_sd(part[part["split"] == s]["value"]) for s in ("train", "test")]
+            rows.append(([tex_escape(model)] if len(models) > 1 else []) +
+                        [METRIC_LABELS[metric], *cells])
+    header = (["Model"] if len(models) > 1 else []) + ["Metric", "Train", "Test"]
+    return booktabs(header, rows, "l" * len(header))
 
 
 def by_layer_table(metrics: pd.DataFrame) -> str:
-    final = _final(metrics)
+    """Per layer at the last checkpoint, mean ± sd over seeds; a block per model."""
     columns = [("nc1", "train"), ("nc1_ratio", "train"), ("cdnv", "train"),
                ("ncc_accuracy", "train"), ("ncc_accuracy", "test")]
+    models = _by_model(_final(metrics))
     rows = []
-    for (index, layer), part in final.groupby(["layer_index", "layer"]):
-        cells = [mean_sd(part[(part["metric"] == m) & (part["split"] == s)]["value"])
-                 for m, s in columns]
-        rows.append([str(index), tex_escape(layer), *cells])
-    header = ["", "Layer", "NC1", "NC1 ratio", "CDNV", "NCC acc.", "NCC acc. (test)"]
-    return booktabs(header, rows, "rl" + "l" * len(columns))
+    for model, final in models:
+        for (index, layer), part in final.groupby(["layer_index", "layer"]):
+            cells = [mean_sd(part[(part["metric"] == m) & (part["split"] == s)]["value"])
+                     for m, s in columns]
+            rows.append(([tex_escape(model)] if len(models) > 1 else []) +
+                        [str(index), tex_escape(layer), *cells])
+    header = (["Model"] if len(models) > 1 else []) + [
+        "", "Layer", "NC1", "NC1 ratio", "CDNV", "NCC acc.", "NCC acc. (test)"]
+    return booktabs(header, rows, "l" * (len(header) - 7) + "rl" + "l" * len(columns))
 
 
-def macros(metrics: pd.DataFrame, training: pd.DataFrame, collapse_eps: float) -> str:
+def macros(metrics: pd.DataFrame, training: pd.DataFrame, runs: pd.DataFrame,
+           collapse_eps: float) -> str:
     """Numbers quoted in the report's text, so that the prose follows the results."""
+    # The prose quotes the first model; the tables hold all of them.
+    model, first = _by_model(metrics)[0]
+    metrics = first
+    training = training[training["run"].isin(set(first["run"]))]
     final = _final(metrics)
-    last = final[final["layer_index"] == final["layer_index"].max()]
+    last = _last_layer(final)
     end = training[training["epoch"] == training.groupby("run")["epoch"].transform("max")]
 
     def value(metric: str, split: str = "train") -> float:
@@ -110,19 +164,24 @@ def macros(metrics: pd.DataFrame, training: pd.DataFrame, collapse_eps: float) -
         "LastNCCTest": f"{100 * value('ncc_accuracy', 'test'):.1f}\\%",
         "CollapseEps": f"{collapse_eps:g}",
         "CollapseLayer": str(collapsed[0]) if collapsed else "none",
-        "NumRuns": str(training["run"].nunique()),
+        "MainModel": tex_escape(model),
+        "NumRuns": str(len(runs)),
+        "NumSelected": str(int(runs["selected"].sum())),
+        "NumDiverged": str(int(runs["diverged"].sum())),
         "LastEpoch": str(int(final["epoch"].max())),
     }
     return "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in defs.items())
 
 
-def write_all(metrics: pd.DataFrame, training: pd.DataFrame, runs: list[dict], out_dir: Path,
-              collapse_eps: float = 0.2) -> list[Path]:
+def write_all(metrics: pd.DataFrame, training: pd.DataFrame, runs: pd.DataFrame,
+              infos: list[dict], out_dir: Path, collapse_eps: float = 0.2) -> list[Path]:
+    """All tables of the report; ``metrics`` and ``training`` hold the selected runs only."""
     contents = {
-        "setup.tex": setup_table(runs),
+        "setup.tex": setup_table(infos),
+        "runs.tex": runs_table(runs),
         "last_layer.tex": last_layer_table(metrics),
         "by_layer.tex": by_layer_table(metrics),
-        "macros.tex": macros(metrics, training, collapse_eps),
+        "macros.tex": macros(metrics, training, runs, collapse_eps),
     }
     written = []
     for name, text in contents.items():

@@ -11,11 +11,13 @@ INPUT = "input"  # the model's input, tapped as layer 0
 
 
 @contextmanager
-def tap(model: nn.Module, layers: Sequence[str | nn.Module]) -> Iterator[dict[str, Tensor]]:
+def tap(model: nn.Module, layers: Sequence[str | nn.Module],
+        detach: bool = True) -> Iterator[dict[str, Tensor]]:
     """Within the block, every forward pass of ``model`` fills the yielded dict with the
-    (detached) output of each layer, keyed by module name; ``"input"`` is the model's input.
+    output of each layer, keyed by module name; ``"input"`` is the model's input.
 
     Only the latest batch is kept, so memory stays at one batch of activations per layer.
+    Outputs are detached unless ``detach=False`` (for losses on intermediate features).
     """
     modules = dict(model.named_modules())
     acts: dict[str, Tensor] = {}
@@ -23,7 +25,7 @@ def tap(model: nn.Module, layers: Sequence[str | nn.Module]) -> Iterator[dict[st
 
     def keep(name: str):
         def hook(_module, _inputs, output):
-            acts[name] = output.detach()
+            acts[name] = output.detach() if detach else output
         return hook
 
     for layer in layer_names(model, layers):

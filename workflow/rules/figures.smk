@@ -2,6 +2,7 @@ rule figure:
     input:
         metrics=rules.aggregate.output.metrics,
         training=rules.aggregate.output.training,
+        runs=rules.select_best.output[0],
     output:
         f"{RESULTS}/figures/{{name}}.pdf",
     params:
@@ -12,5 +13,5 @@ rule figure:
         "../../envs/nclayers.yaml"
     shell:
         "python -m nclayers figure {wildcards.name} --metrics {input.metrics}"
-        " --training {input.training} --collapse-eps {params.collapse_eps}"
+        " --training {input.training} --runs {input.runs} --collapse-eps {params.collapse_eps}"
         " --out {output} > {log} 2>&1"

@@ -2,12 +2,14 @@ rule tables:
     input:
         metrics=rules.aggregate.output.metrics,
         training=rules.aggregate.output.training,
-        runs=rules.aggregate.output.runs,
+        runs=rules.select_best.output[0],
+        infos=expand(f"{RESULTS}/runs/{{run}}/run.json", run=RUNS),
     output:
         setup=f"{RESULTS}/tables/setup.tex",
         last_layer=f"{RESULTS}/tables/last_layer.tex",
         by_layer=f"{RESULTS}/tables/by_layer.tex",
         macros=f"{RESULTS}/tables/macros.tex",
+        runs=f"{RESULTS}/tables/runs.tex",
     params:
         collapse_eps=config["report"]["collapse_eps"],
         out_dir=subpath(output.setup, parent=True),
@@ -17,7 +19,7 @@ rule tables:
         "../../envs/nclayers.yaml"
     shell:
         "python -m nclayers tables --metrics {input.metrics} --training {input.training}"
-        " --runs {input.runs} --collapse-eps {params.collapse_eps}"
+        " --runs {input.runs} --infos {input.infos} --collapse-eps {params.collapse_eps}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 

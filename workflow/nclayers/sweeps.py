@@ -1,0 +1,38 @@
+"""Choosing among the runs of a sweep (rangamani2023 keeps the learning rate with the best test
+accuracy per dataset and architecture)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+GROUP = ["dataset", "arch"]
+SWEPT = ["lr", "weight_decay"]
+
+
+def runs_table(infos: list[dict]) -> pd.DataFrame:
+    """One row per run from the runs' run.json records."""
+    return pd.DataFrame([{
+        "run": i["run"], "dataset": i["dataset"]["label"], "arch": i["arch"]["label"],
+        "seed": i["seed"], "lr": i["train"]["lr"], "weight_decay": i["train"]["weight_decay"],
+        "diverged": i.get("diverged", False), "final_epoch": i.get("final_epoch"),
+        "final_train_acc": i["final_train_acc"], "final_test_acc": i["final_test_acc"],
+        "device": i.get("device_used"), "train_seconds": i.get("train_seconds"),
+    } for i in infos])
+
+
+def select_best(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with a ``selected`` column: per dataset × architecture, the runs (all seeds) of
+    the swept values with the best mean final test accuracy. Diverged runs are never selected,
+    and a setting with any diverged seed is not a candidate."""
+    runs = runs.copy()
+    runs["selected"] = False
+    for _, group in runs.groupby(GROUP):
+        per_setting = group.groupby(SWEPT).agg(acc=("final_test_acc", "mean"),
+                                               diverged=("diverged", "any"))
+        candidates = per_setting[~per_setting["diverged"]]
+        if candidates.empty:
+            continue
+        best = candidates["acc"].idxmax()
+        chosen = (group["lr"] == best[0]) & (group["weight_decay"] == best[1])
+        runs.loc[group.index[chosen], "selected"] = True
+    return runs
