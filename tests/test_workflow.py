@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
+import sys
+import time
 
 import pandas as pd
 import pytest
+import torch
 from conftest import ROOT, snakemake, tiny_config, write_config
+
+from nclayers.experiment import expand_runs
+from nclayers.runs import train_run
 
 pytestmark = pytest.mark.workflow
 
@@ -137,3 +145,39 @@ def test_missing_dataset_files_stop_the_dry_run(tmp_path):
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Job stats" not in output
     assert "datasets.mnist" in output and str(tmp_path / "nowhere") in output
+
+
+def test_killed_workflow_resumes_training(tmp_path):
+    """Kill snakemake and its training job mid-run; a rerun with --rerun-incomplete continues
+    from the saved state instead of starting over, and ends where an uninterrupted run ends."""
+    config = tiny_config()
+    config["architectures"]["mlp6"].update(depth=4, width=128)
+    config["train"].update(epochs=60, checkpoints=[0, 20, 60])
+    path = write_config(tmp_path, config)
+    target = "results/tiny/runs/digits-mlp6-s0/run.json"
+    state = tmp_path / "results/tiny/runs/digits-mlp6-s0/.resume/state.pt"
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+           str(tmp_path), target, "--cores", "1", "--configfile", str(path)]
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while True:
+        assert time.time() < deadline and proc.poll() is None, "training never saved a state"
+        try:
+            if torch.load(state, weights_only=True)["log"][-1]["epoch"] >= 25:
+                break
+        except (FileNotFoundError, RuntimeError, EOFError):
+            pass
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # snakemake and the training job, mid-epoch
+    proc.wait()
+    snakemake(tmp_path, "--unlock", "--configfile", str(path))  # the kill left the lock behind
+    snakemake(tmp_path, target, "--cores", "1", "--rerun-incomplete", "--configfile", str(path))
+    log = (tmp_path / "results/tiny/logs/train/digits-mlp6-s0.log").read_text()
+    assert "resuming digits-mlp6-s0 after epoch" in log
+    straight = tmp_path / "straight"
+    train_run(expand_runs(config)["digits-mlp6-s0"], straight, progress=False)
+    a = pd.read_csv(straight / "train_log.csv")
+    b = pd.read_csv(tmp_path / "results/tiny/runs/digits-mlp6-s0/train_log.csv")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
