@@ -47,6 +47,9 @@ def test_measure_matches_dense_reference_through_taps():
             ref = dense_metrics(htr.numpy(), ytr.numpy(), h.numpy(), y.numpy(), pred, 3)
             got = table[(table["layer"] == layer) & (table["split"] == split)]
             for metric, value in zip(got["metric"], got["value"], strict=True):
+                if metric in ("nc3_pabs", "nc3_duality"):  # tested in test_nc3.py
+                    continue
+                # p ≤ 16 here, inside the stable rank's exact regime (SKETCH_COLUMNS = 24)
                 assert math.isclose(value, ref[metric], rel_tol=1e-6, abs_tol=1e-9), (
                     layer, split, metric)
 

@@ -16,7 +16,7 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from nclayers.metrics import MEAN_METRICS, SPLIT_METRICS, ClassMeans, SplitStats
+from nclayers.metrics import MEAN_METRICS, SKETCH_COLUMNS, SPLIT_METRICS, ClassMeans, SplitStats
 from nclayers.metrics_dense import dense_metrics
 
 ALL_METRICS = MEAN_METRICS + SPLIT_METRICS
@@ -73,10 +73,25 @@ def same(a: float, b: float, rel: float = REL, abs_: float = ABS) -> bool:
     return math.isclose(a, b, rel_tol=rel, abs_tol=abs_)
 
 
+def stable_rank_agrees(got: float, want: float, p: int, rel: float) -> bool:
+    """The stable rank's λ_max comes from a rank-SKETCH_COLUMNS sketch: exact when that spans
+    the features (p ≤ SKETCH_COLUMNS), otherwise a Nyström estimate that never exceeds λ_max,
+    so the stable rank is never below the exact one."""
+    if math.isnan(got) or math.isnan(want):
+        return math.isnan(got) and math.isnan(want)
+    if p <= SKETCH_COLUMNS:
+        return math.isclose(got, want, rel_tol=max(rel, 1e-7))
+    return got >= want * (1 - 1e-7)
+
+
 def assert_metrics_equal(got: dict, want: dict, rel: float = REL, abs_: float = ABS,
-                         keys=ALL_METRICS) -> None:
+                         keys=ALL_METRICS, p: int = 0) -> None:
     assert set(got) == set(ALL_METRICS)
-    bad = {k: (got[k], want[k]) for k in keys if not same(got[k], want[k], rel, abs_)}
+    bad = {k: (got[k], want[k]) for k in keys
+           if k != "stable_rank" and not same(got[k], want[k], rel, abs_)}
+    if "stable_rank" in keys and p and not stable_rank_agrees(got["stable_rank"],
+                                                               want["stable_rank"], p, rel):
+        bad["stable_rank"] = (got["stable_rank"], want["stable_rank"])
     assert not bad, f"streaming vs reference differ: {bad}"
 
 
@@ -199,7 +214,7 @@ def test_train_split_matches_dense(pb: Problem) -> None:
     got = streaming(pb.h_train, pb.y_train, pb.h_train, pb.y_train, pb.pred_train, pb.C,
                     pb.train_cuts, pb.train_cuts)
     want = dense(pb.h_train, pb.y_train, pb.h_train, pb.y_train, pb.pred_train, pb.C)
-    assert_metrics_equal(got, want)
+    assert_metrics_equal(got, want, p=pb.h_train[0].size)
 
 
 @SETTINGS
@@ -210,7 +225,7 @@ def test_test_split_matches_dense(pb: Problem) -> None:
     got = streaming(pb.h_train, pb.y_train, pb.h_test, pb.y_test, pb.pred_test, pb.C,
                     pb.train_cuts, pb.test_cuts)
     want = dense(pb.h_train, pb.y_train, pb.h_test, pb.y_test, pb.pred_test, pb.C)
-    assert_metrics_equal(got, want)
+    assert_metrics_equal(got, want, p=pb.h_train[0].size)
     if len(np.unique(pb.y_test)) < 2:
         assert math.isnan(got["cdnv"])
 
@@ -254,6 +269,11 @@ def test_batch_split_invariance(pb: Problem) -> None:
     singles = streaming(*args, range(1, len(pb.y_train)), range(1, len(pb.y_test)))
     assert_metrics_equal(many, one, rel=1e-10, abs_=1e-13)
     assert_metrics_equal(singles, one, rel=1e-10, abs_=1e-13)
+    # The sketch's basis depends on the batching through rounding; where Σ_W is (nearly) rank-
+    # deficient its null directions are arbitrary, so the estimate moves a little (< 1 %).
+    for other in (many, singles):
+        assert same(other["stable_rank"], one["stable_rank"], rel=1e-2), (
+            other["stable_rank"], one["stable_rank"], pb.h_train.shape, pb.h_test.shape)
     for key in ("ncc_accuracy", "nc4_mismatch"):  # counts: exactly equal
         assert many[key] == one[key] == singles[key]
 

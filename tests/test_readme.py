@@ -13,6 +13,7 @@ def test_readme_library_example_runs(capsys):
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     table = namespace["table"]
-    assert set(table["layer"]) == {"input", "2", "3"}
+    assert set(table["layer"]) == {"layer1", "layer2", "layer3", "layer4", "avgpool"}
     assert set(table["split"]) == {"train", "test"}
+    assert {"nc1", "nc3_pabs", "nc3_duality", "stable_rank"} <= set(table["metric"])
     assert "nc1" in capsys.readouterr().out

@@ -185,8 +185,9 @@ def test_divergence_is_recorded_and_every_output_still_written(tmp_path):
     out = tmp_path / "m.csv"
     subprocess.run([sys.executable, "-m", "nclayers", "measure", "--run-json",
                     str(tmp_path / "run.json"), "--checkpoint",
-                    str(tmp_path / "checkpoints" / "epoch5.pt"), "--out", str(out)], check=True)
-    assert pd.read_csv(out).empty
+                    str(tmp_path / "checkpoints" / "epoch5.pt"), "--out", str(out),
+                    "--spectra", str(tmp_path / "s.csv")], check=True)
+    assert pd.read_csv(out).empty and pd.read_csv(tmp_path / "s.csv").empty
 
 
 def test_sweep_expands_into_runs_with_tags():

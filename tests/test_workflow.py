@@ -44,11 +44,17 @@ def test_tiny_run_reaches_pdf(tiny_run):
     assert list(metrics.columns) == TIDY_COLUMNS
     assert set(metrics["epoch"]) == {0, 3}
     assert set(metrics["split"]) == {"train", "test"}
-    assert set(metrics["layer_index"]) == {0, 1, 2, 3}
+    assert set(metrics["layer_index"].dropna()) == {0, 1, 2, 3}
     expected = {"nc1", "nc1_ratio", "tr_sigma_w", "tr_sigma_b", "tr_sigma_t", "cdnv",
-                "nc2_equinorm", "nc2_equiangle", "nc2_maxangle", "nc4_mismatch", "ncc_accuracy"}
+                "stable_rank", "nc2_equinorm", "nc2_equiangle", "nc2_maxangle",
+                "nc2_angle_shift", "nc3_pabs", "nc3_duality", "nc4_mismatch", "ncc_accuracy"}
     assert expected <= set(metrics["metric"])
-    assert metrics["value"].notna().all()
+    per_run = {"collapse_layer", "effective_depth", "interpolation_epoch"}
+    assert per_run <= set(metrics["metric"])
+    assert metrics[metrics["metric"].isin(per_run)]["layer"].isna().all()
+    assert metrics[metrics["metric"].isin(expected - {"nc3_pabs"})]["value"].notna().all()
+    spectra = pd.read_csv(results / "tables" / "spectra.csv")
+    assert set(spectra["layer_index"]) == {0, 1, 2, 3}
     for log in ("train/digits-mlp6-s0.log", "report.log"):
         assert (results / "logs" / log).stat().st_size > 0
 
@@ -129,7 +135,7 @@ def test_sweep_with_a_diverged_setting_still_reaches_the_report(tmp_path):
     runs = pd.read_csv(results / "tables" / "runs.csv").set_index("run")
     assert bool(runs.loc["digits-mlp6-lr10000-s0", "diverged"])
     assert list(runs.index[runs["selected"]]) == ["digits-mlp6-lr0.01-s0"]
-    metrics = pd.read_csv(results / "tables" / "metrics.csv")
+    metrics = pd.read_csv(results / "tables" / "metrics.csv").dropna(subset=["layer"])
     diverged = metrics[metrics["run"] == "digits-mlp6-lr10000-s0"]
     assert set(diverged["epoch"]) == {0}  # measured at initialisation, nothing after
     assert set(metrics[metrics["run"] == "digits-mlp6-lr0.01-s0"]["epoch"]) == {0, 3}

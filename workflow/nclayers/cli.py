@@ -15,6 +15,8 @@ from nclayers.io import atomic_path
 
 TIDY_COLUMNS = ["run", "dataset", "arch", "seed", "epoch", "layer", "layer_index", "split",
                 "metric", "value"]
+SPECTRA_COLUMNS = ["run", "dataset", "arch", "seed", "epoch", "layer", "layer_index", "k",
+                   "sigma", "share"]
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -24,9 +26,16 @@ def cmd_train(args: argparse.Namespace) -> None:
           flush=True)
 
 
+def _with_run(table: pd.DataFrame, spec: dict, epoch: int) -> pd.DataFrame:
+    """Prefix the run's identifying columns and the epoch."""
+    return pd.concat([pd.DataFrame({**runs.run_columns(spec), "epoch": epoch},
+                                   index=table.index), table], axis=1)
+
+
 def cmd_measure(args: argparse.Namespace) -> None:
     from nclayers.data import Batches
-    from nclayers.measure import measure
+    from nclayers.measure import measure, weight_spectra
+    from nclayers.weights import find_consumers
 
     spec = runs.read_json(args.run_json)
     device = runs.resolve_device(spec["device"])
@@ -34,30 +43,39 @@ def cmd_measure(args: argparse.Namespace) -> None:
     model = runs.build_model(spec, splits).to(device)
     state = torch.load(args.checkpoint, map_location=device, weights_only=True)
     if state.get("diverged"):
-        # Nothing to measure: an empty table keeps the DAG going; the run's record says why.
-        with atomic_path(args.out) as tmp:
-            pd.DataFrame(columns=TIDY_COLUMNS).to_csv(tmp, index=False)
+        # Nothing to measure: empty tables keep the DAG going; the run's record says why.
+        for path, columns in ((args.out, TIDY_COLUMNS), (args.spectra, SPECTRA_COLUMNS)):
+            with atomic_path(path) as tmp:
+                pd.DataFrame(columns=columns).to_csv(tmp, index=False)
         print(f"{spec['run']} diverged before epoch {state['epoch']}: no metrics", flush=True)
         return
     model.load_state_dict(state["model"])
     start = time.perf_counter()
+    consumers = find_consumers(model, model.tapped_layers, splits.x_train[:2])
     table = measure(model, Batches(splits.x_train, splits.y_train, args.batch_size),
-                    Batches(splits.x_test, splits.y_test, args.batch_size), progress=True)
-    table.insert(0, "epoch", state["epoch"])
-    for i, (key, value) in enumerate(runs.run_columns(spec).items()):
-        table.insert(i, key, value)
-    with atomic_path(args.out) as tmp:
-        table.to_csv(tmp, index=False)
+                    Batches(splits.x_test, splits.y_test, args.batch_size),
+                    consumers=consumers, progress=True)
+    spectra = weight_spectra(model, consumers, model.tapped_layers)
+    for path, result in ((args.out, table), (args.spectra, spectra)):
+        with atomic_path(path) as tmp:
+            _with_run(result, spec, state["epoch"]).to_csv(tmp, index=False)
     print(f"{spec['run']} epoch {state['epoch']}: {len(table)} values for "
           f"{table['layer'].nunique()} layers in {time.perf_counter() - start:.2f} s", flush=True)
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
+    from nclayers.derived import derived_metrics
+
     metrics = pd.concat([pd.read_csv(p) for p in args.metrics], ignore_index=True)
-    metrics = metrics.sort_values(["run", "epoch", "split", "layer_index", "metric"])
     training = pd.concat([pd.read_csv(p) for p in args.train_logs], ignore_index=True)
+    spectra = pd.concat([pd.read_csv(p) for p in args.spectra], ignore_index=True)
+    derived = derived_metrics(metrics, training, args.collapse_eps, args.ncc_threshold,
+                              args.interpolation_threshold)
+    metrics = pd.concat([metrics, derived], ignore_index=True).sort_values(
+        ["run", "epoch", "split", "layer_index", "metric"], na_position="first")
+    metrics["layer_index"] = metrics["layer_index"].astype("Int64")  # empty for per-run rows
     out = Path(args.out_dir)
-    for name, table in (("metrics", metrics), ("training", training)):
+    for name, table in (("metrics", metrics), ("training", training), ("spectra", spectra)):
         with atomic_path(out / f"{name}.csv") as tmp:
             table.to_csv(tmp, index=False)
     print(f"{len(metrics)} metric rows from {len(args.metrics)} checkpoints of "
@@ -88,8 +106,10 @@ def cmd_figure(args: argparse.Namespace) -> None:
     if args.name not in plots.FIGURES:
         raise SystemExit(f"unknown figure {args.name!r}; known: {', '.join(plots.FIGURES)}")
     figure = plots.FIGURES[args.name]
-    metrics, training, _ = _selected(args)
-    fig = figure(metrics, training, collapse_eps=args.collapse_eps)
+    metrics, training, table = _selected(args)
+    spectra = pd.read_csv(args.spectra)
+    spectra = spectra[spectra["run"].isin(set(training["run"]))]
+    fig = figure(metrics, training, spectra, collapse_eps=args.collapse_eps)
     with atomic_path(args.out) as tmp:
         fig.savefig(tmp, format=Path(args.out).suffix[1:], bbox_inches="tight")
     print(f"wrote {args.out}", flush=True)
@@ -128,11 +148,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--out", required=True)
+    p.add_argument("--spectra", required=True, help="where the weight spectra go")
     p.set_defaults(func=cmd_measure)
 
     p = sub.add_parser("aggregate", help="collect all measurements into tidy tables")
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--train-logs", nargs="+", required=True)
+    p.add_argument("--spectra", nargs="+", required=True)
+    p.add_argument("--collapse-eps", type=float, default=0.2)
+    p.add_argument("--ncc-threshold", type=float, default=0.99)
+    p.add_argument("--interpolation-threshold", type=float, default=0.995)
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_aggregate)
 
@@ -146,6 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--metrics", required=True)
     p.add_argument("--training", required=True)
     p.add_argument("--runs", required=True, help="runs.csv written by select")
+    p.add_argument("--spectra", required=True)
     p.add_argument("--collapse-eps", type=float, default=0.2)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_figure)

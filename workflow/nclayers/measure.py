@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from nclayers import weights
 from nclayers.metrics import ClassMeans, MeanGeometry, SplitStats
 from nclayers.taps import layer_names, tap
 
@@ -22,6 +23,7 @@ def measure(
     *,
     layers: Sequence[str | nn.Module] | None = None,
     device: torch.device | str | None = None,
+    consumers: dict[str, nn.Module] | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
     """NC metrics of each layer on the train (and test) split, as a tidy DataFrame.
@@ -33,8 +35,9 @@ def measure(
     ``model.tapped_layers``. The number of classes is the width of the model's output.
 
     Returns columns ``layer, layer_index, split, metric, value``; ``layer_index`` is the
-    position in ``layers``. Metrics of the class means alone (NC2, Tr Σ_B) appear under
-    ``split == "train"`` only.
+    position in ``layers``. Metrics of the class means alone (NC2, Tr Σ_B) and of the weights
+    (NC3) appear under ``split == "train"`` only. ``consumers`` maps a layer to the module that
+    reads its output (for NC3); by default :func:`nclayers.weights.find_consumers` finds them.
     """
     if layers is None:
         if not hasattr(model, "tapped_layers"):
@@ -46,6 +49,9 @@ def measure(
     was_training = model.training
     model.eval()
     try:
+        if consumers is None:
+            x0, _ = next(iter(train))
+            consumers = weights.find_consumers(model, names, x0[:2].to(device))
         with torch.no_grad(), tap(model, names) as acts:
             geometry = _class_means(model, train, names, acts, device, progress)
             rows = []
@@ -57,11 +63,34 @@ def measure(
                     values = stats[name].compute()
                     if split == "train":
                         values.update(geometry[name].mean_metrics())
+                        values.update(_nc3(model, geometry[name], consumers.get(name)))
                     rows += [(name, index, split, metric, value)
                              for metric, value in values.items()]
     finally:
         model.train(was_training)
     return pd.DataFrame(rows, columns=["layer", "layer_index", "split", "metric", "value"])
+
+
+def _nc3(model: nn.Module, geometry: MeanGeometry, consumer: nn.Module | None) -> dict:
+    if consumer is None:
+        return {}
+    out = {"nc3_pabs": weights.pabs(consumer, geometry.centred, geometry.shape)}
+    if consumer is weights.classifier(model):
+        out["nc3_duality"] = weights.duality(consumer, geometry.centred)
+    return out
+
+
+def weight_spectra(model: nn.Module, consumers: dict[str, nn.Module],
+                   layers: Sequence[str]) -> pd.DataFrame:
+    """Singular values σ_k of each layer's consuming weight and their shares σ_k/Σσ."""
+    rows = []
+    for index, name in enumerate(layers):
+        if name in consumers:
+            sigma = weights.spectrum(consumers[name])
+            share = sigma / sigma.sum()
+            rows += [(name, index, k, float(v), float(f))
+                     for k, (v, f) in enumerate(zip(sigma, share, strict=True))]
+    return pd.DataFrame(rows, columns=["layer", "layer_index", "k", "sigma", "share"])
 
 
 def _forward(model, x, device):

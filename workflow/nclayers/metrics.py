@@ -29,10 +29,15 @@ from torch import Tensor
 RANK_RTOL = 1e-10
 
 # Metrics of the class means alone: they depend on the train split only.
-MEAN_METRICS = ("tr_sigma_b", "nc2_equinorm", "nc2_equiangle", "nc2_maxangle")
+MEAN_METRICS = ("tr_sigma_b", "nc2_equinorm", "nc2_equiangle", "nc2_maxangle",
+                "nc2_angle_shift")
 SPLIT_METRICS = (
-    "nc1", "nc1_ratio", "tr_sigma_w", "tr_sigma_t", "cdnv", "ncc_accuracy", "nc4_mismatch",
+    "nc1", "nc1_ratio", "tr_sigma_w", "tr_sigma_t", "cdnv", "stable_rank", "ncc_accuracy",
+    "nc4_mismatch",
 )
+# Columns of the random sketch of Σ_W that gives its top eigenvalue (stable rank) in the same
+# pass: oversampling well past 1 makes the single-pass Nyström estimate close to exact.
+SKETCH_COLUMNS = 24
 
 
 def _flat64(h: Tensor) -> Tensor:
@@ -54,15 +59,30 @@ class ClassMeans:
         self.num_classes = num_classes
         self.sums: Tensor | None = None
         self.counts = torch.zeros(num_classes, dtype=torch.float64)
+        self.shape: tuple[int, ...] = ()  # one sample's shape, e.g. (channels, H, W)
+        # Sketch of the scatter Σ_i (h_i − s)(h_i − s)ᵀ Ω about a fixed shift s (the first
+        # batch's mean, against cancellation), from which compute() gets a basis for pass 2's
+        # estimate of λ_max(Σ_W): one power step for free.
+        self.shift: Tensor | None = None
+        self.omega: Tensor | None = None
+        self.scatter_sketch: Tensor | None = None
 
     def update(self, h: Tensor, y: Tensor) -> None:
+        self.shape = tuple(h.shape[1:])
         h = _flat64(h)
         y = y.to(h.device, torch.long)
         _check_labels(y, self.num_classes)
         if self.sums is None:
-            self.sums = torch.zeros(self.num_classes, h.shape[1], dtype=torch.float64,
-                                    device=h.device)
+            p = h.shape[1]
+            self.sums = torch.zeros(self.num_classes, p, dtype=torch.float64, device=h.device)
             self.counts = self.counts.to(h.device)
+            self.shift = h.mean(dim=0) if len(h) else torch.zeros_like(self.sums[0])
+            # Seeded on the CPU so that every device draws the same matrix.
+            self.omega = torch.randn(p, min(p, SKETCH_COLUMNS), dtype=torch.float64,
+                                     generator=torch.Generator().manual_seed(0)).to(h.device)
+            self.scatter_sketch = torch.zeros_like(self.omega)
+        shifted = h - self.shift
+        self.scatter_sketch += shifted.T @ (shifted @ self.omega)
         self.sums.index_add_(0, y, h)
         self.counts += torch.bincount(y, minlength=self.num_classes).to(torch.float64)
 
@@ -73,7 +93,18 @@ class ClassMeans:
         if empty:
             raise ValueError(f"classes {empty} have no training samples; class means need all "
                              f"{self.num_classes} classes in the train split")
-        return MeanGeometry.from_means(self.sums / self.counts[:, None])
+        means = self.sums / self.counts[:, None]
+        # N Σ_W Ω = Σ_i (h_i − s)(h_i − s)ᵀΩ − Σ_c n_c (μ_c − s)(μ_c − s)ᵀΩ
+        d = means - self.shift
+        within = self.scatter_sketch - d.T @ (self.counts[:, None] * (d @ self.omega))
+        # Directions where the sketch is round-off (Σ_W of lower rank than the sketch) are
+        # replaced by the fixed Gaussian ones, so that the basis does not depend on rounding.
+        q, r = torch.linalg.qr(within)
+        diag = r.diagonal().abs()
+        # Round-off is judged against the sketch of the whole scatter, Σ_W's upper bound.
+        kept = diag > 1e-9 * float(torch.linalg.matrix_norm(self.scatter_sketch))
+        basis = torch.linalg.qr(torch.cat([q[:, kept], self.omega[:, ~kept]], dim=1)).Q
+        return MeanGeometry.from_means(means, self.shape, sketch=basis)
 
 
 @dataclass(frozen=True)
@@ -84,14 +115,24 @@ class MeanGeometry:
     centred: Tensor  # (C, p): rows μ_c − μ_G, i.e. Mᵀ
     basis: Tensor  # (p, r): orthonormal basis of range(M), r = rank(Σ_B)
     inv_sq_singular: Tensor  # (r,): 1/s_k² for the kept singular values s_k of M
+    sketch: Tensor  # (p, k): orthonormal test matrix for the top eigenvalue of Σ_W
+    shape: tuple[int, ...] = ()  # one sample's feature shape before flattening
 
     @classmethod
-    def from_means(cls, means: Tensor) -> MeanGeometry:
+    def from_means(cls, means: Tensor, shape: tuple[int, ...] = (),
+                   sketch: Tensor | None = None) -> MeanGeometry:
+        """``sketch``: a basis approximating Σ_W's top eigenvectors (from pass 1); a seeded
+        Gaussian matrix without one."""
         centred = means - means.mean(dim=0, keepdim=True)
         # Thin SVD of M (p × C): O(p·C²), the only decomposition the streaming path needs.
         u, s, _ = torch.linalg.svd(centred.T, full_matrices=False)
         keep = s**2 > RANK_RTOL * float(s.max()) ** 2 if float(s.max()) > 0 else s < 0  # none
-        return cls(means, centred, u[:, keep].contiguous(), 1.0 / s[keep] ** 2)
+        p = means.shape[1]
+        if sketch is None:
+            sketch = torch.randn(p, min(p, SKETCH_COLUMNS), dtype=torch.float64,
+                                 generator=torch.Generator().manual_seed(0)).to(means.device)
+        return cls(means, centred, u[:, keep].contiguous(), 1.0 / s[keep] ** 2, sketch,
+                   shape or (p,))
 
     @property
     def num_classes(self) -> int:
@@ -116,6 +157,7 @@ class MeanGeometry:
             "nc2_equinorm": float(norms.std(correction=0) / norms.mean()),
             "nc2_equiangle": float(off.std(correction=0)),
             "nc2_maxangle": float((off + 1.0 / (C - 1)).abs().mean()),
+            "nc2_angle_shift": float((off + 1.0 / (C - 1)).mean()),
         }
 
 
@@ -128,6 +170,7 @@ class SplitStats:
         self.counts = torch.zeros(C, dtype=torch.float64, device=dev)
         self.within_sq = torch.zeros(C, dtype=torch.float64, device=dev)  # Σ_{i∈c} ‖h_i − μ_c‖²
         self.proj_sq = torch.zeros(geometry.basis.shape[1], dtype=torch.float64, device=dev)
+        self.sketched = torch.zeros_like(geometry.sketch)  # Σ_i c_i c_iᵀ Ω, c_i centred
         self.ncc_correct = 0
         self.mismatch = 0
 
@@ -140,6 +183,7 @@ class SplitStats:
         self.within_sq.index_add_(0, y, (centred**2).sum(dim=1))
         self.counts += torch.bincount(y, minlength=g.num_classes).to(torch.float64)
         self.proj_sq += ((centred @ g.basis) ** 2).sum(dim=0)
+        self.sketched += centred.T @ (centred @ g.sketch)
         ncc = g.nearest_mean(h)
         self.ncc_correct += int((ncc == y).sum())
         if net_pred is not None:
@@ -160,6 +204,9 @@ class SplitStats:
             "tr_sigma_w": tr_w,
             "tr_sigma_t": tr_w + tr_b,
             "cdnv": self._cdnv(),
+            # ‖H‖_F² / ‖H‖_2² of the within-class-centred features H = Tr Σ_W / λ_max(Σ_W).
+            "stable_rank": tr_w * n / top_eigenvalue(self.sketched, g.sketch)
+            if tr_w > 0 else float("nan"),
             "ncc_accuracy": self.ncc_correct / n,
             "nc4_mismatch": self.mismatch / n,
         }
@@ -177,3 +224,15 @@ class SplitStats:
         ratio = (var[:, None] + var[None, :]) / (2.0 * dist_sq)
         off = ~torch.eye(k, dtype=torch.bool, device=ratio.device)
         return float(ratio[off].mean())
+
+
+def top_eigenvalue(sketched: Tensor, omega: Tensor) -> float:
+    """Largest eigenvalue of a PSD matrix A from its sketch Y = A Ω alone (single-pass Nyström
+    approximation, Tropp et al. 2017, Alg. 3): Â = Y (ΩᵀY)⁺ Yᵀ ⪯ A, exact when rank A ≤ k."""
+    eps = torch.finfo(torch.float64).eps
+    shift = eps * math.sqrt(sketched.shape[0]) * float(torch.linalg.matrix_norm(sketched))
+    y = sketched + shift * omega  # a small shift keeps ΩᵀY positive definite
+    core = omega.T @ y
+    chol = torch.linalg.cholesky((core + core.T) / 2)
+    f = torch.linalg.solve_triangular(chol, y.T, upper=False).T  # Y L⁻ᵀ, so that Â = F Fᵀ
+    return max(float(torch.linalg.svdvals(f)[0]) ** 2 - shift, 0.0)

@@ -58,6 +58,10 @@ def dense_metrics(
         "nc2_equinorm": float(norms.std() / norms.mean()),
         "nc2_equiangle": float(off.std()),
         "nc2_maxangle": float(np.mean(np.abs(off + 1 / (C - 1)))),
+        "nc2_angle_shift": float(np.mean(off + 1 / (C - 1))),
+        # ‖H‖_F²/‖H‖_2² of the within-class-centred features, exactly.
+        "stable_rank": float(tr_w / np.linalg.eigvalsh(sigma_w)[-1]) if tr_w > 0
+        else float("nan"),
         "ncc_accuracy": float(np.mean(ncc == y)),
         "nc4_mismatch": float(np.mean(ncc != net_pred)),
     }

@@ -32,8 +32,12 @@ METRIC_LABELS = {
     "tr_sigma_w": r"$\mathrm{Tr}\,\Sigma_W$",
     "tr_sigma_b": r"$\mathrm{Tr}\,\Sigma_B$",
     "tr_sigma_t": r"$\mathrm{Tr}\,\Sigma_T$",
+    "nc2_angle_shift": "NC2 angle shift",
+    "nc3_pabs": "NC3 PABS alignment",
+    "nc3_duality": "NC3 self-duality",
+    "stable_rank": "stable rank (within-class)",
 }
-LOG_METRICS = {"nc1", "cdnv", "tr_sigma_w", "tr_sigma_b", "tr_sigma_t"}
+LOG_METRICS = {"nc1", "cdnv", "tr_sigma_w", "tr_sigma_b", "tr_sigma_t", "stable_rank"}
 
 
 def _layer_axis(ax, metrics: pd.DataFrame) -> None:
@@ -77,21 +81,21 @@ def _per_layer(metrics: pd.DataFrame, metric: str, title: str, hline: float | No
     return fig
 
 
-def nc1_by_layer(metrics, training, collapse_eps=0.2) -> Figure:
+def nc1_by_layer(metrics, training, spectra=None, collapse_eps=0.2) -> Figure:
     return _per_layer(metrics, "nc1", "NC1 by layer over training")
 
 
-def nc1_ratio_by_layer(metrics, training, collapse_eps=0.2) -> Figure:
+def nc1_ratio_by_layer(metrics, training, spectra=None, collapse_eps=0.2) -> Figure:
     return _per_layer(metrics, "nc1_ratio", "NC1 ratio by layer, with the collapse line",
                       hline=collapse_eps, ylim=(0, 1.02))
 
 
-def ncc_accuracy_by_layer(metrics, training, collapse_eps=0.2) -> Figure:
+def ncc_accuracy_by_layer(metrics, training, spectra=None, collapse_eps=0.2) -> Figure:
     return _per_layer(metrics, "ncc_accuracy", "Nearest-class-mean accuracy by layer",
                       ylim=(0, 1.02))
 
 
-def training_curves(metrics, training, collapse_eps=0.2) -> Figure:
+def training_curves(metrics, training, spectra=None, collapse_eps=0.2) -> Figure:
     long = training.melt(id_vars=["run", "dataset", "arch", "seed", "epoch"],
                          value_vars=["eval_train_loss", "test_loss", "train_acc", "test_acc"])
     long["split"] = long["variable"].str.startswith(("eval_train", "train")).map(
@@ -110,9 +114,9 @@ def training_curves(metrics, training, collapse_eps=0.2) -> Figure:
     return fig
 
 
-def nc_metrics_final(metrics, training, collapse_eps=0.2) -> Figure:
+def nc_metrics_final(metrics, training, spectra=None, collapse_eps=0.2) -> Figure:
     """Every metric against depth at the last checkpoint, train and test."""
-    last = metrics[metrics["epoch"] == metrics["epoch"].max()]
+    last = metrics[(metrics["epoch"] == metrics["epoch"].max()) & metrics["layer_index"].notna()]
     names = [m for m in METRIC_LABELS if m in set(last["metric"])]
     cols = 4
     rows = -(-len(names) // cols)
@@ -136,10 +140,32 @@ def nc_metrics_final(metrics, training, collapse_eps=0.2) -> Figure:
     return fig
 
 
+def weight_spectra(metrics, training, spectra=None, collapse_eps=0.2) -> Figure:
+    """Normalised singular values σ_k/Σσ of each layer's consuming weight, last checkpoint."""
+    last = spectra[spectra["epoch"] == spectra["epoch"].max()]
+    last = last[last["k"] < 40]
+    models = _models(last)
+    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 3.6), squeeze=False)
+    for ax, (model, part) in zip(axes[0], models, strict=True):
+        sns.lineplot(data=part, x="k", y="share", hue="layer_index", palette="viridis",
+                     errorbar=BAND, ax=ax, legend="full")
+        ax.set_yscale("log")
+        ax.set_xlabel("singular value index k")
+        ax.set_ylabel(r"$\sigma_k / \sum_j \sigma_j$")
+        if len(models) > 1:
+            ax.set_title(model)
+        ax.legend(title="layer", fontsize="x-small", ncol=2, loc="upper left",
+                  bbox_to_anchor=(1.02, 1))
+    fig.suptitle(f"Spectra of the weights that read each layer (epoch {last['epoch'].max()})")
+    fig.tight_layout()
+    return fig
+
+
 FIGURES: dict[str, Callable[..., Figure]] = {
     "training_curves": training_curves,
     "nc1_by_layer": nc1_by_layer,
     "nc1_ratio_by_layer": nc1_ratio_by_layer,
     "ncc_accuracy_by_layer": ncc_accuracy_by_layer,
     "nc_metrics_final": nc_metrics_final,
+    "weight_spectra": weight_spectra,
 }

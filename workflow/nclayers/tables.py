@@ -10,8 +10,9 @@ import pandas as pd
 from nclayers.io import atomic_path
 from nclayers.plots import METRIC_LABELS
 
-LAST_LAYER_METRICS = ["nc1", "nc1_ratio", "cdnv", "nc2_equinorm", "nc2_equiangle",
-                      "nc2_maxangle", "ncc_accuracy", "nc4_mismatch"]
+LAST_LAYER_METRICS = ["nc1", "nc1_ratio", "cdnv", "stable_rank", "nc2_equinorm",
+                      "nc2_equiangle", "nc2_maxangle", "nc2_angle_shift", "nc3_pabs",
+                      "nc3_duality", "ncc_accuracy", "nc4_mismatch"]
 
 
 def tex_escape(text: object) -> str:
@@ -152,6 +153,12 @@ def macros(metrics: pd.DataFrame, training: pd.DataFrame, runs: pd.DataFrame,
     def value(metric: str, split: str = "train") -> float:
         return last[(last["metric"] == metric) & (last["split"] == split)]["value"].mean()
 
+    def derived(metric: str) -> str:
+        values = final[final["metric"] == metric]["value"]
+        if metric == "interpolation_epoch":
+            values = metrics[metrics["metric"] == metric]["value"]
+        return "never" if values.isna().all() else f"{values.mean():g}"
+
     ratio = final[(final["metric"] == "nc1_ratio") & (final["split"] == "train")]
     below = ratio.groupby("layer_index")["value"].mean().lt(collapse_eps)
     collapsed = [i for i in below.index if below.loc[i:].all()]
@@ -163,7 +170,9 @@ def macros(metrics: pd.DataFrame, training: pd.DataFrame, runs: pd.DataFrame,
         "LastNCCTrain": f"{100 * value('ncc_accuracy'):.1f}\\%",
         "LastNCCTest": f"{100 * value('ncc_accuracy', 'test'):.1f}\\%",
         "CollapseEps": f"{collapse_eps:g}",
-        "CollapseLayer": str(collapsed[0]) if collapsed else "none",
+        "CollapseLayer": f"{collapsed[0]:g}" if collapsed else "none",
+        "EffectiveDepth": derived("effective_depth"),
+        "InterpolationEpoch": derived("interpolation_epoch"),
         "MainModel": tex_escape(model),
         "NumRuns": str(len(runs)),
         "NumSelected": str(int(runs["selected"].sum())),

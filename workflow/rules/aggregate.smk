@@ -4,17 +4,27 @@ rule aggregate:
             f"{RESULTS}/runs/{{run}}/metrics/epoch{{epoch}}.csv", run=RUNS, epoch=EPOCHS
         ),
         train_logs=expand(f"{RESULTS}/runs/{{run}}/train_log.csv", run=RUNS),
+        spectra=expand(
+            f"{RESULTS}/runs/{{run}}/spectra/epoch{{epoch}}.csv", run=RUNS, epoch=EPOCHS
+        ),
     output:
         metrics=f"{RESULTS}/tables/metrics.csv",
         training=f"{RESULTS}/tables/training.csv",
+        spectra=f"{RESULTS}/tables/spectra.csv",
     params:
         out_dir=subpath(output.metrics, parent=True),
+        collapse_eps=config["report"]["collapse_eps"],
+        ncc_threshold=config["measure"]["ncc_threshold"],
+        interpolation_threshold=config["measure"]["interpolation_threshold"],
     log:
         f"{RESULTS}/logs/aggregate.log",
     conda:
         "../../envs/nclayers.yaml"
     shell:
         "python -m nclayers aggregate --metrics {input.metrics} --train-logs {input.train_logs}"
+        " --spectra {input.spectra} --collapse-eps {params.collapse_eps}"
+        " --ncc-threshold {params.ncc_threshold}"
+        " --interpolation-threshold {params.interpolation_threshold}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 

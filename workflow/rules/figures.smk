@@ -3,6 +3,7 @@ rule figure:
         metrics=rules.aggregate.output.metrics,
         training=rules.aggregate.output.training,
         runs=rules.select_best.output[0],
+        spectra=rules.aggregate.output.spectra,
     output:
         f"{RESULTS}/figures/{{name}}.pdf",
     params:
@@ -13,5 +14,6 @@ rule figure:
         "../../envs/nclayers.yaml"
     shell:
         "python -m nclayers figure {wildcards.name} --metrics {input.metrics}"
-        " --training {input.training} --runs {input.runs} --collapse-eps {params.collapse_eps}"
+        " --training {input.training} --runs {input.runs}"
+        " --spectra {input.spectra} --collapse-eps {params.collapse_eps}"
         " --out {output} > {log} 2>&1"

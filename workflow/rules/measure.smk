@@ -3,7 +3,8 @@ rule measure:
         checkpoint=f"{RESULTS}/runs/{{run}}/checkpoints/epoch{{epoch}}.pt",
         info=f"{RESULTS}/runs/{{run}}/run.json",
     output:
-        f"{RESULTS}/runs/{{run}}/metrics/epoch{{epoch}}.csv",
+        metrics=f"{RESULTS}/runs/{{run}}/metrics/epoch{{epoch}}.csv",
+        spectra=f"{RESULTS}/runs/{{run}}/spectra/epoch{{epoch}}.csv",
     params:
         batch_size=config["measure"]["batch_size"],
     log:
@@ -17,4 +18,4 @@ rule measure:
     shell:
         "python -m nclayers --threads {threads} measure --run-json {input.info}"
         " --checkpoint {input.checkpoint} --batch-size {params.batch_size}"
-        " --out {output} > {log} 2>&1"
+        " --out {output.metrics} --spectra {output.spectra} > {log} 2>&1"

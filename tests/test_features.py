@@ -1,0 +1,261 @@
+"""Feature analysis (nclayers.features, nclayers.feature_plots) on data with a known answer."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib.figure import Figure
+from sklearn.metrics import adjusted_rand_score
+
+from nclayers import data, models
+from nclayers import feature_plots as fp
+from nclayers import features as ft
+
+C = 10
+
+
+def gaussian_clusters(per_class: int = 30, p: int = 24, noise: float = 0.01, seed: int = 0,
+                      scale: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """Class c around scale·e_c: classes at cosine distance 1 and euclidean distance ≥ 4,
+    points of a class within ~1e-4 (cosine) and ward merge heights ~σ√(2p) = 0.07 < 0.5."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(C), per_class)
+    x = scale * np.eye(C, p)[y] + noise * rng.standard_normal((len(y), p))
+    return x, y
+
+
+def rotation(p: int, seed: int) -> np.ndarray:
+    return ft.random_orthonormal(p, p, seed)
+
+
+# --- clustering and retention ----------------------------------------------------------------
+
+@pytest.mark.parametrize("method", list(ft.METHODS))
+def test_separated_clusters_are_found_exactly(method):
+    x, y = gaussian_clusters()
+    result = ft.cluster(x, y, method)
+    assert adjusted_rand_score(y, result.ids) == 1.0
+    assert np.array_equal(result.induced, y)
+    assert result.summary == {"points": 300, "clusters": C, "small_clusters": 0,
+                              "avg_points": 30.0, "accuracy": 1.0, "excluded": 0}
+    # A second "layer" with other noise keeps every cluster whole: retention 1.
+    x2, _ = gaussian_clusters(seed=1)
+    assert ft.retention(result.ids, ft.cluster(x2, y, method).ids) == 1.0
+
+
+def test_rotation_leaves_cosine_clusters_unchanged():
+    """Cosine distances are rotation invariant: the same partition, on data where the
+    clustering is far from trivial (overlapping classes, many small clusters)."""
+    x, y = gaussian_clusters(per_class=20, noise=1.0, scale=1.5, seed=3)
+    before = ft.cluster(x, y, "cosine")
+    after = ft.cluster(x @ rotation(x.shape[1], 7), y, "cosine")
+    assert 1 < before.summary["clusters"] < len(y) / 3 and before.summary["accuracy"] < 1
+    assert adjusted_rand_score(before.ids, after.ids) == 1.0
+    assert np.array_equal(before.induced, after.induced)
+    assert before.summary == after.summary
+
+
+def test_small_clusters_are_excluded_and_majority_induced():
+    # Two points far from everything (excluded), a cluster of 4 with a 3:1 majority.
+    x = np.array([[1, 0], [1, 0.01], [1, -0.01], [1, 0.02], [0, 1], [-1, 0]], dtype=float)
+    y = np.array([2, 2, 2, 1, 0, 0])
+    result = ft.cluster(x, y, "cosine")
+    assert list(result.induced) == [2, 2, 2, 2, -1, -1]
+    assert result.summary["clusters"] == 1 and result.summary["small_clusters"] == 2
+    assert result.summary["excluded"] == 2 and result.summary["accuracy"] == 0.75
+
+
+def test_zero_vectors_are_their_own_clusters_under_cosine():
+    x, y = gaussian_clusters(per_class=5)
+    x[[0, 7]] = 0  # dead post-ReLU samples: no direction
+    result = ft.cluster(x, y, "cosine")
+    assert list(result.induced[[0, 7]]) == [-1, -1]
+    assert len(set(result.ids[[0, 7]])) == 2 and result.summary["excluded"] == 2
+    assert result.summary["accuracy"] == 1.0
+
+
+def test_retention_is_eq_4_1():
+    # From-clusters {0,1,2} (sizes 3, 3) and an excluded point; best overlaps 2 and 3.
+    from_ids = np.array([0, 0, 0, 1, 1, 1, -1])
+    to_ids = np.array([5, 5, 6, 6, 6, 6, 5])
+    assert ft.retention(from_ids, to_ids) == pytest.approx(5 / 6)
+    assert ft.retention(from_ids, np.arange(7)) == pytest.approx(2 / 6)  # all split
+    assert math.isnan(ft.retention(np.full(4, -1), np.zeros(4)))  # Table C.2.2's "-"
+
+
+def test_clustering_and_umap_are_identical_for_the_same_seed():
+    x, y = gaussian_clusters(per_class=8, noise=0.8, scale=1.5, seed=5)
+    for method in ft.METHODS:
+        a, b = ft.cluster(x, y, method), ft.cluster(x, y, method)
+        assert np.array_equal(a.ids, b.ids) and np.array_equal(a.induced, b.induced)
+    first, second = ft.umap_embedding(x, seed=3), ft.umap_embedding(x, seed=3)
+    assert first.shape == (len(y), 2) and first.dtype == np.float32
+    assert np.array_equal(first, second)
+    assert not np.array_equal(first, ft.umap_embedding(x, seed=4))
+
+
+def test_cluster_class_matrix_sorted_by_induced_class_then_size():
+    ids = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3])
+    labels = np.array([1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0])
+    matrix = ft.cluster_class_matrix(ids, labels, num_classes=3)
+    assert list(matrix["cluster"]) == [1, 2, 0]  # class 0; class 1 by size (5, then 3)
+    assert list(matrix["induced"]) == [0, 1, 1] and list(matrix["size"]) == [4, 5, 3]
+    assert np.allclose(matrix[[0, 1, 2]].sum(axis=1), 1)
+    assert matrix.loc[0, 0] == 0.75
+
+
+# --- PCA and ℓ1 dimensionality ----------------------------------------------------------------
+
+def test_l1_dimension_of_known_vectors():
+    p = 4000
+    assert ft.l1_dimension(1.0) == pytest.approx(math.pi / 2)  # a coordinate axis
+    v = np.random.default_rng(0).standard_normal(p)
+    v /= np.linalg.norm(v)  # uniformly spread: a uniform random direction
+    assert ft.l1_dimension(np.abs(v).sum()) == pytest.approx(p, rel=0.05)
+    # The all-equal vector has the largest ℓ1 norm, √p, hence π p / 2, not p (§3.5.2's map).
+    assert ft.l1_dimension(math.sqrt(p)) == pytest.approx(math.pi * p / 2)
+
+
+def test_pca_matches_numpy_eigendecomposition():
+    rng = np.random.default_rng(1)
+    n, p = 400, 12
+    x = rng.standard_normal((n, p)) @ np.diag(np.linspace(3, 0.1, p)) @ rotation(p, 2) + 5
+    result = ft.pca(x, seed=0)
+    values, vectors = np.linalg.eigh(np.cov(x, rowvar=False))
+    values, vectors = values[::-1], vectors[:, ::-1]
+    assert np.allclose(result["eigenvalues"], values, rtol=1e-10)
+    assert np.allclose(result["l1"], np.abs(vectors).sum(axis=0), rtol=1e-8)  # sign-free
+    assert np.allclose(result["share"], values / values.sum())
+    assert result["n_components_99"] == 1 + int(np.argmax(1 - np.cumsum(values) / values.sum()
+                                                          < 0.01))
+    assert np.allclose(result["dim"], math.pi * result["l1"] ** 2 / 2)
+    # The random basis is orthonormal, and its directions have dimensionality ≈ p on average.
+    q = ft.random_orthonormal(300, 300, seed=0)
+    assert np.allclose(q.T @ q, np.eye(300), atol=1e-10)
+    assert ft.l1_dimension(np.abs(q).sum(axis=0)).mean() == pytest.approx(300, rel=0.03)
+    assert len(result["random_l1"]) == p
+
+
+def test_pca_with_more_units_than_points_uses_the_gram_matrix():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((30, 80)) * np.linspace(2, 0.5, 80)
+    wide = ft.pca(x)
+    values, vectors = np.linalg.eigh(np.cov(x, rowvar=False))
+    values, vectors = values[::-1][:29], vectors[:, ::-1][:, :29]
+    assert len(wide["eigenvalues"]) == 29
+    assert np.allclose(wide["eigenvalues"], values, rtol=1e-8)
+    assert np.allclose(wide["l1"], np.abs(vectors).sum(axis=0), rtol=1e-6)
+
+
+def test_sparsity_per_unit():
+    x = np.array([[0, 2, 1], [0, 0, 1], [0, 4, 1], [0, 0, 1]], dtype=float)
+    table = ft.sparsity(x)
+    assert list(table["unit"]) == [2, 1, 0] and list(table["unit_rank"]) == [0, 1, 2]
+    assert list(table["zero_share"]) == [0.0, 0.5, 1.0]
+    assert list(table["mean"][:2]) == [1.0, 3.0] and list(table["std"][:2]) == [0.0, 1.0]
+    assert table["mean"].isna().iloc[2]
+
+
+# --- sample, size check, save/load ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits_model():
+    torch.manual_seed(0)
+    return models.build("mlp", (1, 8, 8), 10, depth=2, width=16), data.load("digits")
+
+
+def test_sample_is_class_balanced_and_fixed_by_the_seed(digits_model):
+    model, splits = digits_model
+    sample = ft.sample_activations(model, splits.x_train, splits.y_train, per_class=5, seed=1)
+    assert sample["layers"] == ["input", "layer1", "layer2"]
+    assert np.array_equal(np.bincount(sample["labels"]), np.full(10, 5))
+    assert sample["input"].shape == (50, 64) and sample["layer2"].shape == (50, 16)
+    assert sample["layer1"].dtype == np.float32
+    x = splits.x_train[torch.as_tensor(sample["index"])]
+    model.eval()
+    with torch.no_grad():
+        assert np.array_equal(sample["pred"], model(x).argmax(1).numpy())
+        expected = model.layer2(model.layer1(model.flatten(x))).numpy()
+    assert np.allclose(sample["layer2"], expected, atol=1e-6)
+    assert np.array_equal(sample["labels"], splits.y_train.numpy()[sample["index"]])
+    again = ft.sample_activations(model, splits.x_train, splits.y_train, per_class=5, seed=1)
+    other = ft.sample_activations(model, splits.x_train, splits.y_train, per_class=5, seed=2)
+    assert np.array_equal(sample["index"], again["index"])
+    assert np.array_equal(sample["layer2"], again["layer2"])
+    assert not np.array_equal(sample["index"], other["index"])
+    with pytest.raises(ValueError, match="lower features.per_class"):
+        ft.sample_activations(model, splits.x_train, splits.y_train, per_class=500, seed=0)
+
+
+def test_too_large_a_sample_is_refused_before_running(digits_model):
+    assert ft.check_sample_size(10_000) == 2 * 8 * 10_000 * 9_999 // 2  # 763 MiB, fits 2 GiB
+    with pytest.raises(ValueError) as err:
+        ft.check_sample_size(30_000, max_bytes=2 * 2**30)
+    message = str(err.value)
+    assert "30,000 points" in message and "6.71 GiB" in message
+    assert "lower features.per_class" in message and "16,384" in message
+    model, splits = digits_model
+    with pytest.raises(ValueError, match="1,000 points"):  # before any forward pass
+        ft.sample_activations(model, splits.x_train, splits.y_train, per_class=100, seed=0,
+                              max_bytes=1e6)
+
+
+def test_save_and_load_round_trip(digits_model, tmp_path):
+    model, splits = digits_model
+    sample = ft.sample_activations(model, splits.x_train, splits.y_train, per_class=3, seed=0)
+    path = tmp_path / "out" / "sample.npz"
+    ft.save_sample(path, sample)
+    assert [p.name for p in path.parent.iterdir()] == ["sample.npz"]  # no temporary left
+    loaded = ft.load_sample(path)
+    assert loaded["layers"] == sample["layers"]
+    for key in ("labels", "pred", "index", *sample["layers"]):
+        assert np.array_equal(loaded[key], sample[key])
+        assert loaded[key].dtype == sample[key].dtype
+
+
+# --- all layers, tables and figures ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tables():
+    x, y = gaussian_clusters(per_class=8, noise=0.3, scale=2.0, seed=4)
+    relu = np.maximum(x @ rotation(x.shape[1], 1), 0)
+    sample = {"labels": y, "pred": y, "index": np.arange(len(y)),
+              "layers": ["input", "block1", "block2"], "input": x, "block1": relu,
+              "block2": gaussian_clusters(per_class=8, seed=9)[0] * 0.05}
+    return ft.analyse_layers(sample, seed=0)
+
+
+def test_analyse_layers_tables(tables, tmp_path):
+    for name, columns in ft._COLUMNS.items():
+        assert list(tables[name].columns) == columns, name
+    clusters = tables["clusters"].set_index(["layer", "method"])
+    assert clusters.loc[("block2", "cosine"), "accuracy"] == 1.0
+    assert clusters.loc[("block2", "ward"), "clusters"] == C
+    assert len(tables["retention"]) == 2 * 2
+    assert len(tables["umap"]) == 3 * 80 and len(tables["assignments"]) == 2 * 3 * 80
+    assert list(tables["pca_summary"]["units"]) == [24, 24, 24]
+    written = ft.write_tables(tables, tmp_path, prefix="run_")
+    assert {p.name for p in written} >= {"run_clusters.csv", "run_clusters.tex",
+                                          "run_retention.tex", "run_umap.csv"}
+    tex = (tmp_path / "run_retention.tex").read_text()
+    assert r"\toprule" in tex and r"1 $\to$ 2" in tex
+    assert pd.read_csv(tmp_path / "run_clusters.csv").shape == tables["clusters"].shape
+
+
+@pytest.mark.parametrize("name", list(fp.FEATURE_FIGURES))
+def test_every_figure_draws(tables, name, tmp_path):
+    fig = fp.FEATURE_FIGURES[name](tables)
+    assert isinstance(fig, Figure)
+    fig.savefig(tmp_path / f"{name}.png", dpi=40)
+
+
+def test_figures_take_a_choice_of_layers(tables):
+    assert len(fp.umap_by_class(tables["umap"], layers=[0, "block2"]).axes) == 2
+    fig = fp.cluster_heatmaps(tables["assignments"], "ward", layers=["block1"], cols=1)
+    assert isinstance(fig, Figure)
+    with pytest.raises(ValueError, match="no layers"):
+        fp.pca_l1(tables["pca"], layers=["nope"])

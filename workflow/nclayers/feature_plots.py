@@ -1,0 +1,278 @@
+"""Figures of the feature analysis (lindegaard2023 §4.3–4.4, App. C), from the tidy tables of
+:func:`nclayers.features.analyse_layers`; each function returns a matplotlib Figure.
+
+``layers`` selects panels by name or by ``layer_index`` (default: every layer in the table,
+for the neuron sparsity every layer but the input, which the thesis leaves out, §5.4).
+:data:`FEATURE_FIGURES` maps a file name to a function of the dict of tables.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from nclayers import plots  # noqa: F401  (the Agg backend and the project's seaborn theme)
+from nclayers.features import METHOD_LABELS, cluster_class_matrix
+
+Layers = Sequence[str | int] | None
+EXCLUDED = "#d9d9d9"  # points of clusters < 3 points
+CORRECT, WRONG = "#4c72b0", "#8e44ad"  # blue and purple as in Fig. C.2.4
+
+
+def _layers(table: pd.DataFrame, layers: Layers, skip_input: bool = False) -> list[tuple]:
+    """(layer_index, layer) pairs in depth order, restricted to ``layers``."""
+    pairs = list(table[["layer_index", "layer"]].drop_duplicates().sort_values("layer_index")
+                 .itertuples(index=False, name=None))
+    if layers is not None:
+        wanted = set(layers)
+        pairs = [(i, n) for i, n in pairs if i in wanted or n in wanted]
+    elif skip_input and len(pairs) > 1:
+        pairs = [(i, n) for i, n in pairs if i != 0]
+    if not pairs:
+        raise ValueError(f"no layers to draw: the table has "
+                         f"{', '.join(table['layer'].unique()) or 'none'}, asked for {layers}")
+    return pairs
+
+
+def _grid(count: int, cols: int, width: float, height: float, rows_per: int = 1, **kw):
+    cols = min(cols, count)
+    rows = math.ceil(count / cols)
+    fig = Figure(figsize=(width * cols, height * rows * rows_per), layout="constrained")
+    axes = fig.subplots(rows * rows_per, cols, squeeze=False, **kw)
+    return fig, axes, rows
+
+
+def _palette(num_classes: int) -> list:
+    import seaborn as sns
+
+    return sns.color_palette("tab10" if num_classes <= 10 else "husl", num_classes)
+
+
+def _dots(entries: Sequence[tuple[str, object]]) -> list[Line2D]:
+    return [Line2D([], [], marker="o", linestyle="", color=colour, label=label)
+            for label, colour in entries]
+
+
+def _class_legend(fig: Figure, num_classes: int, extra: Sequence[tuple[str, object]] = ()
+                  ) -> None:
+    colours = _palette(num_classes)
+    fig.legend(handles=_dots([(str(c), colours[c]) for c in range(num_classes)] + list(extra)),
+               title="class", loc="outside right upper", fontsize="small")
+
+
+def _scatter(ax, part: pd.DataFrame, colours, title: str) -> None:
+    ax.scatter(part["x"], part["y"], c=colours, s=max(0.5, min(8.0, 3000 / len(part))),
+               linewidths=0, rasterized=True)  # rasterised: 10⁵ vector dots make a slow PDF
+    ax.set_title(title, fontsize="medium")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_aspect("equal", adjustable="datalim")
+
+
+def _title(index: int, name: str) -> str:
+    return f"layer {index} ({name})"
+
+
+# --- UMAP ------------------------------------------------------------------------------------
+
+def umap_by_class(umap: pd.DataFrame, layers: Layers = None, cols: int = 4) -> Figure:
+    """UMAP of each layer, points coloured by true class (Fig. 4.3.1, C.2.3)."""
+    pairs = _layers(umap, layers)
+    num_classes = int(umap["label"].max()) + 1
+    colours = np.asarray(_palette(num_classes))
+    fig, axes, _ = _grid(len(pairs), cols, 3.2, 3.2)
+    for ax, (index, name) in zip(axes.flat, pairs, strict=False):
+        part = umap[umap["layer_index"] == index]
+        _scatter(ax, part, colours[part["label"].to_numpy()], _title(index, name))
+    for ax in axes.flat[len(pairs):]:
+        ax.set_visible(False)
+    _class_legend(fig, num_classes)
+    fig.suptitle("UMAP of the activations (cosine, 20 neighbours), by true class")
+    return fig
+
+
+def umap_by_cluster(umap: pd.DataFrame, assignments: pd.DataFrame, method: str = "cosine",
+                    layers: Layers = None) -> Figure:
+    """UMAP of each layer (a column each), coloured (top) by the class its cluster induces
+    and (bottom) by whether that induced class is wrong (Fig. C.2.4, C.2.6)."""
+    pairs = _layers(umap, layers)
+    num_classes = int(umap["label"].max()) + 1
+    colours = np.asarray(_palette(num_classes) + [EXCLUDED], dtype=object)
+    fig = Figure(figsize=(3.0 * len(pairs) + 1.2, 6.2), layout="constrained")
+    axes = fig.subplots(2, len(pairs), squeeze=False)
+    chosen = assignments[assignments["method"] == method]
+    for col, (index, name) in enumerate(pairs):
+        part = umap[umap["layer_index"] == index].merge(
+            chosen[chosen["layer_index"] == index][["point", "induced"]], on="point")
+        induced = part["induced"].to_numpy()
+        _scatter(axes[0, col], part, list(colours[induced]), _title(index, name))
+        state = np.where(induced < 0, EXCLUDED,
+                         np.where(induced == part["label"].to_numpy(), CORRECT, WRONG))
+        wrong = (induced >= 0) & (induced != part["label"].to_numpy())
+        scored = int((induced >= 0).sum())
+        _scatter(axes[1, col], part, list(state),
+                 f"induced class wrong: {100 * wrong.sum() / scored:.1f}%" if scored
+                 else "every point excluded")
+    axes[0, 0].set_ylabel("induced class")
+    axes[1, 0].set_ylabel("error of the induced class")
+    _class_legend(fig, num_classes, [("excluded (< 3)", EXCLUDED)])
+    fig.legend(handles=_dots([("correct", CORRECT), ("wrong", WRONG),
+                              ("excluded (< 3)", EXCLUDED)]),
+               title="induced class", loc="outside right lower", fontsize="small")
+    fig.suptitle(f"UMAP coloured by agglomerative clustering "
+                 f"({METHOD_LABELS.get(method, method)})")
+    return fig
+
+
+# --- clustering ------------------------------------------------------------------------------
+
+def cluster_heatmaps(assignments: pd.DataFrame, method: str = "cosine", layers: Layers = None,
+                     cols: int = 3) -> Figure:
+    """Row-normalised cluster × class heat maps of the clusters of ≥ 3 points, rows sorted by
+    induced class, then size (Fig. 4.3.2, C.2.5); lines separate the induced classes."""
+    chosen = assignments[assignments["method"] == method]
+    pairs = _layers(chosen, layers)
+    num_classes = int(assignments["label"].max()) + 1
+    fig, axes, _ = _grid(len(pairs), cols, 3.4, 3.6)
+    image = None
+    for ax, (index, name) in zip(axes.flat, pairs, strict=False):
+        part = chosen[chosen["layer_index"] == index]
+        matrix = cluster_class_matrix(part["cluster"], part["label"], num_classes)
+        ax.set_title(f"{_title(index, name)}: {len(matrix)} clusters", fontsize="medium")
+        ax.set_xlabel("true class")
+        ax.grid(False)
+        if matrix.empty:
+            ax.text(0.5, 0.5, "no cluster of ≥ 3 points", ha="center", va="center",
+                    transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        shares = matrix[list(range(num_classes))].to_numpy()
+        image = ax.imshow(shares, aspect="auto", cmap="Blues", vmin=0, vmax=1,
+                          interpolation="nearest")
+        for edge in np.flatnonzero(np.diff(matrix["induced"].to_numpy())) + 0.5:
+            ax.axhline(edge, color="0.6", linewidth=0.4)
+        ax.set_xticks(range(num_classes), [str(c) for c in range(num_classes)],
+                      fontsize="x-small" if num_classes > 10 else "small")
+        ax.set_ylabel("cluster (by induced class, then size)")
+    for ax in axes.flat[len(pairs):]:
+        ax.set_visible(False)
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.6, label="share of the cluster's points")
+    fig.suptitle(f"Clusters × true classes, agglomerative ({METHOD_LABELS.get(method, method)})")
+    return fig
+
+
+# --- PCA -------------------------------------------------------------------------------------
+
+def pca_spectrum(pca: pd.DataFrame, layers: Layers = None) -> Figure:
+    """Eigenvalues of the covariance by component and 1 − cumulative share, with the
+    component where it falls below 0.01 marked, a line per layer (Fig. 4.4.1)."""
+    import seaborn as sns
+
+    pairs = _layers(pca, layers)
+    colours = sns.color_palette("viridis", len(pairs))
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    ax_values, ax_rest = fig.subplots(1, 2)
+    for colour, (index, name) in zip(colours, pairs, strict=True):
+        part = pca[pca["layer_index"] == index]
+        # Round-off (~1e-16 of the largest) is no variance: left out, not drawn as a cliff.
+        values = part["eigenvalue"].where(part["eigenvalue"] > 1e-12 * part["eigenvalue"].max())
+        ax_values.plot(part["component"], values, color=colour, label=_title(index, name))
+        rest = (1 - part["cumulative"]).where(lambda r: r > 1e-12)
+        ax_rest.plot(part["component"], rest, color=colour)
+        below = part["component"][1 - part["cumulative"] < 0.01]
+        if len(below):  # where it passes 0.01, labelled with the component, as Fig. 4.4.1b
+            k = int(below.iloc[0])
+            ax_rest.plot([k], [0.01], "o", color=colour)
+            ax_rest.annotate(str(k), (k, 0.01), textcoords="offset points", xytext=(2, 4),
+                             color=colour, fontsize="small")
+    ax_values.set(yscale="log", xlabel="principal component", ylabel="eigenvalue (variance)",
+                  title="Spectrum of the covariance")
+    ax_rest.axhline(0.01, color="crimson", linestyle="--", linewidth=1, label="0.01")
+    ax_rest.set(yscale="log", xlabel="principal component", ylabel="1 − cumulative share",
+                title="Unexplained share (k where it passes 0.01)")
+    ax_rest.legend(fontsize="small")
+    ax_values.legend(fontsize="small")
+    return fig
+
+
+def pca_l1(pca: pd.DataFrame, layers: Layers = None, cols: int = 3) -> Figure:
+    """ℓ1 norm of each unit principal direction (right axis: its corresponding dimensionality
+    π‖v‖₁²/2) against a random orthonormal basis and √(2p/π) (Fig. 4.4.2, C.2.7)."""
+    pairs = _layers(pca, layers)
+    fig, axes, _ = _grid(len(pairs), cols, 3.8, 3.0)
+
+    def to_dim(l1):
+        return np.pi * l1 * np.abs(l1) / 2
+
+    def to_l1(dim):
+        return np.sign(dim) * np.sqrt(2 * np.abs(dim) / np.pi)
+
+    for ax, (index, name) in zip(axes.flat, pairs, strict=False):
+        part = pca[pca["layer_index"] == index]
+        dot = max(1.0, min(8.0, 800 / len(part)))
+        ax.scatter(part["component"], part["random_l1"], s=dot, color="0.6", linewidths=0,
+                   label="random orthonormal", rasterized=True)
+        ax.scatter(part["component"], part["l1"], s=dot, color=CORRECT, linewidths=0,
+                   label="principal directions", rasterized=True)
+        units = int(part["units"].iloc[0])
+        ax.axhline(math.sqrt(2 * units / math.pi), color="crimson", linestyle="--",
+                   linewidth=1, label=r"$\sqrt{2p/\pi}$ (uniform random)")
+        ax.set(xlabel="principal component", ylabel=r"$\|v\|_1$", title=_title(index, name),
+               ylim=(0, None))
+        ax.secondary_yaxis("right", functions=(to_dim, to_l1)).set_ylabel(
+            r"dimensionality $\pi\|v\|_1^2/2$")
+    for ax in axes.flat[len(pairs):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize="x-small", loc="lower left")
+    fig.suptitle("Sparsity of the principal directions by their ℓ1 norm")
+    return fig
+
+
+# --- neurons ---------------------------------------------------------------------------------
+
+def neuron_sparsity(sparsity: pd.DataFrame, layers: Layers = None, cols: int = 3) -> Figure:
+    """Per layer, units sorted by sparsity: (top) share of exact zeros, (bottom) mean ± std of
+    the nonzero activations (Fig. 4.4.3, 4.4.4, C.2.9)."""
+    pairs = _layers(sparsity, layers, skip_input=True)
+    fig, axes, rows = _grid(len(pairs), cols, 3.6, 2.5, rows_per=2)
+    for k, (index, name) in enumerate(pairs):
+        row, col = 2 * (k // axes.shape[1]), k % axes.shape[1]
+        top, bottom = axes[row, col], axes[row + 1, col]
+        bottom.sharex(top)
+        part = sparsity[sparsity["layer_index"] == index].sort_values("unit_rank")
+        top.plot(part["unit_rank"], part["zero_share"], color=CORRECT)
+        top.set(ylim=(-0.02, 1.02), ylabel="share of zeros", title=_title(index, name))
+        top.tick_params(labelbottom=False)
+        bottom.errorbar(part["unit_rank"], part["mean"], yerr=part["std"], fmt="o",
+                        markersize=1.5, color=CORRECT, ecolor="#55a868", elinewidth=0.5,
+                        rasterized=True)
+        if (part["mean"].dropna() > 0).all() and part["mean"].notna().any():
+            bottom.set_yscale("log")  # only the mean's dot; bars below 0 are clipped
+        bottom.set(xlabel="unit (sorted by sparsity)", ylabel="nonzero mean ± std")
+    for k in range(len(pairs), rows * axes.shape[1]):
+        for r in (0, 1):
+            axes[2 * (k // axes.shape[1]) + r, k % axes.shape[1]].set_visible(False)
+    fig.suptitle("Neuron sparsity and the size of the nonzero activations")
+    return fig
+
+
+# --- registry --------------------------------------------------------------------------------
+
+Tables = dict[str, pd.DataFrame]
+FEATURE_FIGURES: dict[str, Callable[[Tables], Figure]] = {
+    "umap_class": lambda t: umap_by_class(t["umap"]),
+    "umap_cosine": lambda t: umap_by_cluster(t["umap"], t["assignments"], "cosine"),
+    "umap_ward": lambda t: umap_by_cluster(t["umap"], t["assignments"], "ward"),
+    "clusters_cosine": lambda t: cluster_heatmaps(t["assignments"], "cosine"),
+    "clusters_ward": lambda t: cluster_heatmaps(t["assignments"], "ward"),
+    "pca_spectrum": lambda t: pca_spectrum(t["pca"]),
+    "pca_l1": lambda t: pca_l1(t["pca"]),
+    "neuron_sparsity": lambda t: neuron_sparsity(t["sparsity"]),
+}

@@ -1,0 +1,518 @@
+"""Feature analysis of every tapped layer (lindegaard2023 §3.4–4.4, App. C).
+
+On one class-balanced activation sample per run (the input is layer 0):
+
+- :func:`umap_embedding`: UMAP 2-D, cosine metric, 20 neighbours (§3.4.1, §4.3.1);
+- :func:`cluster`: agglomerative clustering, cosine + complete linkage at 0.7 (§4.3.2) and
+  euclidean + ward at 0.5 (App. C.2.2.1); clusters of ≥ 3 points take their majority class,
+  smaller ones are excluded (Tables 4.3.1, C.2.1);
+- :func:`retention`: hierarchy retention between consecutive layers (eq. 4.1, Table 4.3.2);
+- :func:`pca`: covariance spectrum, and the ℓ1 norm and "corresponding dimensionality"
+  d = π‖v‖₁²/2 of each unit principal direction against a random orthonormal basis (§3.5);
+- :func:`sparsity`: share of exact zeros per unit, mean and std of the nonzero activations
+  (eq. 4.2, §4.4.3).
+
+Everything but :func:`sample_activations` is a pure function of numpy arrays;
+:func:`analyse_layers` runs all of them on a sample and returns tidy DataFrames, and
+:func:`write_tables` writes those as CSV plus the two booktabs tables of the report.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from nclayers.io import atomic_path
+from nclayers.taps import layer_names, tap
+
+# Clustering methods of the thesis. Ward runs on the raw activations, not unit-normalised ones:
+# App. C.2.2.1 names only "euclidean distance, ward linkage-method, and a distance threshold of
+# 0.5", and Table C.2.1 is consistent only with raw features whose scale shrinks with depth
+# (§4.4.3: means fall ~half an order of magnitude per layer): ward merges 121 points per cluster
+# in layer 2, where cosine/complete at 0.7 gets 4.2 (Table 4.3.1). On the unit sphere, where
+# ‖x − y‖² = 2·cosine distance, ward at 0.5 would be far stricter than complete linkage at a
+# cosine distance of 0.7, and its clusters smaller, not larger. Normalisation is only listed
+# among the variants tried in the hyper-parameter search (§3.4, footnote 2).
+METHODS: dict[str, dict[str, Any]] = {
+    "cosine": {"metric": "cosine", "linkage": "complete", "distance_threshold": 0.7},
+    "ward": {"metric": "euclidean", "linkage": "ward", "distance_threshold": 0.5},
+}
+MIN_CLUSTER = 3  # clusters of fewer points are "excluded" (§4.3.2)
+UMAP_NEIGHBOURS = 20  # §4.3.1
+EXPLAINED = 0.99  # n_components_99: first k with 1 − cumulative share < 0.01 (Fig. 4.4.1b)
+
+# scikit-learn (scipy's linkage underneath) holds the condensed distance matrix, n(n−1)/2
+# float64, and a working copy of it: the peak RSS growth measured for n = 3,000 … 14,000 points
+# of 512 dimensions is 1.85–2.03 × the condensed matrix, for both methods.
+DISTANCE_COPIES = 2
+DEFAULT_MAX_BYTES = 2 * 2**30
+_RESERVED = ("labels", "pred", "index", "layers")
+
+
+# --- the activation sample -------------------------------------------------------------------
+
+def class_balanced_index(y: Tensor | np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """Sorted positions of ``per_class`` samples of each class present in ``y``, drawn with a
+    generator of ``seed`` (the same seed gives the same sample on any machine)."""
+    if not isinstance(per_class, int) or per_class < 1:
+        raise ValueError(f"features.per_class must be a positive integer, got {per_class!r}")
+    labels = y.cpu() if isinstance(y, Tensor) else torch.as_tensor(np.asarray(y))
+    generator = torch.Generator().manual_seed(seed)
+    keep = []
+    for c in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == c).flatten()
+        if len(idx) < per_class:
+            raise ValueError(f"features.per_class = {per_class}, but class {c} has only "
+                             f"{len(idx)} samples in this split; lower features.per_class")
+        keep.append(idx[torch.randperm(len(idx), generator=generator)[:per_class]])
+    return torch.cat(keep).sort().values.numpy()  # the split's order within the sample
+
+
+def sample_activations(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    layers: Sequence[str | nn.Module] | None = None,
+    per_class: int = 1000,
+    seed: int = 0,
+    batch_size: int = 1024,
+    max_bytes: float | None = DEFAULT_MAX_BYTES,
+) -> dict[str, Any]:
+    """A class-balanced sample of the split ``(x, y)`` and its activations at ``layers``.
+
+    One no-grad pass in eval mode; ``layers`` default to ``model.tapped_layers``. Returns
+    ``{"labels": (n,), "pred": (n,) network predictions, "index": (n,) positions in the split,
+    "layers": [names], name: float32 (n, p) flattened activations}``. The size is checked
+    against ``max_bytes`` (see :func:`check_sample_size`) before the pass; None skips that.
+    """
+    if layers is None:
+        if not hasattr(model, "tapped_layers"):
+            raise ValueError("pass layers=[...]: the model has no `tapped_layers` attribute")
+        layers = model.tapped_layers
+    names = layer_names(model, layers)
+    clash = sorted(set(names) & set(_RESERVED))
+    if clash:
+        raise ValueError(f"layer names {clash} clash with the sample's own keys {_RESERVED}")
+    index = class_balanced_index(y, per_class, seed)
+    if max_bytes is not None:
+        check_sample_size(len(index), max_bytes)
+    device = next(model.parameters()).device
+    chunks: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    preds = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), tap(model, names) as acts:
+            for start in range(0, len(index), batch_size):
+                idx = torch.as_tensor(index[start:start + batch_size], device=x.device)
+                out = model(x[idx].to(device))
+                preds.append(out.argmax(dim=1).cpu().numpy())
+                for name in names:
+                    chunks[name].append(acts[name].flatten(1).float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    labels = (y.cpu() if isinstance(y, Tensor) else torch.as_tensor(y)).numpy()[index]
+    sample: dict[str, Any] = {"labels": labels.astype(np.int64),
+                              "pred": np.concatenate(preds).astype(np.int64),
+                              "index": index.astype(np.int64), "layers": list(names)}
+    sample.update({name: np.concatenate(chunks[name]) for name in names})
+    return sample
+
+
+def save_sample(path: str | Path, sample: dict[str, Any]) -> None:
+    """Write a sample to one uncompressed ``.npz`` (activations barely compress), atomically."""
+    arrays = {key: np.asarray(sample[key]) for key in ("labels", "pred", "index")}
+    arrays["layers"] = np.asarray(sample["layers"], dtype=str)
+    # Positional keys: layer names may hold characters that are awkward as zip members.
+    arrays.update({f"layer_{i}": np.asarray(sample[name], dtype=np.float32)
+                   for i, name in enumerate(sample["layers"])})
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: no ".npz" appended
+        np.savez(f, **arrays)
+
+
+def load_sample(path: str | Path) -> dict[str, Any]:
+    with np.load(path, allow_pickle=False) as z:
+        names = [str(name) for name in z["layers"]]
+        sample: dict[str, Any] = {key: z[key] for key in ("labels", "pred", "index")}
+        sample["layers"] = names
+        sample.update({name: z[f"layer_{i}"] for i, name in enumerate(names)})
+    return sample
+
+
+def check_sample_size(n: int, max_bytes: float = DEFAULT_MAX_BYTES) -> int:
+    """Bytes agglomerative clustering of ``n`` points needs; ValueError if over ``max_bytes``.
+
+    Memory is quadratic in the sample: ``DISTANCE_COPIES`` condensed distance matrices of
+    n(n−1)/2 float64 (10,000 points: 763 MiB). Time is quadratic too.
+    """
+    need = DISTANCE_COPIES * 8 * n * (n - 1) // 2
+    if need > max_bytes:
+        n_max = int((1 + math.sqrt(1 + 4 * max_bytes / (4 * DISTANCE_COPIES))) / 2)
+        raise ValueError(
+            f"a feature sample of {n:,} points needs about {need / 2**30:.2f} GiB for "
+            f"agglomerative clustering ({DISTANCE_COPIES} condensed distance matrices of "
+            f"n(n-1)/2 float64), over the budget of {max_bytes / 2**30:.2f} GiB; lower "
+            f"features.per_class so that per_class x classes <= {n_max:,}")
+    return need
+
+
+# --- clustering and retention ----------------------------------------------------------------
+
+class Clustering(NamedTuple):
+    ids: np.ndarray  # (n,) cluster of each point
+    induced: np.ndarray  # (n,) majority class of its cluster; -1 if the cluster is < 3 points
+    summary: dict[str, float]  # one row of Table 4.3.1
+
+
+def cluster(features: np.ndarray, labels: np.ndarray, method: str = "cosine",
+            threshold: float | None = None) -> Clustering:
+    """Agglomerative clustering of the rows of ``features`` by ``method`` (see :data:`METHODS`;
+    ``threshold`` overrides its distance threshold), with the labels clusters induce.
+
+    A cluster of ≥ 3 points takes its majority class (ties: the lowest class); the points of
+    smaller clusters are excluded (induced −1). Summary: ``points``, ``clusters`` (of ≥ 3
+    points), ``small_clusters``, ``avg_points`` (points per cluster of ≥ 3), ``accuracy``
+    (induced = true label, on the non-excluded points), ``excluded`` (points). Deterministic.
+    """
+    from sklearn.cluster import AgglomerativeClustering
+
+    if method not in METHODS:
+        raise ValueError(f"unknown clustering method {method!r}; known: {', '.join(METHODS)}")
+    params = dict(METHODS[method])
+    if threshold is not None:
+        params["distance_threshold"] = threshold
+    x = np.asarray(features)
+    labels = np.asarray(labels, dtype=np.int64)
+    n = len(x)
+    # A zero vector has no direction: under cosine it is a cluster of its own (so excluded);
+    # scikit-learn refuses it, and dead post-ReLU samples do occur.
+    rows = np.any(x != 0, axis=1) if params["metric"] == "cosine" else np.ones(n, dtype=bool)
+    ids = np.empty(n, dtype=np.int64)
+    if rows.sum() >= 2:
+        model = AgglomerativeClustering(n_clusters=None, **params)
+        ids[rows] = model.fit(x[rows]).labels_
+    else:
+        ids[rows] = np.arange(rows.sum())
+    first = ids[rows].max() + 1 if rows.any() else 0
+    ids[~rows] = first + np.arange((~rows).sum())
+    return Clustering(ids, *_induce(ids, labels))
+
+
+def _induce(ids: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+    counts = np.zeros((ids.max() + 1, labels.max() + 1), dtype=np.int64)
+    np.add.at(counts, (ids, labels), 1)
+    sizes = counts.sum(axis=1)
+    kept = sizes >= MIN_CLUSTER
+    majority = np.where(kept, counts.argmax(axis=1), -1)
+    induced = majority[ids]
+    scored = induced >= 0
+    summary = {
+        "points": float(len(ids)),
+        "clusters": float(kept.sum()),
+        "small_clusters": float(((sizes > 0) & ~kept).sum()),
+        "avg_points": float(sizes[kept].mean()) if kept.any() else math.nan,
+        "accuracy": float((induced[scored] == labels[scored]).mean()) if scored.any()
+        else math.nan,
+        "excluded": float((~scored).sum()),
+    }
+    return induced, summary
+
+
+def cluster_class_matrix(ids: np.ndarray, labels: np.ndarray,
+                         num_classes: int | None = None) -> pd.DataFrame:
+    """Row-normalised cluster × class shares of the clusters of ≥ 3 points (Fig. 4.3.2), rows
+    sorted by induced (majority) class, then by size, largest first; columns are the classes,
+    plus ``cluster``, ``induced`` and ``size``."""
+    ids, labels = np.asarray(ids, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+    width = max(int(labels.max()) + 1, num_classes or 0)
+    counts = np.zeros((int(ids.max()) + 1, width), dtype=np.int64)
+    np.add.at(counts, (ids, labels), 1)
+    sizes = counts.sum(axis=1)
+    rows = np.flatnonzero(sizes >= MIN_CLUSTER)
+    induced = counts[rows].argmax(axis=1)
+    order = np.lexsort((-sizes[rows], induced))  # last key first: class, then size
+    rows, induced = rows[order], induced[order]
+    table = pd.DataFrame(counts[rows] / sizes[rows, None], columns=list(range(width)))
+    table.insert(0, "size", sizes[rows])
+    table.insert(0, "induced", induced)
+    table.insert(0, "cluster", rows)
+    return table
+
+
+def retention(clusters_from: np.ndarray, clusters_to: np.ndarray) -> float:
+    """Hierarchy retention, thesis eq. 4.1: (1/N) Σ_{a ∈ A^ℓ} max_{a' ∈ A^{ℓ+1}} |a ∩ a'|.
+
+    ``clusters_from`` are the cluster ids at layer ℓ, negative for points to leave out (the
+    excluded ones: A^ℓ are the clusters of ≥ 3 points, N their points); ``clusters_to`` the
+    complete ids at layer ℓ+1. NaN when nothing is left at ℓ (Table C.2.2 prints "-" there).
+    """
+    a, b = np.asarray(clusters_from), np.asarray(clusters_to)
+    keep = a >= 0
+    if not keep.any():
+        return math.nan
+    a_idx = np.unique(a[keep], return_inverse=True)[1]
+    b_idx = np.unique(b[keep], return_inverse=True)[1]
+    width = int(b_idx.max()) + 1
+    pairs, counts = np.unique(a_idx.astype(np.int64) * width + b_idx, return_counts=True)
+    best = np.zeros(int(a_idx.max()) + 1, dtype=np.int64)
+    np.maximum.at(best, pairs // width, counts)  # largest overlap of each cluster a
+    return float(best.sum() / keep.sum())
+
+
+# --- UMAP, PCA, sparsity -----------------------------------------------------------------------
+
+def umap_embedding(features: np.ndarray, seed: int) -> np.ndarray:
+    """UMAP to 2-D (cosine, 20 neighbours); (n, 2) float32.
+
+    ``random_state`` makes umap-learn run single-threaded, which is what makes the result
+    identical for the same seed. The first call in a process spends ~7–20 s compiling numba.
+    """
+    import umap
+
+    with warnings.catch_warnings():
+        # "n_jobs overridden to 1 by setting random_state": intended, see above.
+        warnings.filterwarnings("ignore", message=".*n_jobs.*", category=UserWarning)
+        reducer = umap.UMAP(n_neighbors=UMAP_NEIGHBOURS, metric="cosine", n_components=2,
+                            random_state=seed)
+        return np.asarray(reducer.fit_transform(np.asarray(features, dtype=np.float32)),
+                          dtype=np.float32)
+
+
+def l1_dimension(l1: np.ndarray | float) -> np.ndarray | float:
+    """"Corresponding dimensionality" of a unit vector of ℓ1 norm ``l1`` (§3.5.2): a uniform
+    unit vector in R^d has E‖v‖₁ ≈ √(2d/π), so d = π‖v‖₁²/2 (a coordinate axis: π/2)."""
+    return math.pi * np.square(l1) / 2
+
+
+def pca(features: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    """Spectrum of the covariance of the rows of ``features`` and the ℓ1 sparsity of its unit
+    principal directions (§3.5), against a seeded Haar-random orthonormal basis of equal size.
+
+    Returns ``eigenvalues`` (descending), ``share``, ``cumulative``, ``n_components_99``
+    (the first k, from 1, with 1 − cumulative share < 0.01), ``l1`` and ``dim``
+    (π‖v‖₁²/2) of each direction, ``random_l1`` and ``random_dim``. With more units than
+    points (p > n) the spectrum comes from the n × n Gram matrix (the same nonzero eigenvalues,
+    p³ → n³) and only the n − 1 directions of nonzero variance are kept.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    n, p = x.shape
+    if n < 2:
+        raise ValueError(f"PCA needs at least 2 points, got {n}")
+    xc = x - x.mean(axis=0)
+    if p <= n:
+        values, vectors = np.linalg.eigh(xc.T @ xc / (n - 1))
+        values, vectors = values[::-1], vectors[:, ::-1]
+    else:
+        values, u = np.linalg.eigh(xc @ xc.T / (n - 1))
+        values, u = values[::-1][:n - 1], u[:, ::-1][:, :n - 1]
+        vectors = xc.T @ u
+        vectors /= np.linalg.norm(vectors, axis=0)
+    values = np.clip(values, 0, None)  # round-off below zero
+    total = values.sum()
+    share = values / total if total > 0 else np.full_like(values, math.nan)
+    cumulative = np.cumsum(share)
+    below = np.flatnonzero(1 - cumulative < 1 - EXPLAINED)
+    l1 = np.abs(vectors).sum(axis=0)
+    random_l1 = np.abs(random_orthonormal(p, len(values), seed)).sum(axis=0)
+    return {"eigenvalues": values, "share": share, "cumulative": cumulative,
+            "n_components_99": int(below[0]) + 1 if len(below) else 0,
+            "l1": l1, "dim": l1_dimension(l1), "random_l1": random_l1,
+            "random_dim": l1_dimension(random_l1)}
+
+
+def random_orthonormal(p: int, k: int, seed: int) -> np.ndarray:
+    """p × k matrix with orthonormal columns, Haar-distributed (QR of a Gaussian matrix with
+    the signs of R's diagonal fixed); costs ~2pk² flops."""
+    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((p, k)))
+    return q * np.where(np.diag(r) < 0, -1.0, 1.0)
+
+
+def sparsity(features: np.ndarray) -> pd.DataFrame:
+    """Per unit: ``zero_share`` (exact zeros, eq. 4.2), ``mean`` and ``std`` (population) of
+    its nonzero activations (NaN if it has none); sorted by sparsity, least sparse first, as
+    in Fig. 4.4.3/4.4.4 (``unit_rank`` 0…p−1; ``unit`` is the original position)."""
+    x = np.asarray(features, dtype=np.float64)
+    nonzero = x != 0
+    count = nonzero.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, x.sum(axis=0) / count, math.nan)
+        var = np.where(count > 0, (np.where(nonzero, x - mean, 0) ** 2).sum(axis=0) / count,
+                       math.nan)
+    table = pd.DataFrame({"unit": np.arange(x.shape[1]), "zero_share": 1 - count / len(x),
+                          "mean": mean, "std": np.sqrt(var)})
+    table = table.sort_values("zero_share", kind="stable").reset_index(drop=True)
+    table.insert(0, "unit_rank", np.arange(len(table)))
+    return table
+
+
+# --- all layers of a sample ------------------------------------------------------------------
+
+def analyse_layers(sample: dict[str, Any], seed: int = 0,
+                   methods: Sequence[str] = tuple(METHODS), umap: bool = True,
+                   max_bytes: float | None = DEFAULT_MAX_BYTES,
+                   log: Callable[[str], None] | None = None) -> dict[str, pd.DataFrame]:
+    """Every analysis of every layer of ``sample`` (see :func:`sample_activations`), as tidy
+    DataFrames (``layer_index`` is the position in ``sample["layers"]``, the input is 0):
+
+    - ``clusters``: layer, layer_index, method, points, clusters, small_clusters, avg_points,
+      accuracy, excluded (Table 4.3.1 / C.2.1);
+    - ``retention``: method, layer_from, layer_to, index_from, index_to, retention (Table 4.3.2);
+    - ``assignments``: layer, layer_index, method, point, label, cluster, induced;
+    - ``umap``: layer, layer_index, point, label, pred, x, y (empty if ``umap`` is False);
+    - ``pca``: layer, layer_index, units, component (from 1), eigenvalue, share, cumulative,
+      l1, dim, random_l1, random_dim;
+    - ``pca_summary``: layer, layer_index, units, components, total_variance, n_components_99;
+    - ``sparsity``: layer, layer_index, unit_rank, unit, zero_share, mean, std.
+    """
+    labels = np.asarray(sample["labels"])
+    names = list(sample["layers"])
+    if max_bytes is not None:
+        check_sample_size(len(labels), max_bytes)
+    say = log or (lambda _msg: None)
+    parts: dict[str, list[pd.DataFrame]] = {k: [] for k in (
+        "clusters", "assignments", "umap", "pca", "pca_summary", "sparsity")}
+    kept_ids: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {m: [] for m in methods}
+    for index, name in enumerate(names):
+        start = time.perf_counter()
+        feats = np.asarray(sample[name])
+        where = {"layer": name, "layer_index": index}
+        for method in methods:
+            result = cluster(feats, labels, method)
+            kept_ids[method].append((np.where(result.induced >= 0, result.ids, -1), result.ids))
+            parts["clusters"].append(pd.DataFrame([{**where, "method": method,
+                                                    **result.summary}]))
+            parts["assignments"].append(pd.DataFrame({
+                **where, "method": method, "point": np.arange(len(labels)), "label": labels,
+                "cluster": result.ids, "induced": result.induced}))
+        if umap:
+            emb = umap_embedding(feats, seed)
+            parts["umap"].append(pd.DataFrame({
+                **where, "point": np.arange(len(labels)), "label": labels,
+                "pred": np.asarray(sample["pred"]), "x": emb[:, 0], "y": emb[:, 1]}))
+        spec = pca(feats, seed)
+        parts["pca"].append(pd.DataFrame({
+            **where, "units": feats.shape[1],
+            "component": np.arange(1, len(spec["eigenvalues"]) + 1),
+            "eigenvalue": spec["eigenvalues"], "share": spec["share"],
+            "cumulative": spec["cumulative"], "l1": spec["l1"], "dim": spec["dim"],
+            "random_l1": spec["random_l1"], "random_dim": spec["random_dim"]}))
+        parts["pca_summary"].append(pd.DataFrame([{
+            **where, "units": feats.shape[1], "components": len(spec["eigenvalues"]),
+            "total_variance": float(spec["eigenvalues"].sum()),
+            "n_components_99": spec["n_components_99"]}]))
+        parts["sparsity"].append(sparsity(feats).assign(**where))
+        say(f"features: layer {index} ({name}, {feats.shape[1]} units) in "
+            f"{time.perf_counter() - start:.1f} s")
+    tables = {k: _concat(v, _COLUMNS[k]) for k, v in parts.items()}
+    tables["retention"] = pd.DataFrame(
+        [{"method": m, "layer_from": names[i], "layer_to": names[i + 1], "index_from": i,
+          "index_to": i + 1, "retention": retention(ids[i][0], ids[i + 1][1])}
+         for m, ids in kept_ids.items() for i in range(len(names) - 1)],
+        columns=_COLUMNS["retention"])
+    return tables
+
+
+_COLUMNS = {
+    "clusters": ["layer", "layer_index", "method", "points", "clusters", "small_clusters",
+                 "avg_points", "accuracy", "excluded"],
+    "retention": ["method", "layer_from", "layer_to", "index_from", "index_to", "retention"],
+    "assignments": ["layer", "layer_index", "method", "point", "label", "cluster", "induced"],
+    "umap": ["layer", "layer_index", "point", "label", "pred", "x", "y"],
+    "pca": ["layer", "layer_index", "units", "component", "eigenvalue", "share", "cumulative",
+            "l1", "dim", "random_l1", "random_dim"],
+    "pca_summary": ["layer", "layer_index", "units", "components", "total_variance",
+                    "n_components_99"],
+    "sparsity": ["layer", "layer_index", "unit_rank", "unit", "zero_share", "mean", "std"],
+}
+
+
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+METHOD_LABELS = {"cosine": "cosine, complete, 0.7", "ward": "euclidean, ward, 0.5"}
+
+
+def _pct(value: float) -> str:
+    return "--" if pd.isna(value) else f"{100 * value:.1f}"
+
+
+def _num(value: float) -> str:
+    return "--" if pd.isna(value) else f"{value:.3g}" if value < 1000 else f"{value:,.0f}"
+
+
+def _run_column(table: pd.DataFrame) -> bool:
+    return "run" in table and table["run"].nunique() > 1
+
+
+def clusters_tex(clusters: pd.DataFrame) -> str:
+    """Table 4.3.1/C.2.1 as booktabs: a block per method, a row per layer."""
+    from nclayers.tables import booktabs, tex_escape
+
+    runs = _run_column(clusters)
+    keys = (["run"] if runs else []) + ["method", "layer_index"]
+    rows, previous = [], None
+    for r in clusters.sort_values(keys).itertuples():
+        block = ((r.run,) if runs else ()) + (r.method,)
+        first = block != previous
+        previous = block
+        rows.append(([tex_escape(r.run) if first else ""] if runs else []) + [
+            tex_escape(METHOD_LABELS.get(r.method, r.method)) if first else "",
+            str(r.layer_index), tex_escape(r.layer), f"{int(r.clusters):,}", _num(r.avg_points),
+            _pct(r.accuracy), f"{int(r.excluded):,}"])
+    header = (["Run"] if runs else []) + [
+        "Clustering", "", "Layer", "Clusters ($\\geq 3$)", "Avg.\\ points per cluster",
+        "Accuracy (\\%)", "Excluded points"]
+    return booktabs(header, rows, "l" * (len(header) - 5) + "rlrrrr")
+
+
+def retention_tex(retention: pd.DataFrame) -> str:
+    """Table 4.3.2/C.2.2 as booktabs: a row per pair of consecutive layers, a column per
+    clustering method, retention in %."""
+    from nclayers.tables import booktabs, tex_escape
+
+    runs = _run_column(retention)
+    index = (["run"] if runs else []) + ["index_from", "index_to", "layer_from", "layer_to"]
+    wide = retention.pivot(index=index, columns="method", values="retention").reset_index()
+    methods = [m for m in METHODS if m in wide] + sorted(
+        set(retention["method"]) - set(METHODS))
+    rows = [([tex_escape(r["run"])] if runs else []) + [
+        f"{r['index_from']} $\\to$ {r['index_to']}",
+        f"{tex_escape(r['layer_from'])} $\\to$ {tex_escape(r['layer_to'])}",
+        *(_pct(r[m]) for m in methods)] for _, r in wide.iterrows()]
+    header = (["Run"] if runs else []) + ["Layers", "", *(
+        f"{tex_escape(METHOD_LABELS.get(m, m))} (\\%)" for m in methods)]
+    return booktabs(header, rows, "l" * (len(header) - len(methods)) + "r" * len(methods))
+
+
+def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path,
+                 prefix: str = "features_") -> list[Path]:
+    """Each table as ``<prefix><name>.csv``, plus ``<prefix>clusters.tex`` and
+    ``<prefix>retention.tex``, all written atomically; returns the paths."""
+    out_dir = Path(out_dir)
+    written = []
+    for name, table in tables.items():
+        path = out_dir / f"{prefix}{name}.csv"
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False)
+        written.append(path)
+    for name, writer in (("clusters", clusters_tex), ("retention", retention_tex)):
+        if name in tables:
+            path = out_dir / f"{prefix}{name}.tex"
+            with atomic_path(path) as tmp:
+                tmp.write_text(writer(tables[name]))
+            written.append(path)
+    return written
