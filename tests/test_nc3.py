@@ -159,3 +159,24 @@ def test_derived_metrics_rows_join_the_tidy_table():
     rows = derived_metrics(metrics, training).set_index("metric")["value"]
     assert rows["collapse_layer"] == 1 and rows["effective_depth"] == 1
     assert rows["interpolation_epoch"] == 2
+
+
+def test_nystrom_fallback_is_a_lower_bound(monkeypatch):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 50, dtype=torch.float64, generator=g)
+    a, omega = x.T @ x, torch.randn(50, 12, dtype=torch.float64, generator=g)
+    exact = float(torch.linalg.eigvalsh(a)[-1])
+    monkeypatch.setattr(torch.linalg, "cholesky_ex", lambda m: (m, torch.tensor(1)))
+    assert 0.5 * exact < top_eigenvalue(a @ omega, omega) <= exact
+
+
+def test_degenerate_inputs_give_documented_nans_not_crashes():
+    """Constant features (Σ_B = 0, Σ_W = 0) and a class with a single sample."""
+    y = torch.tensor([0, 0, 1, 1, 2])
+    constant = stats_of(torch.ones(5, 7, dtype=torch.float64), y, 3)
+    for metric in ("nc1", "nc1_ratio", "stable_rank", "cdnv"):
+        assert math.isnan(constant[metric]), metric
+    assert constant["tr_sigma_w"] == 0.0
+    h = torch.randn(5, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    single = stats_of(h, y, 3)  # class 2 has one sample: its variance is 0, nothing breaks
+    assert all(math.isfinite(single[m]) for m in ("nc1", "nc1_ratio", "cdnv", "stable_rank"))

@@ -233,6 +233,10 @@ def top_eigenvalue(sketched: Tensor, omega: Tensor) -> float:
     shift = eps * math.sqrt(sketched.shape[0]) * float(torch.linalg.matrix_norm(sketched))
     y = sketched + shift * omega  # a small shift keeps ΩᵀY positive definite
     core = omega.T @ y
-    chol = torch.linalg.cholesky((core + core.T) / 2)
+    chol, info = torch.linalg.cholesky_ex((core + core.T) / 2)
+    if int(info) != 0:  # round-off left ΩᵀY indefinite: Rayleigh-Ritz, also a lower bound
+        q, r = torch.linalg.qr(omega)  # QᵀAQ = Qᵀ(AΩ)R⁻¹
+        ritz = torch.linalg.solve_triangular(r, q.T @ sketched, upper=True, left=False)
+        return max(float(torch.linalg.eigvalsh((ritz + ritz.T) / 2)[-1]), 0.0)
     f = torch.linalg.solve_triangular(chol, y.T, upper=False).T  # Y L⁻ᵀ, so that Â = F Fᵀ
     return max(float(torch.linalg.svdvals(f)[0]) ** 2 - shift, 0.0)
