@@ -13,6 +13,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/features.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/paper.smk"
 

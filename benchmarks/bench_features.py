@@ -1,33 +1,52 @@
 """Feature analysis at full size: UMAP, both agglomerative clusterings and retention per layer.
 
     python benchmarks/bench_features.py [--n 10000] [--p 512] [--layers 3] [--seed 0]
+                                        [--blas-threads 1]
 
 Data: per layer, n points of p dimensions from a Gaussian mixture of 10 classes (class means
 random unit vectors, through a ReLU), less noise and a smaller scale with depth, like
 activations towards collapse. The clusterings' cost depends on n and p, not on the structure.
-Each step runs in a child forked for it, so its memory is its own: the growth of the child's
-peak RSS (ru_maxrss, which starts at the RSS at the fork) over the run. numba compiles UMAP's
-kernels once per process (~20 s, not cached on disk); that is timed once, up front, and the
-children inherit the compiled code. Prints a Markdown table for benchmarks/README.md.
+Memory of a step: the growth of the peak RSS (ru_maxrss) over the RSS before it, with the peak
+reset before each step (``/proc/self/clear_refs``), so that each step's peak is its own. numba
+compiles UMAP's kernels once per process (~20 s, not cached on disk): timed once, up front.
+BLAS runs on one thread by default, as in the workflow's one-thread rules: UMAP (seeded) and the
+clusterings (scipy) are single-threaded anyway, and on a busy 2-core machine multi-threaded
+OpenBLAS made PCA's 512 × 512 eigh ~100× slower (3.9 s instead of 0.03 s).
+Prints a Markdown table for benchmarks/README.md.
 Target: UMAP + both clusterings + retention ≤ 60 s per layer on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import platform
 import resource
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from nclayers import features as ft
 
 
 def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def reset_peak() -> bool:
+    """Reset the peak RSS to the current RSS (Linux ≥ 4.0), so a step's peak is its own."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def layer_features(n: int, p: int, depth: int, rng: np.random.Generator,
@@ -37,16 +56,13 @@ def layer_features(n: int, p: int, depth: int, rng: np.random.Generator,
     return np.maximum(scale * x, 0).astype(np.float32)
 
 
-def _measured(func, args):
-    before, start = peak_mib(), time.perf_counter()
-    out = func(*args)
-    return out, time.perf_counter() - start, peak_mib() - before
-
-
 def timed(step: str, row: dict, func, *args):
-    """``func(*args)`` in a forked child; its seconds and peak-RSS growth go into ``row``."""
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        out, row[step], row[f"{step}_mem"] = pool.apply(_measured, (func, args))
+    """``func(*args)``; its seconds and peak-RSS growth over the RSS before it go into ``row``."""
+    reset_peak()
+    before, start = rss_mib(), time.perf_counter()
+    out = func(*args)
+    row[step] = time.perf_counter() - start
+    row[f"{step}_mem"] = peak_mib() - before
     return out
 
 
@@ -61,15 +77,24 @@ def main() -> None:
     parser.add_argument("--p", type=int, default=512)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--blas-threads", type=int, default=1)
     args = parser.parse_args()
+    with threadpool_limits(args.blas_threads):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
 
     need = ft.check_sample_size(args.n)  # refuses before anything runs if it would not fit
+    if not reset_peak():
+        print("# cannot reset the peak RSS here: memory columns are cumulative peaks")
     rng = np.random.default_rng(args.seed)
     means = rng.standard_normal((10, args.p))
     means /= np.linalg.norm(means, axis=1, keepdims=True)
     y = np.arange(args.n) % 10
     print(f"# {args.n:,} points x {args.p} dims, {args.layers} layers; "
-          f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}); "
+          f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
+          f"{args.blas_threads} BLAS thread(s); "
           f"clustering needs ~{need / 2**20:.0f} MiB by check_sample_size; "
           f"start peak RSS {peak_mib():.0f} MiB", flush=True)
 
@@ -94,7 +119,7 @@ def main() -> None:
         row["total"] = sum(row[k] for k in ("umap", "cosine", "ward", "retention"))
         timed("pca", row, ft.pca, x, args.seed)
         timed("sparsity", row, ft.sparsity, x)
-        row["peak"] = peak_mib() + max(v for k, v in row.items() if k.endswith("_mem"))
+        row["peak"] = rss_mib() + max(v for k, v in row.items() if k.endswith("_mem"))
         row["clusters"] = (f"cos {cos.summary['clusters']:.0f} / acc "
                            f"{cos.summary['accuracy']:.2f}; ward {ward.summary['clusters']:.0f}"
                            f" / acc {ward.summary['accuracy']:.2f}")
@@ -115,7 +140,7 @@ def main() -> None:
         print(f"| {r['layer']} | {' | '.join(cells)} | **{r['total']:.1f} s** | "
               f"{r['pca']:.2f} s / +{r['pca_mem']:.0f} MiB | {r['sparsity']:.2f} s / "
               f"+{r['sparsity_mem']:.0f} MiB | {r['clusters']} |")
-    print(f"\nPeak RSS of parent (data, {args.layers} layers) + the largest step: "
+    print(f"\nPeak RSS (the process's RSS + the largest step's growth): "
           f"{max(r['peak'] for r in rows):.0f} MiB; check_sample_size budgets "
           f"{need / 2**20:.0f} MiB for one clustering.")
 

@@ -26,6 +26,7 @@ def tiny_config(**overrides) -> dict:
     config["architectures"]["mlp6"].update(depth=3, width=32)
     config["train"].update(epochs=3, checkpoints=[0, 3])
     config["device"] = "cpu"
+    config["features"]["per_class"] = 10
     config.update(overrides)
     return config
 

@@ -230,7 +230,7 @@ def tables():
 
 
 def test_analyse_layers_tables(tables, tmp_path):
-    for name, columns in ft._COLUMNS.items():
+    for name, columns in ft.COLUMNS.items():
         assert list(tables[name].columns) == columns, name
     clusters = tables["clusters"].set_index(["layer", "method"])
     assert clusters.loc[("block2", "cosine"), "accuracy"] == 1.0

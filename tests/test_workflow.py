@@ -55,6 +55,12 @@ def test_tiny_run_reaches_pdf(tiny_run):
     assert metrics[metrics["metric"].isin(expected - {"nc3_pabs"})]["value"].notna().all()
     spectra = pd.read_csv(results / "tables" / "spectra.csv")
     assert set(spectra["layer_index"]) == {0, 1, 2, 3}
+    clusters = pd.read_csv(results / "features" / "digits-mlp6-s0" / "epoch3" / "clusters.csv")
+    assert set(clusters["layer_index"]) == {0, 1, 2, 3}
+    assert set(clusters["method"]) == {"cosine", "ward"}
+    assert (results / "tables" / "features_retention.tex").read_text().count("to") >= 3
+    feature_figures = list((results / "figures" / "features").rglob("*.pdf"))
+    assert len(feature_figures) == 8
     for log in ("train/digits-mlp6-s0.log", "report.log"):
         assert (results / "logs" / log).stat().st_size > 0
 
@@ -73,6 +79,13 @@ def test_one_figure_regenerates_alone(tiny_run):
     assert planned_jobs(proc) == {"figure": 1}
     snakemake(tiny_run, target, "--cores", "1", "--configfile", "config.yaml")
     assert figure.read_bytes()[:5] == b"%PDF-"
+
+
+def test_one_feature_figure_regenerates_alone(tiny_run):
+    target = "results/tiny/figures/features/digits-mlp6-s0/epoch3/pca_l1.pdf"
+    (tiny_run / target).unlink()
+    proc = snakemake(tiny_run, target, "-n", "--configfile", "config.yaml")
+    assert planned_jobs(proc) == {"feature_figure": 1}
 
 
 def test_same_config_same_numbers(tiny_run, tmp_path):
@@ -95,9 +108,11 @@ def test_same_config_same_numbers(tiny_run, tmp_path):
         (lambda c: c["architectures"]["mlp6"].update(name="transformer"), "transformer"),
         (lambda c: c["architectures"]["mlp6"].update(dropout=0.5), "dropout"),
         (lambda c: c["train"].update(checkpoints=[0, 99]), "train.checkpoints"),
+        (lambda c: c["features"].update(epochs=[7]), "features.epochs"),
     ],
     ids=["unknown-key", "wrong-type", "nested-unknown-key", "unknown-dataset",
-         "unknown-arch", "unknown-arch-option", "checkpoint-beyond-epochs"],
+         "unknown-arch", "unknown-arch-option", "checkpoint-beyond-epochs",
+         "feature-epoch-beyond-epochs"],
 )
 def test_bad_config_stops_before_any_job(tmp_path, change, expected):
     config = tiny_config()

@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -125,6 +126,77 @@ def cmd_tables(args: argparse.Namespace) -> None:
     print("wrote " + ", ".join(map(str, written)), flush=True)
 
 
+def cmd_features(args: argparse.Namespace) -> None:
+    from threadpoolctl import threadpool_limits
+
+    from nclayers import features
+
+    spec = runs.read_json(args.run_json)
+    out = Path(args.out_dir)
+    state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    if state.get("diverged"):
+        for name in features.TABLES:
+            with atomic_path(out / f"{name}.csv") as tmp:
+                pd.DataFrame(columns=features.COLUMNS[name]).to_csv(tmp, index=False)
+        empty = np.zeros(0, dtype=np.int64)
+        features.save_sample(out / "sample.npz", {"labels": empty, "pred": empty,
+                                                  "index": empty, "layers": []})
+        print(f"{spec['run']} diverged before epoch {state['epoch']}: no features", flush=True)
+        return
+    splits = runs.load_data(spec, "cpu")
+    # Refuse a sample whose pairwise distances would not fit, before any work.
+    features.check_sample_size(args.per_class * splits.num_classes)
+    model = runs.build_model(spec, splits)
+    model.load_state_dict(state["model"])
+    sample = features.sample_activations(model, splits.x_train, splits.y_train,
+                                         per_class=args.per_class, seed=spec["seed"])
+    features.save_sample(out / "sample.npz", sample)
+    # One BLAS thread per job: small eigendecompositions are far slower with oversubscription.
+    with threadpool_limits(args.threads):
+        tables = features.analyse_layers(sample, seed=spec["seed"], log=print)
+    features.write_tables(tables, out, prefix="")
+    print(f"{spec['run']} epoch {state['epoch']}: features of {len(sample['labels'])} points "
+          f"in {len(sample['layers'])} layers", flush=True)
+
+
+def cmd_feature_tables(args: argparse.Namespace) -> None:
+    from nclayers import features
+    from nclayers.tables import tex_escape
+
+    tables = {}
+    for name in ("clusters", "retention", "pca_summary"):
+        parts = [pd.read_csv(Path(d) / f"{name}.csv").assign(run=run, epoch=int(epoch))
+                 for d, run, epoch in zip(args.dirs, args.runs, args.epochs, strict=True)]
+        tables[name] = pd.concat(parts, ignore_index=True)
+    features.write_tables(tables, Path(args.out_dir), prefix="features_")
+    # The report shows the figures of one run: say which, and where they are.
+    with atomic_path(Path(args.out_dir) / "features_macros.tex") as tmp:
+        tmp.write_text(f"\\newcommand{{\\FeatureRun}}{{{tex_escape(args.figure_run)}}}\n"
+                       f"\\newcommand{{\\FeatureDir}}{{{args.figure_dir}}}\n")
+    print(f"feature tables of {len(args.dirs)} runs", flush=True)
+
+
+def cmd_feature_figure(args: argparse.Namespace) -> None:
+    from nclayers.feature_plots import FEATURE_FIGURES
+    from nclayers.features import TABLES
+
+    if args.name not in FEATURE_FIGURES:
+        raise SystemExit(f"unknown feature figure {args.name!r}; known: "
+                         f"{', '.join(FEATURE_FIGURES)}")
+    tables = {name: pd.read_csv(Path(args.dir) / f"{name}.csv") for name in TABLES}
+    if tables["clusters"].empty:  # a diverged run: say so instead of failing the report
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(6, 1))
+        fig.text(0.5, 0.5, f"no feature analysis: the run diverged ({args.dir})",
+                 ha="center", va="center")
+    else:
+        fig = FEATURE_FIGURES[args.name](tables)
+    with atomic_path(args.out) as tmp:
+        fig.savefig(tmp, format="pdf", bbox_inches="tight")
+    print(f"wrote {args.out}", flush=True)
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from nclayers.report import build_pdf
 
@@ -184,6 +256,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--collapse-eps", type=float, default=0.2)
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("features", help="feature analysis of every layer of one checkpoint")
+    p.add_argument("--run-json", required=True)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--per-class", type=int, required=True)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("feature-tables", help="collect the runs' feature tables for the report")
+    p.add_argument("--dirs", nargs="+", required=True, help="the features jobs' folders")
+    p.add_argument("--runs", nargs="+", required=True)
+    p.add_argument("--epochs", nargs="+", required=True)
+    p.add_argument("--figure-run", required=True, help="the run whose figures the report shows")
+    p.add_argument("--figure-dir", required=True, help="their folder, relative to the results")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_feature_tables)
+
+    p = sub.add_parser("feature-figure", help="draw one feature-analysis figure")
+    p.add_argument("name")
+    p.add_argument("--dir", required=True, help="the features job's folder")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_feature_figure)
 
     p = sub.add_parser("report", help="build the LaTeX report with latexmk")
     p.add_argument("--tex", required=True)

@@ -49,11 +49,13 @@ def check_names(config: dict) -> None:
         params = list(inspect.signature(ARCHITECTURES[entry["name"]]).parameters)[2:]
         _check_entry("architectures", label, entry, ARCHITECTURES, params)
     epochs = config["train"]["epochs"]
-    late = [e for e in config["train"]["checkpoints"] + config["train"].get("milestones", [])
-            if e > epochs]
-    if late:
-        raise ConfigError(f"config key 'train.checkpoints' / 'train.milestones': epochs {late} "
-                          f"lie beyond train.epochs = {epochs}; lower them or raise train.epochs")
+    for key, values in (("train.checkpoints", config["train"]["checkpoints"]),
+                        ("train.milestones", config["train"].get("milestones", [])),
+                        ("features.epochs", config.get("features", {}).get("epochs", []))):
+        late = [e for e in values if e > epochs]
+        if late:
+            raise ConfigError(f"config key '{key}': epochs {late} lie beyond train.epochs = "
+                              f"{epochs}; lower them or raise train.epochs")
     for label, entry in _entries(config, "datasets").items():
         try:
             check_available(entry["name"], source.get("root"), source.get("download", False))
@@ -62,8 +64,10 @@ def check_names(config: dict) -> None:
 
 
 def checkpoint_epochs(config: dict) -> list[int]:
-    """The checkpoints to keep: those configured, plus initialisation (0) and the last epoch."""
-    return sorted({0, config["train"]["epochs"], *config["train"]["checkpoints"]})
+    """The checkpoints to keep: those configured, initialisation (0), the last epoch and those
+    the feature analysis reads."""
+    return sorted({0, config["train"]["epochs"], *config["train"]["checkpoints"],
+                   *config.get("features", {}).get("epochs", [])})
 
 
 SWEEPABLE = {"lr": "lr", "weight_decay": "wd"}  # train key → its tag in run ids

@@ -412,16 +412,16 @@ def analyse_layers(sample: dict[str, Any], seed: int = 0,
         parts["sparsity"].append(sparsity(feats).assign(**where))
         say(f"features: layer {index} ({name}, {feats.shape[1]} units) in "
             f"{time.perf_counter() - start:.1f} s")
-    tables = {k: _concat(v, _COLUMNS[k]) for k, v in parts.items()}
+    tables = {k: _concat(v, COLUMNS[k]) for k, v in parts.items()}
     tables["retention"] = pd.DataFrame(
         [{"method": m, "layer_from": names[i], "layer_to": names[i + 1], "index_from": i,
           "index_to": i + 1, "retention": retention(ids[i][0], ids[i + 1][1])}
          for m, ids in kept_ids.items() for i in range(len(names) - 1)],
-        columns=_COLUMNS["retention"])
+        columns=COLUMNS["retention"])
     return tables
 
 
-_COLUMNS = {
+COLUMNS = {
     "clusters": ["layer", "layer_index", "method", "points", "clusters", "small_clusters",
                  "avg_points", "accuracy", "excluded"],
     "retention": ["method", "layer_from", "layer_to", "index_from", "index_to", "retention"],
@@ -433,6 +433,9 @@ _COLUMNS = {
                     "n_components_99"],
     "sparsity": ["layer", "layer_index", "unit_rank", "unit", "zero_share", "mean", "std"],
 }
+
+
+TABLES = tuple(COLUMNS)  # the tables of analyse_layers, one CSV each
 
 
 def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:

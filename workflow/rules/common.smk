@@ -1,11 +1,14 @@
 # Config validation and the experiment's runs; every other .smk only wires files.
 import json
+import os
 import re
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from nclayers.experiment import ConfigError, check_names, checkpoint_epochs, expand_runs
+from nclayers.feature_plots import FEATURE_FIGURES
+from nclayers.features import TABLES as FEATURE_TABLES
 from nclayers.plots import FIGURES
 
 
@@ -18,6 +21,10 @@ except ConfigError as error:
 RESULTS = f"results/{config['experiment']}"
 RUNS = expand_runs(config)
 EPOCHS = checkpoint_epochs(config)
+# Feature analysis: at the configured checkpoints (default: the last one); the report shows
+# the figures of the first run.
+FEATURE_EPOCHS = sorted(config["features"]["epochs"]) or [config["train"]["epochs"]]
+FEATURE_RUN = next(iter(RUNS))
 
 
 def run_spec(wildcards):
@@ -28,3 +35,4 @@ wildcard_constraints:
     run="|".join(map(re.escape, RUNS)),
     epoch=r"\d+",
     name="|".join(FIGURES),
+    feature="|".join(FEATURE_FIGURES),

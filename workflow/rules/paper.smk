@@ -28,6 +28,11 @@ rule report:
         tex=f"{workflow.basedir}/paper/report.tex",
         tables=rules.tables.output,
         figures=expand(f"{RESULTS}/figures/{{name}}.pdf", name=FIGURES),
+        feature_tables=rules.feature_tables.output,
+        feature_figures=expand(
+            f"{RESULTS}/figures/features/{FEATURE_RUN}/epoch{FEATURE_EPOCHS[-1]}/{{feature}}.pdf",
+            feature=FEATURE_FIGURES,
+        ),
     output:
         f"{RESULTS}/report.pdf",
     params:
