@@ -10,10 +10,18 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from nclayers import weights
-from nclayers.metrics import ClassMeans, MeanGeometry, SplitStats
+from nclayers.metrics import (
+    MEAN_METRICS,
+    SKETCH_COLUMNS,
+    SPLIT_METRICS,
+    ClassMeans,
+    MeanGeometry,
+    SplitStats,
+)
 from nclayers.taps import layer_names, tap
 
 Batches = Iterable[tuple[Tensor, Tensor]]
+METRICS = (*SPLIT_METRICS, *MEAN_METRICS, "nc3_pabs", "nc3_duality")
 
 
 def measure(
@@ -24,6 +32,7 @@ def measure(
     layers: Sequence[str | nn.Module] | None = None,
     device: torch.device | str | None = None,
     consumers: dict[str, nn.Module] | None = None,
+    metrics: Iterable[str] | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
     """NC metrics of each layer on the train (and test) split, as a tidy DataFrame.
@@ -38,7 +47,13 @@ def measure(
     position in ``layers``. Metrics of the class means alone (NC2, Tr Σ_B) and of the weights
     (NC3) appear under ``split == "train"`` only. ``consumers`` maps a layer to the module that
     reads its output (for NC3); by default :func:`nclayers.weights.find_consumers` finds them.
+    ``metrics`` keeps only those rows; leaving out ``stable_rank`` also skips its sketch (the
+    largest share of the arithmetic at large p) and leaving out the NC3 metrics their SVDs.
     """
+    wanted = None if metrics is None else set(metrics)
+    unknown = (wanted or set()) - set(METRICS)
+    if unknown:
+        raise ValueError(f"unknown metrics {sorted(unknown)}; known: {', '.join(METRICS)}")
     if layers is None:
         if not hasattr(model, "tapped_layers"):
             raise ValueError("pass layers=[...]: the model has no `tapped_layers` attribute")
@@ -49,11 +64,14 @@ def measure(
     was_training = model.training
     model.eval()
     try:
+        if wanted is not None and not wanted & {"nc3_pabs", "nc3_duality"}:
+            consumers = {}
         if consumers is None:
             x0, _ = next(iter(train))
             consumers = weights.find_consumers(model, names, x0[:2].to(device))
+        sketch = SKETCH_COLUMNS if wanted is None or "stable_rank" in wanted else 0
         with torch.no_grad(), tap(model, names) as acts:
-            geometry = _class_means(model, train, names, acts, device, progress)
+            geometry = _class_means(model, train, names, acts, device, progress, sketch)
             rows = []
             for split, data in (("train", train), ("test", test)):
                 if data is None:
@@ -65,7 +83,8 @@ def measure(
                         values.update(geometry[name].mean_metrics())
                         values.update(_nc3(model, geometry[name], consumers.get(name)))
                     rows += [(name, index, split, metric, value)
-                             for metric, value in values.items()]
+                             for metric, value in values.items()
+                             if wanted is None or metric in wanted]
     finally:
         model.train(was_training)
     return pd.DataFrame(rows, columns=["layer", "layer_index", "split", "metric", "value"])
@@ -97,12 +116,13 @@ def _forward(model, x, device):
     return model(x.to(device, non_blocking=True))
 
 
-def _class_means(model, data, names, acts, device, progress) -> dict[str, MeanGeometry]:
+def _class_means(model, data, names, acts, device, progress,
+                 sketch: int) -> dict[str, MeanGeometry]:
     means: dict[str, ClassMeans] = {}
     for x, y in tqdm(data, desc="class means (train)", disable=not progress, leave=False):
         out = _forward(model, x, device)
         for name in names:
-            means.setdefault(name, ClassMeans(out.shape[1])).update(acts[name], y)
+            means.setdefault(name, ClassMeans(out.shape[1], sketch)).update(acts[name], y)
     if not means:
         raise ValueError("the train batches are empty")
     return {name: acc.compute() for name, acc in means.items()}

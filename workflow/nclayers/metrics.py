@@ -40,8 +40,24 @@ SPLIT_METRICS = (
 SKETCH_COLUMNS = 24
 
 
+_WORKSPACE: dict[tuple[str, torch.device], Tensor] = {}
+
+
+def _scratch(slot: str, shape: tuple[int, ...], device: torch.device) -> Tensor:
+    """A float64 scratch tensor of ``shape``, reused across batches and layers: fresh
+    batch-sized float64 blocks (131 MB per batch at p = 65,536) cost more in page faults than
+    the arithmetic on them. Valid until the next call for the same slot."""
+    n = math.prod(shape)
+    store = _WORKSPACE.get((slot, device))
+    if store is None or store.numel() < n:
+        store = _WORKSPACE[slot, device] = torch.empty(n, dtype=torch.float64, device=device)
+    return store[:n].view(shape)
+
+
 def _flat64(h: Tensor) -> Tensor:
-    return h.reshape(h.shape[0], math.prod(h.shape[1:])).to(torch.float64)  # also for 0 rows
+    """``h`` flattened to (n, p) float64, in scratch memory."""
+    flat = h.reshape(h.shape[0], math.prod(h.shape[1:]))  # also for 0 rows
+    return _scratch("flat", tuple(flat.shape), flat.device).copy_(flat)
 
 
 def _check_labels(y: Tensor, num_classes: int) -> None:
@@ -55,8 +71,11 @@ def _check_labels(y: Tensor, num_classes: int) -> None:
 class ClassMeans:
     """Pass 1: per-class feature sums and counts."""
 
-    def __init__(self, num_classes: int) -> None:
+    def __init__(self, num_classes: int, sketch_columns: int = SKETCH_COLUMNS) -> None:
+        """``sketch_columns = 0`` skips the stable rank's sketch (about 2/3 of the arithmetic
+        at large p; ``stable_rank`` is then NaN)."""
         self.num_classes = num_classes
+        self.sketch_columns = sketch_columns
         self.sums: Tensor | None = None
         self.counts = torch.zeros(num_classes, dtype=torch.float64)
         self.shape: tuple[int, ...] = ()  # one sample's shape, e.g. (channels, H, W)
@@ -78,12 +97,12 @@ class ClassMeans:
             self.counts = self.counts.to(h.device)
             self.shift = h.mean(dim=0) if len(h) else torch.zeros_like(self.sums[0])
             # Seeded on the CPU so that every device draws the same matrix.
-            self.omega = torch.randn(p, min(p, SKETCH_COLUMNS), dtype=torch.float64,
+            self.omega = torch.randn(p, min(p, self.sketch_columns), dtype=torch.float64,
                                      generator=torch.Generator().manual_seed(0)).to(h.device)
             self.scatter_sketch = torch.zeros_like(self.omega)
-        shifted = h - self.shift
-        self.scatter_sketch += shifted.T @ (shifted @ self.omega)
         self.sums.index_add_(0, y, h)
+        shifted = h.sub_(self.shift)  # in place: h is our own buffer
+        self.scatter_sketch += shifted.T @ (shifted @ self.omega)
         self.counts += torch.bincount(y, minlength=self.num_classes).to(torch.float64)
 
     def compute(self) -> MeanGeometry:
@@ -116,6 +135,7 @@ class MeanGeometry:
     basis: Tensor  # (p, r): orthonormal basis of range(M), r = rank(Σ_B)
     inv_sq_singular: Tensor  # (r,): 1/s_k² for the kept singular values s_k of M
     sketch: Tensor  # (p, k): orthonormal test matrix for the top eigenvalue of Σ_W
+    gram: Tensor  # (C, C): m_a·m_b of the centred means
     shape: tuple[int, ...] = ()  # one sample's feature shape before flattening
 
     @classmethod
@@ -131,19 +151,22 @@ class MeanGeometry:
         if sketch is None:
             sketch = torch.randn(p, min(p, SKETCH_COLUMNS), dtype=torch.float64,
                                  generator=torch.Generator().manual_seed(0)).to(means.device)
-        return cls(means, centred, u[:, keep].contiguous(), 1.0 / s[keep] ** 2, sketch,
+        # Row by row, elementwise: equal means give bitwise-equal entries (NCC ties stay ties).
+        gram = torch.stack([(centred * m).sum(dim=1) for m in centred])
+        return cls(means, centred, u[:, keep].contiguous(), 1.0 / s[keep] ** 2, sketch, gram,
                    shape or (p,))
 
     @property
     def num_classes(self) -> int:
         return self.means.shape[0]
 
-    def nearest_mean(self, h64: Tensor) -> Tensor:
-        """Index of the nearest class mean (Euclidean) for each row of ``h64``."""
-        # ‖h − μ_c‖² = ‖h − μ_G‖² − 2 (h − μ_G)·(μ_c − μ_G) + ‖μ_c − μ_G‖²; the first term does
-        # not change the argmin. Centring on μ_G first avoids cancellation under a large offset.
-        shifted = h64 - (self.means[0] - self.centred[0])
-        dist = (self.centred**2).sum(dim=1) - 2.0 * shifted @ self.centred.T
+    def nearest_mean(self, centred: Tensor, y: Tensor) -> Tensor:
+        """Index of the nearest class mean (Euclidean) for each row h_i, given the rows
+        ``centred`` = h_i − μ_{y_i} (no batch-sized temporaries)."""
+        # ‖h − μ_c‖² = ‖h − μ_G‖² − 2 (h − μ_G)·m_c + ‖m_c‖² with m_c = μ_c − μ_G, and
+        # (h − μ_G)·m_c = (h − μ_y)·m_c + m_y·m_c; the first term does not change the argmin.
+        # Working from the small centred rows avoids cancellation under a large offset.
+        dist = self.gram.diagonal() - 2.0 * (centred @ self.centred.T + self.gram[y])
         return dist.argmin(dim=1)
 
     def mean_metrics(self) -> dict[str, float]:
@@ -179,12 +202,13 @@ class SplitStats:
         h = _flat64(h)
         y = y.to(h.device, torch.long)
         _check_labels(y, g.num_classes)
-        centred = h - g.means[y]
-        self.within_sq.index_add_(0, y, (centred**2).sum(dim=1))
+        means = torch.index_select(g.means, 0, y, out=_scratch("means", tuple(h.shape), h.device))
+        centred = h.sub_(means)  # in place: h is scratch
+        self.within_sq.index_add_(0, y, torch.linalg.vector_norm(centred, dim=1) ** 2)
         self.counts += torch.bincount(y, minlength=g.num_classes).to(torch.float64)
         self.proj_sq += ((centred @ g.basis) ** 2).sum(dim=0)
         self.sketched += centred.T @ (centred @ g.sketch)
-        ncc = g.nearest_mean(h)
+        ncc = g.nearest_mean(centred, y)
         self.ncc_correct += int((ncc == y).sum())
         if net_pred is not None:
             self.mismatch += int((ncc != net_pred.to(h.device)).sum())
@@ -206,7 +230,7 @@ class SplitStats:
             "cdnv": self._cdnv(),
             # ‖H‖_F² / ‖H‖_2² of the within-class-centred features H = Tr Σ_W / λ_max(Σ_W).
             "stable_rank": tr_w * n / top_eigenvalue(self.sketched, g.sketch)
-            if tr_w > 0 else float("nan"),
+            if tr_w > 0 and g.sketch.shape[1] else float("nan"),
             "ncc_accuracy": self.ncc_correct / n,
             "nc4_mismatch": self.mismatch / n,
         }

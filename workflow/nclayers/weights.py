@@ -47,7 +47,9 @@ def pabs(module: nn.Module, centred: Tensor, shape: Sequence[int]) -> float:
     C = len(centred)
     if w.shape[1] != m.shape[0] or min(C, w.shape[0]) >= w.shape[1]:
         return float("nan")
-    v_w = torch.linalg.svd(w, full_matrices=False).Vh[:C].T
+    # Right singular vectors = eigenvectors of WᵀW (C_in × C_in): cheaper than an SVD of a
+    # tall (C_out·k·k) × C_in kernel matrix.
+    v_w = torch.linalg.eigh(w.T @ w).eigenvectors[:, -C:]
     u_m, s_m, _ = torch.linalg.svd(m, full_matrices=False)
     rank = int((s_m > s_m[0] * 1e-8).sum()) if len(s_m) and s_m[0] > 0 else 0
     if rank == 0:
