@@ -116,7 +116,7 @@ def test_resume_in_process_is_bitwise():
 def run_spec(tmp_path, **train):
     config = tiny_config()
     config["architectures"]["mlp6"].update(depth=4, width=128)
-    config["train"].update({"epochs": 60, "checkpoints": [0, 20, 60], **train})
+    config["train"].update({"epochs": 150, "checkpoints": [0, 20, 150], **train})
     return next(iter(experiment.expand_runs(config).values()))
 
 
@@ -147,14 +147,14 @@ def test_killed_training_resumes_bitwise(tmp_path):
             time.sleep(0.05)
         proc.kill()
         proc.wait()
-        assert saved_epoch(killed) < 60, "the run finished before it could be killed"
+        assert saved_epoch(killed) < 150, "the run finished before it could be killed"
     assert (killed / "checkpoints" / "epoch20.pt").exists()  # published before the kills
     out, _ = train_process(spec, killed).communicate()
     assert b"resuming" in out
     reference.communicate()
     a, b = (pd.read_csv(d / "train_log.csv") for d in (straight, killed))
     pd.testing.assert_frame_equal(a, b, check_exact=True)
-    for epoch in (0, 20, 60):
+    for epoch in (0, 20, 150):
         wa, wb = (torch.load(d / "checkpoints" / f"epoch{epoch}.pt", weights_only=True)["model"]
                   for d in (straight, killed))
         assert all(torch.equal(wa[k], wb[k]) for k in wa), epoch

@@ -173,7 +173,7 @@ def test_killed_workflow_resumes_training(tmp_path):
     from the saved state instead of starting over, and ends where an uninterrupted run ends."""
     config = tiny_config()
     config["architectures"]["mlp6"].update(depth=4, width=128)
-    config["train"].update(epochs=60, checkpoints=[0, 20, 60])
+    config["train"].update(epochs=200, checkpoints=[0, 20, 200])  # long enough to catch
     path = write_config(tmp_path, config)
     target = "results/tiny/runs/digits-mlp6-s0/run.json"
     state = tmp_path / "results/tiny/runs/digits-mlp6-s0/.resume/state.pt"
