@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # as `python -m nclayers` does, before torch
+
 import subprocess
 import sys
 from pathlib import Path
