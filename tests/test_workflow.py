@@ -207,3 +207,15 @@ def test_killed_workflow_resumes_training(tmp_path):
     a = pd.read_csv(straight / "train_log.csv")
     b = pd.read_csv(tmp_path / "results/tiny/runs/digits-mlp6-s0/train_log.csv")
     pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_every_run_diverging_still_gives_a_report(tmp_path):
+    config = tiny_config()
+    config["architectures"]["mlp6"]["batchnorm"] = False
+    config["train"]["lr"] = 1.0e4
+    snakemake(tmp_path, "--cores", "2", "--configfile", str(write_config(tmp_path, config)))
+    results = tmp_path / "results" / "tiny"
+    runs = pd.read_csv(results / "tables" / "runs.csv")
+    assert runs["diverged"].all() and not runs["selected"].any()
+    assert "\\newcommand{\\NumDiverged}{1}" in (results / "tables" / "macros.tex").read_text()
+    assert (results / "report.pdf").read_bytes()[:5] == b"%PDF-"

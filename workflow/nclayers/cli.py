@@ -101,6 +101,15 @@ def _selected(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.
     return metrics[metrics["run"].isin(chosen)], training[training["run"].isin(chosen)], table
 
 
+def _placeholder(message: str):
+    """A small figure that states why there is nothing to draw, so the report still builds."""
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(6, 1))
+    fig.text(0.5, 0.5, message, ha="center", va="center")
+    return fig
+
+
 def cmd_figure(args: argparse.Namespace) -> None:
     from nclayers import plots
 
@@ -110,7 +119,10 @@ def cmd_figure(args: argparse.Namespace) -> None:
     metrics, training, table = _selected(args)
     spectra = pd.read_csv(args.spectra)
     spectra = spectra[spectra["run"].isin(set(training["run"]))]
-    fig = figure(metrics, training, spectra, collapse_eps=args.collapse_eps)
+    if metrics.empty:
+        fig = _placeholder("no selected run: every run diverged (see tables/runs.csv)")
+    else:
+        fig = figure(metrics, training, spectra, collapse_eps=args.collapse_eps)
     with atomic_path(args.out) as tmp:
         fig.savefig(tmp, format=Path(args.out).suffix[1:], bbox_inches="tight")
     print(f"wrote {args.out}", flush=True)
@@ -185,11 +197,7 @@ def cmd_feature_figure(args: argparse.Namespace) -> None:
                          f"{', '.join(FEATURE_FIGURES)}")
     tables = {name: pd.read_csv(Path(args.dir) / f"{name}.csv") for name in TABLES}
     if tables["clusters"].empty:  # a diverged run: say so instead of failing the report
-        import matplotlib.pyplot as plt
-
-        fig = plt.figure(figsize=(6, 1))
-        fig.text(0.5, 0.5, f"no feature analysis: the run diverged ({args.dir})",
-                 ha="center", va="center")
+        fig = _placeholder(f"no feature analysis: the run diverged ({args.dir})")
     else:
         fig = FEATURE_FIGURES[args.name](tables)
     with atomic_path(args.out) as tmp:

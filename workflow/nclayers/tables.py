@@ -24,6 +24,8 @@ def tex_escape(text: object) -> str:
 
 
 def booktabs(header: Sequence[str], rows: Sequence[Sequence[str]], colspec: str) -> str:
+    if not rows:  # e.g. every run diverged
+        rows = [["(no selected run)", *[""] * (len(header) - 1)]]
     lines = [rf"\begin{{tabular}}{{{colspec}}}", r"\toprule", " & ".join(header) + r" \\",
              r"\midrule"]
     lines += [" & ".join(row) + r" \\" for row in rows]
@@ -142,6 +144,14 @@ def by_layer_table(metrics: pd.DataFrame) -> str:
 def macros(metrics: pd.DataFrame, training: pd.DataFrame, runs: pd.DataFrame,
            collapse_eps: float) -> str:
     """Numbers quoted in the report's text, so that the prose follows the results."""
+    counts = {"NumRuns": str(len(runs)), "NumSelected": str(int(runs["selected"].sum())),
+              "NumDiverged": str(int(runs["diverged"].sum()))}
+    if metrics.empty:  # every run diverged: the text still compiles and says so via the counts
+        names = ("FinalTrainAcc", "FinalTestAcc", "LastNCOne", "LastNCOneRatio", "LastNCCTrain",
+                 "LastNCCTest", "CollapseLayer", "EffectiveDepth", "InterpolationEpoch",
+                 "MainModel", "LastEpoch")
+        defs = {**dict.fromkeys(names, "n/a"), "CollapseEps": f"{collapse_eps:g}", **counts}
+        return "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in defs.items())
     # The prose quotes the first model; the tables hold all of them.
     model, first = _by_model(metrics)[0]
     metrics = first
@@ -174,9 +184,7 @@ def macros(metrics: pd.DataFrame, training: pd.DataFrame, runs: pd.DataFrame,
         "EffectiveDepth": derived("effective_depth"),
         "InterpolationEpoch": derived("interpolation_epoch"),
         "MainModel": tex_escape(model),
-        "NumRuns": str(len(runs)),
-        "NumSelected": str(int(runs["selected"].sum())),
-        "NumDiverged": str(int(runs["diverged"].sum())),
+        **counts,
         "LastEpoch": str(int(final["epoch"].max())),
     }
     return "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in defs.items())
