@@ -219,3 +219,14 @@ def test_every_run_diverging_still_gives_a_report(tmp_path):
     assert runs["diverged"].all() and not runs["selected"].any()
     assert "\\newcommand{\\NumDiverged}{1}" in (results / "tables" / "macros.tex").read_text()
     assert (results / "report.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.mark.parametrize("profile", ["local", "slurm"])
+def test_profiles_plan_the_whole_dag(profile, tmp_path):
+    """The profiles parse and plan every job (a dry run needs no SLURM; the real SLURM test is
+    still to come, see issue 7)."""
+    config = write_config(tmp_path, tiny_config())
+    proc = snakemake(tmp_path, "-n", "--profile", str(ROOT / "workflow" / "profiles" / profile),
+                     "--configfile", str(config))
+    jobs = planned_jobs(proc)
+    assert jobs["train"] == 1 and jobs["report"] == 1 and jobs["measure"] == 2
