@@ -54,6 +54,13 @@ def _scratch(slot: str, shape: tuple[int, ...], device: torch.device) -> Tensor:
     return store[:n].view(shape)
 
 
+def _gaussian(p: int, k: int, device: torch.device) -> Tensor:
+    """The fixed (seeded) p × k Gaussian test matrix of the sketch; drawn on the CPU so that
+    every device gets the same one."""
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(p, k, dtype=torch.float64, generator=gen).to(device)
+
+
 def _flat64(h: Tensor) -> Tensor:
     """``h`` flattened to (n, p) float64, in scratch memory."""
     flat = h.reshape(h.shape[0], math.prod(h.shape[1:]))  # also for 0 rows
@@ -96,9 +103,7 @@ class ClassMeans:
             self.sums = torch.zeros(self.num_classes, p, dtype=torch.float64, device=h.device)
             self.counts = self.counts.to(h.device)
             self.shift = h.mean(dim=0) if len(h) else torch.zeros_like(self.sums[0])
-            # Seeded on the CPU so that every device draws the same matrix.
-            self.omega = torch.randn(p, min(p, self.sketch_columns), dtype=torch.float64,
-                                     generator=torch.Generator().manual_seed(0)).to(h.device)
+            self.omega = _gaussian(p, min(p, self.sketch_columns), h.device)
             self.scatter_sketch = torch.zeros_like(self.omega)
         self.sums.index_add_(0, y, h)
         shifted = h.sub_(self.shift)  # in place: h is our own buffer
@@ -149,8 +154,7 @@ class MeanGeometry:
         keep = s**2 > RANK_RTOL * float(s.max()) ** 2 if float(s.max()) > 0 else s < 0  # none
         p = means.shape[1]
         if sketch is None:
-            sketch = torch.randn(p, min(p, SKETCH_COLUMNS), dtype=torch.float64,
-                                 generator=torch.Generator().manual_seed(0)).to(means.device)
+            sketch = _gaussian(p, min(p, SKETCH_COLUMNS), means.device)
         # Row by row, elementwise: equal means give bitwise-equal entries (NCC ties stay ties).
         gram = torch.stack([(centred * m).sum(dim=1) for m in centred])
         return cls(means, centred, u[:, keep].contiguous(), 1.0 / s[keep] ** 2, sketch, gram,

@@ -46,7 +46,7 @@ def _layer_axis(ax, metrics: pd.DataFrame) -> None:
     ax.set_xlabel("layer")
 
 
-def _models(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+def by_model(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """(``dataset / arch``, rows) for each trained model in the table."""
     return [(f"{d} / {a}", part) for (d, a), part in table.groupby(["dataset", "arch"])]
 
@@ -56,7 +56,7 @@ def _per_layer(metrics: pd.DataFrame, metric: str, title: str, hline: float | No
     """A row per model, a panel per split: ``metric`` against depth, a line per epoch."""
     data = metrics[metrics["metric"] == metric]
     splits = [s for s in SPLITS if s in set(data["split"])]
-    models = _models(data)
+    models = by_model(data)
     fig, axes = plt.subplots(len(models), len(splits), figsize=(4.2 * len(splits),
                              3.4 * len(models)), sharey=True, squeeze=False)
     for row, (model, part) in zip(axes, models, strict=True):
@@ -100,7 +100,7 @@ def training_curves(metrics, training, spectra=None, collapse_eps=0.2) -> Figure
                          value_vars=["eval_train_loss", "test_loss", "train_acc", "test_acc"])
     long["split"] = long["variable"].str.startswith(("eval_train", "train")).map(
         {True: "train", False: "test"})
-    models = _models(long)
+    models = by_model(long)
     fig, axes = plt.subplots(len(models), 2, figsize=(8.4, 3.4 * len(models)), squeeze=False)
     for (loss_ax, acc_ax), (model, rows) in zip(axes, models, strict=True):
         for ax, kind, label in ((loss_ax, "loss", "loss"), (acc_ax, "acc", "accuracy")):
@@ -144,7 +144,7 @@ def weight_spectra(metrics, training, spectra=None, collapse_eps=0.2) -> Figure:
     """Normalised singular values σ_k/Σσ of each layer's consuming weight, last checkpoint."""
     last = spectra[spectra["epoch"] == spectra["epoch"].max()]
     last = last[last["k"] < 40]
-    models = _models(last)
+    models = by_model(last)
     fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 3.6), squeeze=False)
     for ax, (model, part) in zip(axes[0], models, strict=True):
         sns.lineplot(data=part, x="k", y="share", hue="layer_index", palette="viridis",

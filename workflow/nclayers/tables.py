@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from nclayers.io import atomic_path
-from nclayers.plots import METRIC_LABELS
+from nclayers.plots import METRIC_LABELS, by_model
 
 LAST_LAYER_METRICS = ["nc1", "nc1_ratio", "cdnv", "stable_rank", "nc2_equinorm",
                       "nc2_equiangle", "nc2_maxangle", "nc2_angle_shift", "nc3_pabs",
@@ -100,10 +100,6 @@ def _final(metrics: pd.DataFrame) -> pd.DataFrame:
     return metrics[metrics["epoch"] == metrics.groupby("run")["epoch"].transform("max")]
 
 
-def _by_model(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    return [(f"{d} / {a}", part) for (d, a), part in table.groupby(["dataset", "arch"])]
-
-
 def _last_layer(final: pd.DataFrame) -> pd.DataFrame:
     """The rows of each run's deepest tapped layer."""
     deepest = final.groupby("run")["layer_index"].transform("max")
@@ -112,7 +108,7 @@ def _last_layer(final: pd.DataFrame) -> pd.DataFrame:
 
 def last_layer_table(metrics: pd.DataFrame) -> str:
     """Last hidden layer at the last checkpoint, mean ± sd over seeds; a block per model."""
-    models = _by_model(_last_layer(_final(metrics)))
+    models = by_model(_last_layer(_final(metrics)))
     rows = []
     for model, last in models:
         for metric in LAST_LAYER_METRICS:
@@ -128,7 +124,7 @@ def by_layer_table(metrics: pd.DataFrame) -> str:
     """Per layer at the last checkpoint, mean ± sd over seeds; a block per model."""
     columns = [("nc1", "train"), ("nc1_ratio", "train"), ("cdnv", "train"),
                ("ncc_accuracy", "train"), ("ncc_accuracy", "test")]
-    models = _by_model(_final(metrics))
+    models = by_model(_final(metrics))
     rows = []
     for model, final in models:
         for (index, layer), part in final.groupby(["layer_index", "layer"]):
@@ -153,7 +149,7 @@ def macros(metrics: pd.DataFrame, training: pd.DataFrame, runs: pd.DataFrame,
         defs = {**dict.fromkeys(names, "n/a"), "CollapseEps": f"{collapse_eps:g}", **counts}
         return "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in defs.items())
     # The prose quotes the first model; the tables hold all of them.
-    model, first = _by_model(metrics)[0]
+    model, first = by_model(metrics)[0]
     metrics = first
     training = training[training["run"].isin(set(first["run"]))]
     final = _final(metrics)

@@ -148,7 +148,7 @@ def fit(
     """
     checkpoints = set(checkpoints)
     objective = Objective(recipe, model, data.num_classes)
-    steps_per_epoch = -(-len(data.y_train) // recipe.batch_size)
+    steps_per_epoch = _steps_per_epoch(recipe, data)
     generator = torch.Generator().manual_seed(seed)
     # Parameters with requires_grad False (fixed ETF layers) are neither updated nor decayed.
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=recipe.lr,
@@ -205,7 +205,11 @@ def _log_row(model, data: Splits, objective: Objective, epoch: int, train_loss: 
             "lr": recipe_lr(objective.recipe, epoch, data), "diverged": diverged}
 
 
+def _steps_per_epoch(recipe: Recipe, data: Splits) -> int:
+    return -(-len(data.y_train) // recipe.batch_size)  # the last batch may be short
+
+
 def recipe_lr(recipe: Recipe, epoch: int, data: Splits) -> float:
     """The learning rate used in the last step of ``epoch`` (the initial one for epoch 0)."""
-    steps_per_epoch = -(-len(data.y_train) // recipe.batch_size)
+    steps_per_epoch = _steps_per_epoch(recipe, data)
     return recipe.lr * lr_factor(recipe, max(epoch * steps_per_epoch - 1, 0), steps_per_epoch)
