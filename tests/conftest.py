@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # as `python -m nclayers` does, before torch
@@ -10,9 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import yaml
+
+from nclayers.experiment import expand_runs
 
 # Small models on 2 cores run ~10x faster on one thread (no OpenMP hand-offs), and the rules
 # run with one thread too (`--threads`), so the tests do the same.
@@ -50,6 +54,17 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
+
+
+def straight_train_log(config: dict, run_dir: Path, out_dir: Path) -> pd.DataFrame:
+    """The train log of the run in ``run_dir`` trained again without interruption, in a process
+    of its own like the workflow's (in a long-lived test process BLAS may take other code
+    paths, which is not the claim). The spec comes from its run.json, defaults filled in."""
+    info = json.loads((run_dir / "run.json").read_text())
+    spec = {key: info[key] for key in expand_runs(config)[info["run"]]}
+    subprocess.run([sys.executable, "-m", "nclayers", "train", "--spec", json.dumps(spec),
+                    "--out-dir", str(out_dir)], check=True, capture_output=True)
+    return pd.read_csv(out_dir / "train_log.csv")
 
 
 @pytest.fixture(scope="session")

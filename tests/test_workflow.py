@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -13,9 +12,7 @@ import time
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, snakemake, tiny_config, write_config
-
-from nclayers.experiment import expand_runs
+from conftest import ROOT, snakemake, straight_train_log, tiny_config, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -197,16 +194,10 @@ def test_killed_workflow_resumes_training(tmp_path):
     snakemake(tmp_path, target, "--cores", "1", "--rerun-incomplete", "--configfile", str(path))
     log = (tmp_path / "results/tiny/logs/train/digits-mlp6-s0.log").read_text()
     assert "resuming digits-mlp6-s0 after epoch" in log
-    # The uninterrupted run in a process of its own, like the workflow's: in this long-lived
-    # test process BLAS may take other code paths (memory alignment), which is not the claim.
-    info = json.loads((tmp_path / "results/tiny/runs/digits-mlp6-s0/run.json").read_text())
-    spec = {key: info[key] for key in expand_runs(config)["digits-mlp6-s0"]}
-    straight = tmp_path / "straight"
-    subprocess.run([sys.executable, "-m", "nclayers", "train", "--spec", json.dumps(spec),
-                    "--out-dir", str(straight)], check=True, capture_output=True)
-    a = pd.read_csv(straight / "train_log.csv")
-    b = pd.read_csv(tmp_path / "results/tiny/runs/digits-mlp6-s0/train_log.csv")
-    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    run_dir = tmp_path / "results/tiny/runs/digits-mlp6-s0"
+    straight = straight_train_log(config, run_dir, tmp_path / "straight")
+    pd.testing.assert_frame_equal(straight, pd.read_csv(run_dir / "train_log.csv"),
+                                  check_exact=True)
 
 
 def test_every_run_diverging_still_gives_a_report(tmp_path):
@@ -223,10 +214,21 @@ def test_every_run_diverging_still_gives_a_report(tmp_path):
 
 @pytest.mark.parametrize("profile", ["local", "slurm"])
 def test_profiles_plan_the_whole_dag(profile, tmp_path):
-    """The profiles parse and plan every job (a dry run needs no SLURM; the real SLURM test is
-    still to come, see issue 7)."""
+    """The profiles parse and plan every job (no SLURM needed; tests/cluster/ runs it for real)."""
     config = write_config(tmp_path, tiny_config())
     proc = snakemake(tmp_path, "-n", "--profile", str(ROOT / "workflow" / "profiles" / profile),
                      "--configfile", str(config))
     jobs = planned_jobs(proc)
     assert jobs["train"] == 1 and jobs["report"] == 1 and jobs["measure"] == 2
+
+
+@pytest.mark.parametrize("gpus", [0, 1])
+def test_cluster_gpus_go_to_train_and_measure_only(gpus, tmp_path):
+    config = write_config(tmp_path, tiny_config(cluster={"gpus": gpus}))
+    proc = snakemake(tmp_path, "-n", "--profile", str(ROOT / "workflow" / "profiles" / "slurm"),
+                     "--configfile", str(config))
+    rules = re.findall(r"^(?:local)?rule (\w+):\n(?:.*\n)*?    resources: (.*)$", proc.stdout,
+                       re.M)
+    gpu = {rule: re.search(r"\bgpu=(\d+)", res) for rule, res in rules}
+    assert {rule for rule, match in gpu.items() if match} == {"train", "measure"}
+    assert {int(match[1]) for match in gpu.values() if match} == {gpus}

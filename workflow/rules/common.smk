@@ -25,6 +25,19 @@ EPOCHS = checkpoint_epochs(config)
 # the figures of the first run.
 FEATURE_EPOCHS = sorted(config["features"]["epochs"]) or [config["train"]["epochs"]]
 FEATURE_RUN = next(iter(RUNS))
+CLUSTER_GPUS = config["cluster"]["gpus"]
+
+# Seconds of work each: under a cluster profile they run on the submitting machine instead of
+# waiting in the queue. (The report needs LaTeX there.)
+localrules:
+    all,
+    select_best,
+    aggregate,
+    tables,
+    figure,
+    feature_tables,
+    feature_figure,
+    report,
 
 
 def run_spec(wildcards):

@@ -13,6 +13,7 @@ rule measure:
         "../../envs/nclayers.yaml"
     threads: 1
     resources:
+        gpu=CLUSTER_GPUS,
         mem_mb=4000,
         runtime=30,
     shell:

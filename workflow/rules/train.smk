@@ -16,6 +16,7 @@ rule train:
         "../../envs/nclayers.yaml"
     threads: 1
     resources:
+        gpu=CLUSTER_GPUS,
         mem_mb=4000,
         runtime=60,
     shell:
