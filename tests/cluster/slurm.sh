@@ -191,6 +191,8 @@ stop() {
     for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
     kill -9 "$pid" 2>/dev/null || true
   done
+  # Job steps outlive a slurmd that was killed; `start` made sure no other SLURM runs here.
+  pkill -x slurmstepd 2>/dev/null && sleep 1 && pkill -9 -x slurmstepd 2>/dev/null || true
   [ "$(readlink $ETC_CONF 2>/dev/null)" = "$DIR/slurm.conf" ] && rm -f $ETC_CONF
   rm -rf "$DIR"
 }

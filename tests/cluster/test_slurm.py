@@ -40,14 +40,17 @@ def _unavailable() -> str | None:
     return None
 
 
+UNAVAILABLE = _unavailable()
+REQUIRED = os.environ.get("NCLAYERS_REQUIRE_CLUSTER") == "1"
+if UNAVAILABLE and not REQUIRED:  # as a mark, so that no other fixture (a local run) starts
+    pytestmark.append(pytest.mark.skip(reason=UNAVAILABLE))
+
+
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
     """A running single-node SLURM for this module; stopped (and checked stopped) after it."""
-    reason = _unavailable()
-    if reason:
-        if os.environ.get("NCLAYERS_REQUIRE_CLUSTER") == "1":
-            pytest.fail(f"NCLAYERS_REQUIRE_CLUSTER=1 but SLURM cannot run here: {reason}")
-        pytest.skip(reason)
+    if UNAVAILABLE:
+        pytest.fail(f"NCLAYERS_REQUIRE_CLUSTER=1 but SLURM cannot run here: {UNAVAILABLE}")
     state = tmp_path_factory.mktemp("slurm")
     start = subprocess.run(["bash", str(SCRIPT), "start", str(state)], capture_output=True,
                            text=True, timeout=300)
@@ -56,7 +59,8 @@ def slurm(tmp_path_factory):
         pytest.fail(f"SLURM did not start:\n{start.stdout}\n{start.stderr}")
     yield dict(os.environ, SLURM_CONF=str(state / "slurm.conf"))
     subprocess.run(["bash", str(SCRIPT), "stop", str(state)], check=True, timeout=120)
-    left = subprocess.run(["pgrep", "-x", "|".join(DAEMONS[1:])], capture_output=True, text=True)
+    left = subprocess.run(["pgrep", "-a", "-x", "|".join([*DAEMONS[1:], "slurmstepd"])],
+                          capture_output=True, text=True)
     assert left.stdout == "", f"SLURM daemons still running after stop: {left.stdout}"
 
 
