@@ -119,13 +119,16 @@ def _tail(workdir: Path) -> str:
 
 
 def slurm_jobs(workdir: Path, env: dict) -> pd.DataFrame:
-    """The jobs sacct recorded for ``workdir``: id, state, rule, partition, account."""
+    """The jobs sacct recorded for ``workdir``: id, state, rule, partition, account and the
+    memory, time and CPUs they asked for."""
+    columns = ["id", "state", "comment", "workdir", "partition", "account", "mem", "time",
+               "cpus"]
     out = subprocess.run(["sacct", "-a", "-X", "-n", "-P", "-o",
-                          "JobID,State,Comment,WorkDir,Partition,Account"],
+                          "JobID,State,Comment,WorkDir,Partition,Account,ReqMem,Timelimit,"
+                          "AllocCPUS"],
                          capture_output=True, text=True, env=env, check=True).stdout
     rows = [line.split("|") for line in out.splitlines() if line]
-    jobs = pd.DataFrame(rows, columns=["id", "state", "comment", "workdir", "partition",
-                                       "account"])
+    jobs = pd.DataFrame(rows, columns=columns)
     jobs = jobs[jobs["workdir"] == str(workdir)].copy()
     jobs["rule"] = jobs["comment"].str.extract(r"^rule_([a-z_]+?)_wildcards")[0]
     return jobs
@@ -157,6 +160,11 @@ def test_tiny_workflow_through_slurm_equals_local(slurm, start_profile_run, tiny
     assert sorted(jobs["rule"]) == ["features", "measure", "measure", "train"], jobs
     assert (jobs["state"] == "COMPLETED").all(), jobs
     assert (jobs["partition"] == "alt").all() and (jobs["account"] == "other").all(), jobs
+    # The profile's per-rule resources reached sbatch.
+    asked = {rule: (mem, time, cpus) for rule, mem, time, cpus
+             in jobs[["rule", "mem", "time", "cpus"]].itertuples(index=False)}
+    assert asked == {"train": ("16000M", "12:00:00", "1"), "measure": ("16000M", "02:00:00", "1"),
+                     "features": ("8000M", "02:00:00", "1")}, jobs
 
     local = tiny_run / "results" / "tiny"
     for table in ["tables/metrics.csv", f"runs/{RUN}/train_log.csv",
