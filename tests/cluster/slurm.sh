@@ -65,7 +65,8 @@ write_configs() {
   mkdir -p "$DIR"/{state,spool,log,run}
   cat >"$DIR/slurm.conf" <<CONF
 ClusterName=$CLUSTER
-SlurmctldHost=$host
+# Loopback addresses: no dependence on this machine's name resolving.
+SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -92,7 +93,7 @@ JobAcctGatherType=jobacct_gather/linux
 JobCompType=jobcomp/none
 # The plugin writes the rule and its wildcards into the job comment; keep it for sacct.
 AccountingStoreFlags=job_comment
-$node State=UNKNOWN
+$node NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 PartitionName=alt Nodes=ALL MaxTime=INFINITE State=UP
 CONF
