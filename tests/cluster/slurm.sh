@@ -5,6 +5,9 @@
 #   slurm.sh start [DIR]    start them with a generated configuration under DIR; prints SLURM_CONF
 #   slurm.sh stop  [DIR]    stop every daemon started from DIR and remove DIR
 #
+# It runs beside no other SLURM: `start` refuses when a SLURM daemon runs or its ports or
+# /etc/slurm/slurm.conf are taken, and uses ports of its own (16817-16819, MariaDB 13307).
+#
 # Job status: the profile asks squeue (see workflow/profiles/slurm/config.yaml for why), but
 # slurmdbd with MariaDB runs too, as on real clusters: `sacct` is how the tests see which jobs
 # went through SLURM, and the plugin falls back to it when MinJobAge is short. `start` submits
@@ -12,16 +15,17 @@
 # plugin's status polling would wait forever without a word.
 #
 # Everything lives under DIR (default /tmp/nclayers-slurm): configuration, state, spool, logs,
-# the MariaDB data directory. The daemons run as root. /etc/slurm/slurm.conf becomes a link to
-# DIR/slurm.conf while SLURM runs: the plugin's job step deletes every SLURM_* variable,
-# SLURM_CONF too, before it calls srun inside the job, so srun finds the configuration only at
-# its compiled-in path, as on a real cluster. `start` refuses to replace a slurm.conf of
-# another SLURM.
+# the MariaDB data directory; a marker file there lets `stop` remove only what `start` made.
+# The daemons run as root. /etc/slurm/slurm.conf becomes a link to DIR/slurm.conf while SLURM
+# runs: the plugin's job step deletes SLURM_CONF (with most SLURM_* variables) before it calls
+# srun inside the job, so srun finds the configuration only at its compiled-in path, as on a
+# real cluster.
 set -euo pipefail
 
 DIR=${2:-${NCLAYERS_SLURM_DIR:-/tmp/nclayers-slurm}}
 PACKAGES="munge slurmctld slurmd slurm-client slurmdbd mariadb-server mariadb-client"
-DB_PORT=${NCLAYERS_SLURM_DB_PORT:-3307}
+CTLD_PORT=16817 SLURMD_PORT=16818 DBD_PORT=16819 DB_PORT=13307
+MARKER=.nclayers-slurm
 CLUSTER=nclayers
 ACCOUNTS="nclayers other"        # `other` and partition `alt` exist for the env-var tests
 STARTUP_TIMEOUT=60
@@ -29,8 +33,13 @@ ETC_CONF=/etc/slurm/slurm.conf
 
 die() { echo "slurm.sh: $*" >&2; exit 1; }
 log_tails() {
-  for f in "$DIR"/log/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 20 "$f"; }; done >&2
+  for f in "$DIR"/log/*.log; do
+    if [ -f "$f" ]; then echo "--- $f"; tail -n 20 "$f"; fi
+  done >&2
+  return 0
 }
+ours() { [ -f "$1/$MARKER" ]; }   # a directory made by `start`
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
   local deadline=$((SECONDS + $1)) what=$2; shift 2
   until "$@" >/dev/null 2>&1; do
@@ -50,11 +59,12 @@ install() {
   echo "Installing SLURM and MariaDB ($PACKAGES) with apt-get." >&2
   apt-get update -qq
   # policy-rc.d keeps the packages from starting their system daemons; ours run from DIR.
-  local policy=/usr/sbin/policy-rc.d created=""
-  if [ ! -e $policy ]; then printf '#!/bin/sh\nexit 101\n' >$policy; chmod +x $policy; created=1; fi
+  local policy=/usr/sbin/policy-rc.d
+  if [ ! -e $policy ]; then
+    printf '#!/bin/sh\nexit 101\n' >$policy && chmod +x $policy
+    trap "rm -f $policy" EXIT   # also when apt fails: a stray policy blocks every service
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null
-  [ -n "$created" ] && rm -f $policy
-  return 0
 }
 
 write_configs() {
@@ -63,10 +73,13 @@ write_configs() {
   # slurmd -C prints this machine's node line (CPUs, sockets, cores, RealMemory).
   node=$(slurmd -C | head -n 1)
   mkdir -p "$DIR"/{state,spool,log,run}
+  touch "$DIR/$MARKER"
   cat >"$DIR/slurm.conf" <<CONF
 ClusterName=$CLUSTER
 # Loopback addresses: no dependence on this machine's name resolving.
 SlurmctldHost=$host(127.0.0.1)
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$SLURMD_PORT
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -81,14 +94,17 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
 SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
+# Per CPU, not per core: on a machine with hyperthreads a 1-CPU job still gets one CPU.
+SelectTypeParameters=CR_CPU_Memory
 SchedulerType=sched/backfill
 ReturnToService=2
-# squeue remembers finished jobs this long; the profile's squeue status needs >= 120 s.
+# squeue remembers finished jobs this long. The profile's squeue status needs more than the
+# plugin's longest pause between queries, 180 s; 300 s is SLURM's default.
 MinJobAge=300
 KillWait=5
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
+AccountingStoragePort=$DBD_PORT
 JobAcctGatherType=jobacct_gather/linux
 JobCompType=jobcomp/none
 # The plugin writes the rule and its wildcards into the job comment; keep it for sacct.
@@ -100,6 +116,7 @@ CONF
   cat >"$DIR/slurmdbd.conf" <<CONF
 AuthType=auth/munge
 DbdHost=localhost
+DbdPort=$DBD_PORT
 SlurmUser=root
 PidFile=$DIR/run/slurmdbd.pid
 LogFile=$DIR/log/slurmdbd.log
@@ -141,7 +158,7 @@ probe_job() {  # a job through sbatch; squeue (the profile's status command) and
   id=$(sbatch --parsable --wrap true --output=/dev/null) || { log_tails; die "sbatch failed"; }
   for query in "squeue -h --states=all -o %T -j $id" "sacct -X -n -P -o State -j $id"; do
     for _ in $(seq 120); do
-      state=$($query 2>/dev/null | head -n 1)
+      state=$($query 2>/dev/null | head -n 1 || true)
       [ "$state" = COMPLETED ] && continue 2
       sleep 0.5
     done
@@ -151,19 +168,35 @@ the workflow's job status queries would never see its jobs finish"
   done
 }
 
+refuse_other_slurm() {
+  local daemon port
+  for daemon in slurmctld slurmd slurmdbd; do
+    if pgrep -x $daemon >/dev/null; then die "a $daemon runs here already: stop it first"; fi
+  done
+  for port in $CTLD_PORT $SLURMD_PORT $DBD_PORT $DB_PORT; do
+    if port_taken $port; then die "port $port is taken; free it first"; fi
+  done
+  if [ -e $ETC_CONF ] || [ -L $ETC_CONF ]; then
+    local target; target=$(readlink $ETC_CONF || true)
+    # Ours, left by a run that died (its directory may be gone): replace it. Anything else: no.
+    if [ -z "$target" ] || { [ -d "$(dirname "$target")" ] && ! ours "$(dirname "$target")"; }; then
+      die "$ETC_CONF belongs to another SLURM on this machine"
+    fi
+  fi
+  if [ -e "$DIR" ] && ! ours "$DIR"; then
+    die "$DIR exists and was not made by $0: give another directory"
+  fi
+}
+
 start() {
   [ "$(id -u)" -eq 0 ] || die "starting SLURM needs root"
   for cmd in munged slurmctld slurmd sbatch slurmdbd mariadbd; do
     command -v "$cmd" >/dev/null 2>&1 || die "$cmd is missing: run '$0 install' as root first"
   done
-  if [ -f "$DIR/run/slurmctld.pid" ]; then die "$DIR holds a running SLURM: '$0 stop $DIR' first"; fi
-  if [ -e $ETC_CONF ] && [ "$(readlink $ETC_CONF)" != "$DIR/slurm.conf" ]; then
-    die "$ETC_CONF exists and is not ours: this machine has a SLURM of its own"
-  fi
-  if (exec 3<>/dev/tcp/127.0.0.1/6817) 2>/dev/null; then
-    die "port 6817 is taken: another slurmctld runs here; stop it or use that cluster"
-  fi
+  refuse_other_slurm
   rm -rf "$DIR"
+  # From here on, a failure stops whatever was started.
+  trap 'echo "slurm.sh: start failed; stopping what it started" >&2; stop' EXIT
   write_configs
   mkdir -p "$(dirname $ETC_CONF)" && ln -sfn "$DIR/slurm.conf" $ETC_CONF
   export SLURM_CONF="$DIR/slurm.conf"
@@ -178,12 +211,18 @@ start() {
   slurmd
   wait_for $STARTUP_TIMEOUT "the node to become idle" sh -c 'sinfo -h -o %t | grep -q idle'
   probe_job
+  trap - EXIT
   echo "SLURM_CONF=$SLURM_CONF"
 }
 
 stop() {
+  [ -e "$DIR" ] || return 0
+  ours "$DIR" || die "$DIR was not made by $0: not touching it"
   export SLURM_CONF="$DIR/slurm.conf"
-  [ -f "$SLURM_CONF" ] && scancel --user=root 2>/dev/null || true
+  if [ -f "$DIR/run/slurmctld.pid" ] && scancel --user=root 2>/dev/null; then
+    # Let slurmd end the jobs' processes before it goes (linuxproc tracks them, not cgroups).
+    for _ in $(seq 60); do [ -z "$(squeue -h 2>/dev/null || true)" ] && break; sleep 0.5; done
+  fi
   for daemon in slurmd slurmctld slurmdbd mariadbd munged; do
     local pidfile="$DIR/run/$daemon.pid"
     [ -f "$pidfile" ] || continue
@@ -194,7 +233,7 @@ stop() {
   done
   # Job steps outlive a slurmd that was killed; `start` made sure no other SLURM runs here.
   pkill -x slurmstepd 2>/dev/null && sleep 1 && pkill -9 -x slurmstepd 2>/dev/null || true
-  [ "$(readlink $ETC_CONF 2>/dev/null)" = "$DIR/slurm.conf" ] && rm -f $ETC_CONF
+  if [ "$(readlink $ETC_CONF 2>/dev/null)" = "$DIR/slurm.conf" ]; then rm -f $ETC_CONF; fi
   rm -rf "$DIR"
 }
 

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +27,7 @@ SCRIPT = Path(__file__).with_name("slurm.sh")
 PROFILE = ROOT / "workflow" / "profiles" / "slurm"
 DAEMONS = ["munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd"]
 RUN = "digits-mlp6-s0"
+SINCE = (datetime.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")  # sacct -S
 
 
 def _unavailable() -> str | None:
@@ -52,14 +54,17 @@ def slurm(tmp_path_factory):
     if UNAVAILABLE:
         pytest.fail(f"NCLAYERS_REQUIRE_CLUSTER=1 but SLURM cannot run here: {UNAVAILABLE}")
     state = tmp_path_factory.mktemp("slurm")
-    start = subprocess.run(["bash", str(SCRIPT), "start", str(state)], capture_output=True,
-                           text=True, timeout=300)
+    try:
+        start = subprocess.run(["bash", str(SCRIPT), "start", str(state)], capture_output=True,
+                               text=True, timeout=300)
+    except subprocess.TimeoutExpired as timeout:
+        start = subprocess.CompletedProcess(timeout.cmd, -1, timeout.stdout, timeout.stderr)
     if start.returncode != 0:
         subprocess.run(["bash", str(SCRIPT), "stop", str(state)], capture_output=True)
         pytest.fail(f"SLURM did not start:\n{start.stdout}\n{start.stderr}")
     yield dict(os.environ, SLURM_CONF=str(state / "slurm.conf"))
     subprocess.run(["bash", str(SCRIPT), "stop", str(state)], check=True, timeout=120)
-    left = subprocess.run(["pgrep", "-a", "-x", "|".join([*DAEMONS[1:], "slurmstepd"])],
+    left = subprocess.run(["pgrep", "-a", "-x", "|".join([*DAEMONS[2:], "slurmstepd"])],
                           capture_output=True, text=True)
     assert left.stdout == "", f"SLURM daemons still running after stop: {left.stdout}"
 
@@ -67,7 +72,8 @@ def slurm(tmp_path_factory):
 def _scheduler_state(env: dict) -> str:
     """What the scheduler says, for failure messages."""
     out = []
-    for cmd in (["squeue"], ["sacct", "-a", "-X", "-o", "JobID,State,Comment%50,WorkDir%40"],
+    for cmd in (["squeue"],
+                ["sacct", "-a", "-X", "-S", SINCE, "-o", "JobID,State,Comment%50,WorkDir%40"],
                 ["sinfo"]):
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         out.append(f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
@@ -123,7 +129,7 @@ def slurm_jobs(workdir: Path, env: dict) -> pd.DataFrame:
     memory, time and CPUs they asked for."""
     columns = ["id", "state", "comment", "workdir", "partition", "account", "mem", "time",
                "cpus"]
-    out = subprocess.run(["sacct", "-a", "-X", "-n", "-P", "-o",
+    out = subprocess.run(["sacct", "-a", "-X", "-n", "-P", "-S", SINCE, "-o",
                           "JobID,State,Comment,WorkDir,Partition,Account,ReqMem,Timelimit,"
                           "AllocCPUS"],
                          capture_output=True, text=True, env=env, check=True).stdout
