@@ -39,6 +39,7 @@ log_tails() {
   return 0
 }
 ours() { [ -f "$1/$MARKER" ]; }   # a directory made by `start`
+empty() { [ -d "$1" ] && [ -z "$(ls -A "$1")" ]; }
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
   local deadline=$((SECONDS + $1)) what=$2; shift 2
@@ -183,7 +184,7 @@ refuse_other_slurm() {
       die "$ETC_CONF belongs to another SLURM on this machine"
     fi
   fi
-  if [ -e "$DIR" ] && ! ours "$DIR"; then
+  if [ -e "$DIR" ] && ! ours "$DIR" && ! empty "$DIR"; then
     die "$DIR exists and was not made by $0: give another directory"
   fi
 }
@@ -216,7 +217,7 @@ start() {
 }
 
 stop() {
-  [ -e "$DIR" ] || return 0
+  if [ ! -e "$DIR" ] || empty "$DIR"; then return 0; fi
   ours "$DIR" || die "$DIR was not made by $0: not touching it"
   export SLURM_CONF="$DIR/slurm.conf"
   if [ -f "$DIR/run/slurmctld.pid" ] && scancel --user=root 2>/dev/null; then
