@@ -44,11 +44,19 @@ def write_config(directory: Path, config: dict) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the real snakemake of this environment on the project's Snakefile in ``workdir``."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+def snakemake_command(workdir: Path, *args: str, env: dict | None = None) -> tuple[list, dict]:
+    """The command line and environment that run the real snakemake of this environment on the
+    project's Snakefile in ``workdir`` (its jobs find this environment's python first)."""
+    env = dict(os.environ if env is None else env)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
            "--directory", str(workdir), *args]
+    return cmd, env
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real snakemake of this environment on the project's Snakefile in ``workdir``."""
+    cmd, env = snakemake_command(workdir, *args)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"

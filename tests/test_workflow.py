@@ -6,13 +6,19 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, snakemake, straight_train_log, tiny_config, write_config
+from conftest import (
+    ROOT,
+    snakemake,
+    snakemake_command,
+    straight_train_log,
+    tiny_config,
+    write_config,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -174,9 +180,7 @@ def test_killed_workflow_resumes_training(tmp_path):
     path = write_config(tmp_path, config)
     target = "results/tiny/runs/digits-mlp6-s0/run.json"
     state = tmp_path / "results/tiny/runs/digits-mlp6-s0/.resume/state.pt"
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
-           str(tmp_path), target, "--cores", "1", "--configfile", str(path)]
-    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    cmd, env = snakemake_command(tmp_path, target, "--cores", "1", "--configfile", str(path))
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 180

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, straight_train_log, tiny_config, write_config
+from conftest import ROOT, snakemake_command, straight_train_log, tiny_config, write_config
 
 pytestmark = [pytest.mark.cluster, pytest.mark.workflow]
 
@@ -87,11 +87,10 @@ def start_profile_run(slurm):
     started = []
 
     def start(workdir: Path, env: dict, *args: str) -> subprocess.Popen:
-        cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
-               str(workdir), "--profile", str(PROFILE),
-               # The plugin waits 40 s before its first status query; no queue to spare here.
-               "--slurm-init-seconds-before-status-checks", "3", *args]
-        env = dict(env, PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")
+        cmd, env = snakemake_command(
+            workdir, "--profile", str(PROFILE),
+            # The plugin waits 40 s before its first status query; no queue to spare here.
+            "--slurm-init-seconds-before-status-checks", "3", *args, env=env)
         with open(workdir / "snakemake.out", "w") as log:
             started.append(subprocess.Popen(cmd, cwd=workdir, env=env, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True))
@@ -100,9 +99,14 @@ def start_profile_run(slurm):
     yield start
     for proc in started:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            subprocess.run(["scancel", "--user", "root"], env=slurm)
+            _kill(proc, slurm)
+
+
+def _kill(proc: subprocess.Popen, env: dict) -> None:
+    """Kill a snakemake run and its session, and cancel the jobs it left in the queue."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    subprocess.run(["scancel", "--user", "root"], env=env)
 
 
 def finish(proc: subprocess.Popen, workdir: Path, env: dict, timeout: float) -> None:
@@ -112,9 +116,7 @@ def finish(proc: subprocess.Popen, workdir: Path, env: dict, timeout: float) -> 
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        subprocess.run(["scancel", "--user", "root"], env=env)
+        _kill(proc, env)
         pytest.fail(f"the SLURM run did not finish within {timeout:.0f} s; are job status "
                     f"queries answered?\n{_tail(workdir)}\n{_scheduler_state(env)}")
     assert proc.returncode == 0, f"the SLURM run failed:\n{_tail(workdir)}"
@@ -127,25 +129,24 @@ def _tail(workdir: Path) -> str:
 def slurm_jobs(workdir: Path, env: dict) -> pd.DataFrame:
     """The jobs sacct recorded for ``workdir``: id, state, rule, partition, account and the
     memory, time and CPUs they asked for."""
-    columns = ["id", "state", "comment", "workdir", "partition", "account", "mem", "time",
-               "cpus"]
-    out = subprocess.run(["sacct", "-a", "-X", "-n", "-P", "-S", SINCE, "-o",
-                          "JobID,State,Comment,WorkDir,Partition,Account,ReqMem,Timelimit,"
-                          "AllocCPUS"],
-                         capture_output=True, text=True, env=env, check=True).stdout
-    rows = [line.split("|") for line in out.splitlines() if line]
-    jobs = pd.DataFrame(rows, columns=columns)
-    jobs = jobs[jobs["workdir"] == str(workdir)].copy()
-    jobs["rule"] = jobs["comment"].str.extract(r"^rule_([a-z_]+?)_wildcards")[0]
-    return jobs
+    return _job_table(["sacct", "-a", "-X", "-n", "-P", "-S", SINCE, "-o",
+                       "JobID,State,Comment,WorkDir,Partition,Account,ReqMem,Timelimit,"
+                       "AllocCPUS"],
+                      ["id", "state", "comment", "workdir", "partition", "account", "mem",
+                       "time", "cpus"], workdir, env)
 
 
 def running_jobs(workdir: Path, env: dict) -> pd.DataFrame:
     """squeue's running jobs of ``workdir`` (sacct has the comment only once a job ends)."""
-    out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i|%k|%Z"],
-                         capture_output=True, text=True, env=env, check=True).stdout
-    jobs = pd.DataFrame([line.split("|") for line in out.splitlines() if line],
-                        columns=["id", "comment", "workdir"])
+    return _job_table(["squeue", "-h", "-t", "RUNNING", "-o", "%i|%k|%Z"],
+                      ["id", "comment", "workdir"], workdir, env)
+
+
+def _job_table(cmd: list[str], columns: list[str], workdir: Path, env: dict) -> pd.DataFrame:
+    """The '|'-separated lines of ``cmd`` as a table, the jobs of ``workdir`` only, with the
+    rule that the plugin wrote into each job's comment."""
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    jobs = pd.DataFrame([line.split("|") for line in out.splitlines() if line], columns=columns)
     jobs = jobs[jobs["workdir"] == str(workdir)].copy()
     jobs["rule"] = jobs["comment"].str.extract(r"^rule_([a-z_]+?)_wildcards")[0]
     return jobs
