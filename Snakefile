@@ -1,12 +1,21 @@
 # Neural collapse across the layers of classifiers: config → runs → metrics → figures → report.
 #   snakemake --cores all                          the whole DAG for config.yaml
 #   snakemake results/default/figures/<name>.pdf   one figure, and only what it needs
+#   snakemake --directory .test --cores all        the tiny test experiment (.test/config.yaml)
+#   snakemake --report report.html                 Snakemake's HTML report of what was built
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# A config given on the command line is the whole experiment (keys it leaves out take the
+# schema's defaults); only without one is the default experiment read.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"

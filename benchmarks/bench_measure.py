@@ -57,14 +57,12 @@ def load_case(case: str, args):
     """The model and data of a case: the trained checkpoint, or an untrained wide MLP."""
     run_dir = Path("results") / args.experiment / "runs" / args.run
     spec = runs.read_json(run_dir / "run.json")
-    splits = runs.load_data(spec)
     if case == "checkpoint":
-        model = runs.build_model(spec, splits)
         last = max(spec["train"]["checkpoints"])
-        state = torch.load(runs.checkpoint_path(run_dir, last), weights_only=True)
-        model.load_state_dict(state["model"])
+        model, splits, _ = runs.load_checkpoint(spec, runs.checkpoint_path(run_dir, last))
         name = f"{args.run} epoch {last}"
     else:
+        splits = runs.load_data(spec)
         torch.manual_seed(0)
         model = models.build("mlp", splits.input_shape, splits.num_classes, depth=6,
                              width=args.wide)

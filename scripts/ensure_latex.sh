@@ -4,7 +4,7 @@
 set -euo pipefail
 PACKAGES="latexmk texlive-latex-extra texlive-science lmodern"
 
-if command -v latexmk >/dev/null 2>&1 && kpsewhich booktabs.sty lmodern.sty >/dev/null 2>&1; then
+if command -v latexmk >/dev/null 2>&1 && kpsewhich booktabs.sty lmodern.sty adjustbox.sty >/dev/null 2>&1; then
   exit 0
 fi
 if command -v apt-get >/dev/null 2>&1; then

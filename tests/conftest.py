@@ -1,9 +1,10 @@
-"""Shared fixtures: a tiny copy of the default config and a helper that runs snakemake."""
+"""Shared fixtures: the tiny experiment of .test/ and a helper that runs snakemake."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # as `python -m nclayers` does, before torch
 
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from snakemake.utils import validate
 
 from nclayers.experiment import expand_runs
 
@@ -26,14 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_config(**overrides) -> dict:
-    """The default config, cut down to seconds: one seed, 3 epochs, a narrow net."""
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["experiment"] = "tiny"
-    config["seeds"] = [0]
-    config["architectures"]["mlp6"].update(depth=3, width=32)
-    config["train"].update(epochs=3, checkpoints=[0, 3])
-    config["device"] = "cpu"
-    config["features"]["per_class"] = 10
+    """The tiny experiment of .test/config.yaml (the default one cut down to seconds: one seed,
+    3 epochs, a narrow net) with the schema's defaults filled in, as the workflow sees it, and
+    top-level keys replaced by ``overrides``."""
+    config = yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
+    validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
     config.update(overrides)
     return config
 
@@ -44,12 +43,23 @@ def write_config(directory: Path, config: dict) -> Path:
     return path
 
 
+VENV_BIN = Path(sys.executable).parent
+
+
+def without_venv(path: str) -> str:
+    """``path`` (a PATH value) without this environment's bin folder: a new user's shell."""
+    return os.pathsep.join(p for p in path.split(os.pathsep)
+                           if p and Path(p).resolve() != VENV_BIN.resolve())
+
+
 def snakemake_command(workdir: Path, *args: str, env: dict | None = None) -> tuple[list, dict]:
-    """The command line and environment that run the real snakemake of this environment on the
-    project's Snakefile in ``workdir`` (its jobs find this environment's python first)."""
+    """The command line and environment that run this environment's ``snakemake`` script
+    (``.venv/bin/snakemake`` as the README says) on the project's Snakefile in ``workdir``,
+    from a shell whose PATH lacks the environment: the jobs must find its python anyway."""
     env = dict(os.environ if env is None else env)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+    env["PATH"] = without_venv(env["PATH"])
+    env.pop("VIRTUAL_ENV", None)
+    cmd = [str(VENV_BIN / "snakemake"), "-s", str(ROOT / "Snakefile"),
            "--directory", str(workdir), *args]
     return cmd, env
 
@@ -77,8 +87,10 @@ def straight_train_log(config: dict, run_dir: Path, out_dir: Path) -> pd.DataFra
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """A complete run of the tiny config to the PDF; returns its working directory."""
+    """A complete run of the tiny experiment to the PDF, as the README runs it by hand
+    (``snakemake --directory .test --cores all``, on a copy of .test/); returns its working
+    directory."""
     workdir = tmp_path_factory.mktemp("tiny")
-    config = write_config(workdir, tiny_config())
-    snakemake(workdir, "--cores", "2", "--configfile", str(config))
+    shutil.copy(ROOT / ".test" / "config.yaml", workdir / "config.yaml")
+    snakemake(workdir, "--cores", "2")
     return workdir

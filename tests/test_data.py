@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -269,15 +270,18 @@ def test_digits_pixels_without_normalisation_lie_in_unit_range():
     assert len(s.y_train) + len(s.y_test) == 1797 and abs(len(s.y_test) - 898) <= 1
 
 
-def shared_data() -> Path:
-    candidate = Path(__file__).resolve().parents[2] / "shared" / "data"
-    return candidate if candidate.is_dir() else Path("/work/shared/data")
+def real_mnist() -> Path:
+    """The folder of the real MNIST test set's IDX files: the shared data folder beside the
+    repository (../shared/data/mnist/raw), or $NCLAYERS_MNIST_RAW."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "raw"
+    return Path(os.environ.get("NCLAYERS_MNIST_RAW", default))
 
 
 def test_real_mnist_digits_train_an_mlp(tmp_path):
-    raw = shared_data() / "mnist" / "raw"
+    raw = real_mnist()
     if not (raw / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"real MNIST test set not found in {raw} (see ../shared/data/README.md)")
+        pytest.skip(f"the real MNIST test set (t10k-*-idx*-ubyte.gz) is not in {raw}; set "
+                    "NCLAYERS_MNIST_RAW to its folder to run this test")
     images = np.frombuffer(gzip.decompress((raw / "t10k-images-idx3-ubyte.gz").read_bytes()),
                            np.uint8, offset=16).reshape(-1, 28, 28)
     labels = np.frombuffer(gzip.decompress((raw / "t10k-labels-idx1-ubyte.gz").read_bytes()),

@@ -14,6 +14,8 @@ from sklearn.metrics import adjusted_rand_score
 from nclayers import data, models
 from nclayers import feature_plots as fp
 from nclayers import features as ft
+from nclayers.tables import clusters_tex, retention_tex
+from nclayers.vocabulary import FEATURE_COLUMNS
 
 C = 10
 
@@ -230,7 +232,7 @@ def tables():
 
 
 def test_analyse_layers_tables(tables, tmp_path):
-    for name, columns in ft.COLUMNS.items():
+    for name, columns in FEATURE_COLUMNS.items():
         assert list(tables[name].columns) == columns, name
     clusters = tables["clusters"].set_index(["layer", "method"])
     assert clusters.loc[("block2", "cosine"), "accuracy"] == 1.0
@@ -238,12 +240,21 @@ def test_analyse_layers_tables(tables, tmp_path):
     assert len(tables["retention"]) == 2 * 2
     assert len(tables["umap"]) == 3 * 80 and len(tables["assignments"]) == 2 * 3 * 80
     assert list(tables["pca_summary"]["units"]) == [24, 24, 24]
-    written = ft.write_tables(tables, tmp_path, prefix="run_")
-    assert {p.name for p in written} >= {"run_clusters.csv", "run_clusters.tex",
-                                          "run_retention.tex", "run_umap.csv"}
-    tex = (tmp_path / "run_retention.tex").read_text()
+    tex = retention_tex(tables["retention"])
     assert r"\toprule" in tex and r"1 $\to$ 2" in tex
-    assert pd.read_csv(tmp_path / "run_clusters.csv").shape == tables["clusters"].shape
+    clusters = clusters_tex(tables["clusters"])
+    assert clusters.count(r"\multicolumn") == 2  # a heading per clustering method
+    assert r"2 & block2 & 10 & 8 & 100.0 & 0 \\" in clusters
+
+
+def test_feature_tex_has_a_block_per_run(tables):
+    """Tables of several runs (the feature_tables step) get a heading per run and method."""
+    two = pd.concat([tables["clusters"].assign(run="a-s0", epoch=3),
+                     tables["clusters"].assign(run="b-s1", epoch=3)])
+    tex = clusters_tex(two)
+    assert "run a-s0: cosine" in tex and "run b-s1: euclidean, ward" in tex
+    retention = pd.concat([tables["retention"].assign(run=r, epoch=3) for r in ("a", "b")])
+    assert retention_tex(retention).count(r"\multicolumn") == 2
 
 
 @pytest.mark.parametrize("name", list(fp.FEATURE_FIGURES))

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from conftest import tiny_config
 
 from nclayers import data, experiment, models, runs
-from nclayers.sweeps import runs_table, select_best
+from nclayers.sweeps import run_records, select_best
 from nclayers.train import Recipe, fit, lr_factor, svsl_term
 
 
@@ -183,7 +183,7 @@ def test_divergence_is_recorded_and_every_output_still_written(tmp_path):
     log = pd.read_csv(tmp_path / "train_log.csv")
     assert log["diverged"].iloc[-1] and not log["diverged"].iloc[0]
     out = tmp_path / "m.csv"
-    subprocess.run([sys.executable, "-m", "nclayers", "measure", "--run-json",
+    subprocess.run([sys.executable, "-m", "nclayers", "measure", "--info",
                     str(tmp_path / "run.json"), "--checkpoint",
                     str(tmp_path / "checkpoints" / "epoch5.pt"), "--out", str(out),
                     "--spectra", str(tmp_path / "s.csv")], check=True)
@@ -209,7 +209,7 @@ def info(run, lr, seed, acc, diverged=False, arch="a"):
 
 
 def test_select_best_by_mean_test_accuracy_never_a_diverged_setting():
-    table = select_best(runs_table([
+    table = select_best(run_records([
         info("x1", 0.1, 0, 0.90), info("x2", 0.1, 1, 0.80),  # mean 0.85
         info("y1", 0.01, 0, 0.86), info("y2", 0.01, 1, 0.86),  # mean 0.86: best
         info("z1", 1.0, 0, 0.99), info("z2", 1.0, 1, float("nan"), diverged=True),

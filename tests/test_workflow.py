@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+import yaml
 from conftest import (
     ROOT,
+    VENV_BIN,
     snakemake,
     snakemake_command,
     straight_train_log,
@@ -20,10 +25,12 @@ from conftest import (
     write_config,
 )
 
+from nclayers.report import overfull_boxes
+from nclayers.vocabulary import TIDY_COLUMNS
+
 pytestmark = pytest.mark.workflow
 
-TIDY_COLUMNS = ["run", "dataset", "arch", "seed", "epoch", "layer", "layer_index", "split",
-                "metric", "value"]
+TEXT_WIDTH_PT = 16 / 2.54 * 72  # A4 with 2.5 cm margins: the report's \linewidth
 
 
 def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
@@ -38,9 +45,9 @@ def test_tiny_run_reaches_pdf(tiny_run):
     results = tiny_run / "results" / "tiny"
     pdf = results / "report.pdf"
     assert pdf.read_bytes()[:5] == b"%PDF-"
-    pages = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True)
-    if pages.returncode == 0:
-        assert int(re.search(r"Pages:\s+(\d+)", pages.stdout)[1]) >= 3
+    if shutil.which("pdfinfo"):  # poppler-utils, where installed
+        pages = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
+        assert int(re.search(r"Pages:\s+(\d+)", pages)[1]) >= 3
     figures = sorted(p.name for p in (results / "figures").glob("*.pdf"))
     assert len(figures) >= 4
     metrics = pd.read_csv(results / "tables" / "metrics.csv")
@@ -147,7 +154,7 @@ def test_sweep_with_a_diverged_setting_still_reaches_the_report(tmp_path):
     selected, and the report's run table says which run diverged."""
     config = tiny_config()
     config["architectures"]["mlp6"]["batchnorm"] = False
-    config["train"]["lr"] = [0.01, 1.0e4]
+    config["train"]["lr"] = [1.0e4, 0.01]  # the first run diverges
     snakemake(tmp_path, "--cores", "2", "--configfile", str(write_config(tmp_path, config)))
     results = tmp_path / "results" / "tiny"
     runs = pd.read_csv(results / "tables" / "runs.csv").set_index("run")
@@ -159,6 +166,11 @@ def test_sweep_with_a_diverged_setting_still_reaches_the_report(tmp_path):
     assert set(metrics[metrics["run"] == "digits-mlp6-lr0.01-s0"]["epoch"]) == {0, 3}
     assert "diverged (epoch" in (results / "tables" / "runs.tex").read_text()
     assert (results / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    # The report shows the feature figures of the selected run, not of the first one.
+    macros = (results / "build" / "latex" / "report_macros.tex").read_text()
+    assert r"\newcommand{\FeatureRun}{digits-mlp6-lr0.01-s0}" in macros
+    drawn = {p.parts[-3] for p in (results / "figures" / "features").rglob("*.pdf")}
+    assert drawn == {"digits-mlp6-lr0.01-s0"}
 
 
 def test_missing_dataset_files_stop_the_dry_run(tmp_path):
@@ -236,3 +248,67 @@ def test_cluster_gpus_go_to_train_and_measure_only(gpus, tmp_path):
     gpu = {rule: re.search(r"\bgpu=(\d+)", res) for rule, res in rules}
     assert {rule for rule, match in gpu.items() if match} == {"train", "measure"}
     assert {int(match[1]) for match in gpu.values() if match} == {gpus}
+
+
+def test_the_venv_runs_without_being_on_path(tiny_run):
+    """`.venv/bin/snakemake` from a shell without the venv on PATH (every workflow test runs
+    so): the jobs use the interpreter that runs Snakemake, not the system's python."""
+    cmd, env = snakemake_command(tiny_run)
+    assert cmd[0] == str(VENV_BIN / "snakemake")
+    assert str(VENV_BIN) not in env["PATH"].split(os.pathsep)
+    assert (tiny_run / "results" / "tiny" / "report.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+MINIMAL = {"experiment": "mine", "datasets": {"blobs": {"name": "synthetic"}},
+           "architectures": {"small": {"name": "mlp", "depth": 2, "width": 16}},
+           "seeds": [0], "train": {"epochs": 2, "batch_size": 64, "lr": 0.01}}
+
+
+def test_a_configfile_is_the_whole_experiment(tmp_path):
+    """Beside the default config.yaml, `--configfile mine.yaml` runs only mine.yaml's runs, and
+    the keys it leaves out take the schema's defaults, not the default experiment's values."""
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(MINIMAL))
+    proc = snakemake(tmp_path, "-n", "-p", "--configfile", "mine.yaml")
+    out = proc.stdout + proc.stderr
+    assert planned_jobs(proc)["train"] == 1
+    assert "blobs-small-s0" in out and "digits" not in out and "mlp6" not in out
+    spec = json.loads(re.search(r"train --spec '(.*?)'", out)[1])
+    assert spec["train"]["momentum"] == 0.9 and spec["train"]["loss"] == "mse"  # schema
+    assert spec["train"]["checkpoints"] == [0, 2]  # not the default's 10, 50, ...
+    default = snakemake(tmp_path, "-n")  # without one, the default experiment
+    assert planned_jobs(default)["train"] == 2
+
+
+def test_html_report_holds_every_figure(tiny_run):
+    """`snakemake --report report.html`: Snakemake's self-contained report of the run, with
+    every figure, the tidy tables and the PDF, each with its caption."""
+    snakemake(tiny_run, "--cores", "2")  # what other tests deleted comes back first
+    snakemake(tiny_run, "--report", "report.html")
+    html = (tiny_run / "report.html").read_text(errors="replace")
+    figures = list((tiny_run / "results" / "tiny" / "figures").rglob("*.pdf"))
+    assert len(figures) == 6 + 8
+    for figure in figures:
+        assert figure.name in html, figure
+    for name in ("metrics.csv", "training.csv", "runs.csv", "report.pdf"):
+        assert name in html, name
+    assert "Feature-analysis figure" in html and "nc1_by_layer" in html  # captions
+
+
+def media_box(pdf: Path) -> tuple[float, float]:
+    """Width and height (pt) of the first page of a PDF matplotlib wrote."""
+    box = re.search(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", pdf.read_bytes())
+    return float(box[1]), float(box[2])
+
+
+def test_report_fits_the_page(tiny_run):
+    """No table or line runs past the text block (LaTeX's overfull boxes, which the report
+    step logs), and every figure, drawn at \\linewidth, keeps its text readable: at most 1.5x
+    the text width, so that 9 pt labels stay above 6 pt."""
+    results = tiny_run / "results" / "tiny"
+    latex_log = (results / "build" / "latex" / "report.log").read_text(errors="replace")
+    assert overfull_boxes(latex_log) == []
+    assert "overfull" not in (results / "logs" / "report.log").read_text()
+    for figure in (results / "figures").rglob("*.pdf"):
+        width, _ = media_box(figure)
+        assert width <= 1.5 * TEXT_WIDTH_PT, (figure.name, width / 72)

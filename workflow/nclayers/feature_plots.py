@@ -4,6 +4,11 @@
 ``layers`` selects panels by name or by ``layer_index`` (default: every layer in the table,
 for the neuron sparsity every layer but the input, which the thesis leaves out, §5.4).
 :data:`FEATURE_FIGURES` maps a file name to a function of the dict of tables.
+
+The panels of a figure wrap into rows of at most ``cols`` (balanced: 7 layers make rows of 4
+and 3), so that a figure stays ≤ ~9.5 in wide and ≤ ~12 in tall up to ~12 layers and reads at
+the report's text width (see :mod:`nclayers.plots`, whose :func:`~nclayers.plots.use_style`
+the drawing step calls first).
 """
 
 from __future__ import annotations
@@ -13,15 +18,17 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from nclayers import plots  # noqa: F401  (the Agg backend and the project's seaborn theme)
-from nclayers.features import METHOD_LABELS, cluster_class_matrix
+from nclayers import vocabulary
+from nclayers.features import cluster_class_matrix
 
 Layers = Sequence[str | int] | None
 EXCLUDED = "#d9d9d9"  # points of clusters < 3 points
 CORRECT, WRONG = "#4c72b0", "#8e44ad"  # blue and purple as in Fig. C.2.4
+WIDTH = 9.3  # in: the widest figure that reads at the report's text width (nclayers.plots)
 
 
 def _layers(table: pd.DataFrame, layers: Layers, skip_input: bool = False) -> list[tuple]:
@@ -39,17 +46,27 @@ def _layers(table: pd.DataFrame, layers: Layers, skip_input: bool = False) -> li
     return pairs
 
 
-def _grid(count: int, cols: int, width: float, height: float, rows_per: int = 1, **kw):
-    cols = min(cols, count)
-    rows = math.ceil(count / cols)
-    fig = Figure(figsize=(width * cols, height * rows * rows_per), layout="constrained")
+def _shape(count: int, cols: int) -> tuple[int, int]:
+    """(rows, columns) of ``count`` panels in rows of at most ``cols``, as even as can be."""
+    rows = math.ceil(count / max(1, min(cols, count)))
+    return rows, math.ceil(count / rows)
+
+
+def _grid(count: int, cols: int, width: float, height: float | None, rows_per: int = 1,
+          extra: tuple[float, float] = (0.0, 0.4), **kw):
+    """A figure of ``count`` panels, each at most ``width`` in wide (narrower where that many
+    columns would make the figure wider than WIDTH) and ``height`` in tall (None: square and
+    a title); ``extra`` (in) adds room beside and above them (legends, colour bar, title)."""
+    rows, cols = _shape(count, cols)
+    width = min(width, (WIDTH - extra[0]) / cols)
+    height = width + 0.25 if height is None else height
+    fig = Figure(figsize=(width * cols + extra[0], height * rows * rows_per + extra[1]),
+                 layout="constrained")
     axes = fig.subplots(rows * rows_per, cols, squeeze=False, **kw)
     return fig, axes, rows
 
 
 def _palette(num_classes: int) -> list:
-    import seaborn as sns
-
     return sns.color_palette("tab10" if num_classes <= 10 else "husl", num_classes)
 
 
@@ -62,7 +79,7 @@ def _class_legend(fig: Figure, num_classes: int, extra: Sequence[tuple[str, obje
                   ) -> None:
     colours = _palette(num_classes)
     fig.legend(handles=_dots([(str(c), colours[c]) for c in range(num_classes)] + list(extra)),
-               title="class", loc="outside right upper", fontsize="small")
+               title="class", loc="outside right upper")
 
 
 def _scatter(ax, part: pd.DataFrame, colours, title: str) -> None:
@@ -85,7 +102,7 @@ def umap_by_class(umap: pd.DataFrame, layers: Layers = None, cols: int = 4) -> F
     pairs = _layers(umap, layers)
     num_classes = int(umap["label"].max()) + 1
     colours = np.asarray(_palette(num_classes))
-    fig, axes, _ = _grid(len(pairs), cols, 3.2, 3.2)
+    fig, axes, _ = _grid(len(pairs), cols, 3.0, None, extra=(0.9, 0.4))
     for ax, (index, name) in zip(axes.flat, pairs, strict=False):
         part = umap[umap["layer_index"] == index]
         _scatter(ax, part, colours[part["label"].to_numpy()], _title(index, name))
@@ -97,57 +114,64 @@ def umap_by_class(umap: pd.DataFrame, layers: Layers = None, cols: int = 4) -> F
 
 
 def umap_by_cluster(umap: pd.DataFrame, assignments: pd.DataFrame, method: str = "cosine",
-                    layers: Layers = None) -> Figure:
-    """UMAP of each layer (a column each), coloured (top) by the class its cluster induces
-    and (bottom) by whether that induced class is wrong (Fig. C.2.4, C.2.6)."""
+                    layers: Layers = None, cols: int = 4) -> Figure:
+    """UMAP of each layer (a column each, in rows of at most ``cols`` layers), coloured (top)
+    by the class its cluster induces and (bottom) by whether that induced class is wrong
+    (Fig. C.2.4, C.2.6)."""
     pairs = _layers(umap, layers)
     num_classes = int(umap["label"].max()) + 1
     colours = np.asarray(_palette(num_classes) + [EXCLUDED], dtype=object)
-    fig = Figure(figsize=(3.0 * len(pairs) + 1.2, 6.2), layout="constrained")
-    axes = fig.subplots(2, len(pairs), squeeze=False)
+    fig, axes, rows = _grid(len(pairs), cols, 3.0, 1.85, rows_per=2, extra=(1.4, 0.4))
+    cols = axes.shape[1]
     chosen = assignments[assignments["method"] == method]
-    for col, (index, name) in enumerate(pairs):
+    for k, (index, name) in enumerate(pairs):
+        top, bottom = axes[2 * (k // cols), k % cols], axes[2 * (k // cols) + 1, k % cols]
         part = umap[umap["layer_index"] == index].merge(
             chosen[chosen["layer_index"] == index][["point", "induced"]], on="point")
         induced = part["induced"].to_numpy()
-        _scatter(axes[0, col], part, list(colours[induced]), _title(index, name))
+        _scatter(top, part, list(colours[induced]), _title(index, name))
         state = np.where(induced < 0, EXCLUDED,
                          np.where(induced == part["label"].to_numpy(), CORRECT, WRONG))
         wrong = (induced >= 0) & (induced != part["label"].to_numpy())
         scored = int((induced >= 0).sum())
-        _scatter(axes[1, col], part, list(state),
-                 f"induced class wrong: {100 * wrong.sum() / scored:.1f}%" if scored
-                 else "every point excluded")
-    axes[0, 0].set_ylabel("induced class")
-    axes[1, 0].set_ylabel("error of the induced class")
+        _scatter(bottom, part, list(state),
+                 f"wrong: {100 * wrong.sum() / scored:.1f}%" if scored else "all excluded")
+    for row in range(rows):
+        axes[2 * row, 0].set_ylabel("induced class")
+        axes[2 * row + 1, 0].set_ylabel("error of the\ninduced class")
+    for k in range(len(pairs), rows * cols):
+        for r in (0, 1):
+            axes[2 * (k // cols) + r, k % cols].set_visible(False)
     _class_legend(fig, num_classes, [("excluded (< 3)", EXCLUDED)])
     fig.legend(handles=_dots([("correct", CORRECT), ("wrong", WRONG),
                               ("excluded (< 3)", EXCLUDED)]),
-               title="induced class", loc="outside right lower", fontsize="small")
+               title="induced class", loc="outside right lower")
     fig.suptitle(f"UMAP coloured by agglomerative clustering "
-                 f"({METHOD_LABELS.get(method, method)})")
+                 f"({vocabulary.METHOD_LABELS.get(method, method)})")
     return fig
 
 
 # --- clustering ------------------------------------------------------------------------------
 
 def cluster_heatmaps(assignments: pd.DataFrame, method: str = "cosine", layers: Layers = None,
-                     cols: int = 3) -> Figure:
+                     cols: int = 4) -> Figure:
     """Row-normalised cluster × class heat maps of the clusters of ≥ 3 points, rows sorted by
     induced class, then size (Fig. 4.3.2, C.2.5); lines separate the induced classes."""
     chosen = assignments[assignments["method"] == method]
     pairs = _layers(chosen, layers)
     num_classes = int(assignments["label"].max()) + 1
-    fig, axes, _ = _grid(len(pairs), cols, 3.4, 3.6)
+    fig, axes, _ = _grid(len(pairs), cols, 3.0, 2.9, extra=(0.8, 0.4))
     image = None
-    for ax, (index, name) in zip(axes.flat, pairs, strict=False):
+    for k, (ax, (index, name)) in enumerate(zip(axes.flat, pairs, strict=False)):
         part = chosen[chosen["layer_index"] == index]
         matrix = cluster_class_matrix(part["cluster"], part["label"], num_classes)
-        ax.set_title(f"{_title(index, name)}: {len(matrix)} clusters", fontsize="medium")
+        ax.set_title(f"{_title(index, name)}:\n{len(matrix)} clusters", fontsize="medium")
         ax.set_xlabel("true class")
         ax.grid(False)
+        if k % axes.shape[1] == 0:  # the same on every panel: once a row
+            ax.set_ylabel("cluster (by induced class, then size)")
         if matrix.empty:
-            ax.text(0.5, 0.5, "no cluster of ≥ 3 points", ha="center", va="center",
+            ax.text(0.5, 0.5, "no cluster\nof ≥ 3 points", ha="center", va="center",
                     transform=ax.transAxes)
             ax.set_xticks([])
             ax.set_yticks([])
@@ -158,13 +182,13 @@ def cluster_heatmaps(assignments: pd.DataFrame, method: str = "cosine", layers: 
         for edge in np.flatnonzero(np.diff(matrix["induced"].to_numpy())) + 0.5:
             ax.axhline(edge, color="0.6", linewidth=0.4)
         ax.set_xticks(range(num_classes), [str(c) for c in range(num_classes)],
-                      fontsize="x-small" if num_classes > 10 else "small")
-        ax.set_ylabel("cluster (by induced class, then size)")
+                      fontsize="x-small" if num_classes > 10 else None)
     for ax in axes.flat[len(pairs):]:
         ax.set_visible(False)
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.6, label="share of the cluster's points")
-    fig.suptitle(f"Clusters × true classes, agglomerative ({METHOD_LABELS.get(method, method)})")
+    fig.suptitle(f"Clusters × true classes, agglomerative "
+                 f"({vocabulary.METHOD_LABELS.get(method, method)})")
     return fig
 
 
@@ -172,12 +196,11 @@ def cluster_heatmaps(assignments: pd.DataFrame, method: str = "cosine", layers: 
 
 def pca_spectrum(pca: pd.DataFrame, layers: Layers = None) -> Figure:
     """Eigenvalues of the covariance by component and 1 − cumulative share, with the
-    component where it falls below 0.01 marked, a line per layer (Fig. 4.4.1)."""
-    import seaborn as sns
-
+    component where it falls below 0.01 marked, a line per layer (Fig. 4.4.1); the layers'
+    legend under both panels."""
     pairs = _layers(pca, layers)
     colours = sns.color_palette("viridis", len(pairs))
-    fig = Figure(figsize=(11, 4), layout="constrained")
+    fig = Figure(figsize=(WIDTH, 3.6 + 0.22 * math.ceil(len(pairs) / 4)), layout="constrained")
     ax_values, ax_rest = fig.subplots(1, 2)
     for colour, (index, name) in zip(colours, pairs, strict=True):
         part = pca[pca["layer_index"] == index]
@@ -197,8 +220,9 @@ def pca_spectrum(pca: pd.DataFrame, layers: Layers = None) -> Figure:
     ax_rest.axhline(0.01, color="crimson", linestyle="--", linewidth=1, label="0.01")
     ax_rest.set(yscale="log", xlabel="principal component", ylabel="1 − cumulative share",
                 title="Unexplained share (k where it passes 0.01)")
-    ax_rest.legend(fontsize="small")
-    ax_values.legend(fontsize="small")
+    ax_rest.legend()
+    fig.legend(*ax_values.get_legend_handles_labels(), loc="outside lower center",
+               ncol=min(4, len(pairs)))
     return fig
 
 
@@ -206,7 +230,8 @@ def pca_l1(pca: pd.DataFrame, layers: Layers = None, cols: int = 3) -> Figure:
     """ℓ1 norm of each unit principal direction (right axis: its corresponding dimensionality
     π‖v‖₁²/2) against a random orthonormal basis and √(2p/π) (Fig. 4.4.2, C.2.7)."""
     pairs = _layers(pca, layers)
-    fig, axes, _ = _grid(len(pairs), cols, 3.8, 3.0)
+    fig, axes, _ = _grid(len(pairs), cols, 3.8, 2.6)
+    cols = axes.shape[1]
 
     def to_dim(l1):
         return np.pi * l1 * np.abs(l1) / 2
@@ -214,7 +239,7 @@ def pca_l1(pca: pd.DataFrame, layers: Layers = None, cols: int = 3) -> Figure:
     def to_l1(dim):
         return np.sign(dim) * np.sqrt(2 * np.abs(dim) / np.pi)
 
-    for ax, (index, name) in zip(axes.flat, pairs, strict=False):
+    for k, (ax, (index, name)) in enumerate(zip(axes.flat, pairs, strict=False)):
         part = pca[pca["layer_index"] == index]
         dot = max(1.0, min(8.0, 800 / len(part)))
         ax.scatter(part["component"], part["random_l1"], s=dot, color="0.6", linewidths=0,
@@ -224,41 +249,55 @@ def pca_l1(pca: pd.DataFrame, layers: Layers = None, cols: int = 3) -> Figure:
         units = int(part["units"].iloc[0])
         ax.axhline(math.sqrt(2 * units / math.pi), color="crimson", linestyle="--",
                    linewidth=1, label=r"$\sqrt{2p/\pi}$ (uniform random)")
-        ax.set(xlabel="principal component", ylabel=r"$\|v\|_1$", title=_title(index, name),
-               ylim=(0, None))
-        ax.secondary_yaxis("right", functions=(to_dim, to_l1)).set_ylabel(
-            r"dimensionality $\pi\|v\|_1^2/2$")
+        ax.set(xlabel="principal component", title=_title(index, name), ylim=(0, None))
+        right = ax.secondary_yaxis("right", functions=(to_dim, to_l1))
+        # The axis labels are the same on every panel: left of a row and right of it.
+        if k % cols == 0:
+            ax.set_ylabel(r"$\|v\|_1$")
+        if k % cols == cols - 1 or k == len(pairs) - 1:
+            right.set_ylabel(r"dimensionality $\pi\|v\|_1^2/2$")
     for ax in axes.flat[len(pairs):]:
         ax.set_visible(False)
-    axes.flat[0].legend(fontsize="x-small", loc="lower left")
+    handles = axes.flat[0].get_legend_handles_labels()
+    if len(pairs) < axes.size:  # in the first free panel, else under the panels
+        spare = axes.flat[len(pairs)]
+        spare.set_visible(True)
+        spare.axis("off")
+        spare.legend(*handles, loc="center")
+    else:
+        fig.legend(*handles, loc="outside lower center", ncol=3)
     fig.suptitle("Sparsity of the principal directions by their ℓ1 norm")
     return fig
 
 
 # --- neurons ---------------------------------------------------------------------------------
 
-def neuron_sparsity(sparsity: pd.DataFrame, layers: Layers = None, cols: int = 3) -> Figure:
+def neuron_sparsity(sparsity: pd.DataFrame, layers: Layers = None, cols: int = 4) -> Figure:
     """Per layer, units sorted by sparsity: (top) share of exact zeros, (bottom) mean ± std of
     the nonzero activations (Fig. 4.4.3, 4.4.4, C.2.9)."""
     pairs = _layers(sparsity, layers, skip_input=True)
-    fig, axes, rows = _grid(len(pairs), cols, 3.6, 2.5, rows_per=2)
+    fig, axes, rows = _grid(len(pairs), cols, 3.6, 1.85, rows_per=2)
+    cols = axes.shape[1]
     for k, (index, name) in enumerate(pairs):
-        row, col = 2 * (k // axes.shape[1]), k % axes.shape[1]
+        row, col = 2 * (k // cols), k % cols
         top, bottom = axes[row, col], axes[row + 1, col]
         bottom.sharex(top)
         part = sparsity[sparsity["layer_index"] == index].sort_values("unit_rank")
         top.plot(part["unit_rank"], part["zero_share"], color=CORRECT)
-        top.set(ylim=(-0.02, 1.02), ylabel="share of zeros", title=_title(index, name))
+        top.set(ylim=(-0.02, 1.02), title=_title(index, name))
         top.tick_params(labelbottom=False)
         bottom.errorbar(part["unit_rank"], part["mean"], yerr=part["std"], fmt="o",
                         markersize=1.5, color=CORRECT, ecolor="#55a868", elinewidth=0.5,
                         rasterized=True)
         if (part["mean"].dropna() > 0).all() and part["mean"].notna().any():
             bottom.set_yscale("log")  # only the mean's dot; bars below 0 are clipped
-        bottom.set(xlabel="unit (sorted by sparsity)", ylabel="nonzero mean ± std")
-    for k in range(len(pairs), rows * axes.shape[1]):
+        bottom.set(xlabel="unit (sorted by sparsity)")
+        if col == 0:  # the same on every panel: once a row
+            top.set_ylabel("share of zeros")
+            bottom.set_ylabel("nonzero mean ± std")
+    for k in range(len(pairs), rows * cols):
         for r in (0, 1):
-            axes[2 * (k // axes.shape[1]) + r, k % axes.shape[1]].set_visible(False)
+            axes[2 * (k // cols) + r, k % cols].set_visible(False)
     fig.suptitle("Neuron sparsity and the size of the nonzero activations")
     return fig
 

@@ -13,8 +13,8 @@ On one class-balanced activation sample per run (the input is layer 0):
   (eq. 4.2, §4.4.3).
 
 Everything but :func:`sample_activations` is a pure function of numpy arrays;
-:func:`analyse_layers` runs all of them on a sample and returns tidy DataFrames, and
-:func:`write_tables` writes those as CSV plus the two booktabs tables of the report.
+:func:`analyse_layers` runs all of them on a sample and returns tidy DataFrames (their columns:
+``vocabulary.FEATURE_COLUMNS``); their LaTeX tables are in :mod:`nclayers.tables`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from nclayers.io import atomic_path
 from nclayers.taps import layer_names, tap
+from nclayers.vocabulary import FEATURE_COLUMNS
 
 # Clustering methods of the thesis. Ward runs on the raw activations, not unit-normalised ones:
 # App. C.2.2.1 names only "euclidean distance, ward linkage-method, and a distance threshold of
@@ -412,110 +413,16 @@ def analyse_layers(sample: dict[str, Any], seed: int = 0,
         parts["sparsity"].append(sparsity(feats).assign(**where))
         say(f"features: layer {index} ({name}, {feats.shape[1]} units) in "
             f"{time.perf_counter() - start:.1f} s")
-    tables = {k: _concat(v, COLUMNS[k]) for k, v in parts.items()}
+    tables = {k: _concat(v, FEATURE_COLUMNS[k]) for k, v in parts.items()}
     tables["retention"] = pd.DataFrame(
         [{"method": m, "layer_from": names[i], "layer_to": names[i + 1], "index_from": i,
           "index_to": i + 1, "retention": retention(ids[i][0], ids[i + 1][1])}
          for m, ids in kept_ids.items() for i in range(len(names) - 1)],
-        columns=COLUMNS["retention"])
+        columns=FEATURE_COLUMNS["retention"])
     return tables
-
-
-COLUMNS = {
-    "clusters": ["layer", "layer_index", "method", "points", "clusters", "small_clusters",
-                 "avg_points", "accuracy", "excluded"],
-    "retention": ["method", "layer_from", "layer_to", "index_from", "index_to", "retention"],
-    "assignments": ["layer", "layer_index", "method", "point", "label", "cluster", "induced"],
-    "umap": ["layer", "layer_index", "point", "label", "pred", "x", "y"],
-    "pca": ["layer", "layer_index", "units", "component", "eigenvalue", "share", "cumulative",
-            "l1", "dim", "random_l1", "random_dim"],
-    "pca_summary": ["layer", "layer_index", "units", "components", "total_variance",
-                    "n_components_99"],
-    "sparsity": ["layer", "layer_index", "unit_rank", "unit", "zero_share", "mean", "std"],
-}
-
-
-TABLES = tuple(COLUMNS)  # the tables of analyse_layers, one CSV each
 
 
 def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)[columns]
-
-
-# --- tables ----------------------------------------------------------------------------------
-
-METHOD_LABELS = {"cosine": "cosine, complete, 0.7", "ward": "euclidean, ward, 0.5"}
-
-
-def _pct(value: float) -> str:
-    return "--" if pd.isna(value) else f"{100 * value:.1f}"
-
-
-def _num(value: float) -> str:
-    return "--" if pd.isna(value) else f"{value:.3g}" if value < 1000 else f"{value:,.0f}"
-
-
-def _run_column(table: pd.DataFrame) -> bool:
-    return "run" in table and table["run"].nunique() > 1
-
-
-def clusters_tex(clusters: pd.DataFrame) -> str:
-    """Table 4.3.1/C.2.1 as booktabs: a block per method, a row per layer."""
-    from nclayers.tables import booktabs, tex_escape
-
-    runs = _run_column(clusters)
-    keys = (["run"] if runs else []) + ["method", "layer_index"]
-    rows, previous = [], None
-    for r in clusters.sort_values(keys).itertuples():
-        block = ((r.run,) if runs else ()) + (r.method,)
-        first = block != previous
-        previous = block
-        rows.append(([tex_escape(r.run) if first else ""] if runs else []) + [
-            tex_escape(METHOD_LABELS.get(r.method, r.method)) if first else "",
-            str(r.layer_index), tex_escape(r.layer), f"{int(r.clusters):,}", _num(r.avg_points),
-            _pct(r.accuracy), f"{int(r.excluded):,}"])
-    header = (["Run"] if runs else []) + [
-        "Clustering", "", "Layer", "Clusters ($\\geq 3$)", "Avg.\\ points per cluster",
-        "Accuracy (\\%)", "Excluded points"]
-    return booktabs(header, rows, "l" * (len(header) - 5) + "rlrrrr")
-
-
-def retention_tex(retention: pd.DataFrame) -> str:
-    """Table 4.3.2/C.2.2 as booktabs: a row per pair of consecutive layers, a column per
-    clustering method, retention in %."""
-    from nclayers.tables import booktabs, tex_escape
-
-    runs = _run_column(retention)
-    index = (["run"] if runs else []) + ["index_from", "index_to", "layer_from", "layer_to"]
-    wide = retention.pivot(index=index, columns="method", values="retention").reset_index()
-    methods = [m for m in METHODS if m in wide] + sorted(
-        set(retention["method"]) - set(METHODS))
-    rows = [([tex_escape(r["run"])] if runs else []) + [
-        f"{r['index_from']} $\\to$ {r['index_to']}",
-        f"{tex_escape(r['layer_from'])} $\\to$ {tex_escape(r['layer_to'])}",
-        *(_pct(r[m]) for m in methods)] for _, r in wide.iterrows()]
-    header = (["Run"] if runs else []) + ["Layers", "", *(
-        f"{tex_escape(METHOD_LABELS.get(m, m))} (\\%)" for m in methods)]
-    return booktabs(header, rows, "l" * (len(header) - len(methods)) + "r" * len(methods))
-
-
-def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path,
-                 prefix: str = "features_") -> list[Path]:
-    """Each table as ``<prefix><name>.csv``, plus ``<prefix>clusters.tex`` and
-    ``<prefix>retention.tex``, all written atomically; returns the paths."""
-    out_dir = Path(out_dir)
-    written = []
-    for name, table in tables.items():
-        path = out_dir / f"{prefix}{name}.csv"
-        with atomic_path(path) as tmp:
-            table.to_csv(tmp, index=False)
-        written.append(path)
-    for name, writer in (("clusters", clusters_tex), ("retention", retention_tex)):
-        if name in tables:
-            path = out_dir / f"{prefix}{name}.tex"
-            with atomic_path(path) as tmp:
-                tmp.write_text(writer(tables[name]))
-            written.append(path)
-    return written

@@ -1,4 +1,5 @@
-"""Atomic file output: a result is either complete or absent, never half-written."""
+"""File output and input of the steps: a result is either complete or absent, never
+half-written, and a file that cannot be read is named in the error."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pandas as pd
 
 
 @contextmanager
@@ -19,3 +22,39 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_csv(path: str | os.PathLike, table: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+class TableError(ValueError):
+    """A table on disk that cannot be used; the message names the file and what is wrong."""
+
+
+def read_csv(path: str | os.PathLike, numeric: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A CSV written by a step; the ``numeric`` columns must hold numbers (or be empty)."""
+    try:
+        table = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise TableError(f"cannot read {path}: {e}; delete it and rerun the workflow to "
+                         "rebuild it") from None
+    for column in numeric:
+        if column not in table:
+            raise TableError(f"{path} has no column {column!r}; delete it and rerun the "
+                             "workflow to rebuild it")
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = values.isna() & table[column].notna()
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise TableError(f"{path}, line {row + 2}: {column} = "
+                             f"{table[column].iloc[row]!r} is not a number; delete the file "
+                             "and rerun the workflow to rebuild it")
+        table[column] = values
+    return table

@@ -20,14 +20,14 @@ from nclayers.metrics import (
 )
 from nclayers.taps import layer_names, tap
 
-Batches = Iterable[tuple[Tensor, Tensor]]
+LabelledBatches = Iterable[tuple[Tensor, Tensor]]  # re-iterable (inputs, labels)
 METRICS = (*SPLIT_METRICS, *MEAN_METRICS, "nc3_pabs", "nc3_duality")
 
 
 def measure(
     model: nn.Module,
-    train: Batches,
-    test: Batches | None = None,
+    train: LabelledBatches,
+    test: LabelledBatches | None = None,
     *,
     layers: Sequence[str | nn.Module] | None = None,
     device: torch.device | str | None = None,

@@ -10,9 +10,10 @@ end), everything accumulated in float64 and memory O(p·C):
    mean (NCC) predictions. Tr(Σ_W Σ_B⁺) is exact in the subspace range(M) = range(Σ_B), so no
    p × p matrix is ever formed.
 
-Definitions (DESIGN.md): Σ_W = 1/N Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ, Σ_B = 1/C Σ_c (μ_c − μ_G)
-(μ_c − μ_G)ᵀ with μ_G the unweighted mean of the class means. :mod:`nclayers.metrics_dense` holds
-the slow p × p reference that the tests hold this module to.
+Definitions (docs/architecture.md, "Metric definitions"): Σ_W = 1/N Σ_i (h_i − μ_{y_i})
+(h_i − μ_{y_i})ᵀ, Σ_B = 1/C Σ_c (μ_c − μ_G)(μ_c − μ_G)ᵀ with μ_G the unweighted mean of the
+class means. :mod:`nclayers.metrics_dense` holds the slow p × p reference that the tests hold
+this module to.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Dense p × p reference for the NC metrics: slow, obvious, and what the streaming path must equal.
 
 Materialises Σ_W and Σ_B as p × p float64 matrices and uses a pseudo-inverse, exactly as the
-definitions in DESIGN.md read. Use it for small p only (tests, benchmarks' naive baseline).
+definitions in docs/architecture.md read. Use it for small p only (tests, the benchmarks' naive
+baseline).
 """
 
 from __future__ import annotations

@@ -3,32 +3,64 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
-from nclayers.io import atomic_path
+from nclayers.io import atomic_path, write_text
 
 LATEX_HINT = ("install LaTeX: `sudo apt-get install latexmk texlive-latex-extra texlive-science "
               "lmodern` (Debian/Ubuntu), or `make latex`; on other systems install TeX Live with "
-              "latexmk, booktabs, siunitx and lmodern")
+              "latexmk, booktabs, adjustbox and lmodern")
 
 
-def build_pdf(tex: Path, results: Path, out: Path) -> None:
-    """Compile ``tex``; ``\\input{tables/...}`` and figures resolve relative to ``results``."""
+def feature_macros(runs_table: str | Path, feature_figures: Sequence[str | Path],
+                   results: str | Path) -> dict[str, str]:
+    """``\\FeatureRun`` and ``\\FeatureDir`` for the report: the run whose feature figures it
+    shows (the one :func:`nclayers.sweeps.figure_run` chooses) and their folder, relative to
+    ``results``."""
+    from nclayers.sweeps import figure_run
+    from nclayers.tables import tex_escape
+
+    folders = {Path(f).parent for f in feature_figures}
+    if len(folders) != 1:
+        raise ValueError(f"the report's feature figures must lie in one folder, got {folders}")
+    folder = os.path.relpath(folders.pop(), results)
+    return {"FeatureRun": tex_escape(figure_run(runs_table)), "FeatureDir": folder}
+
+
+def overfull_boxes(log: str) -> list[str]:
+    """The 'Overfull \\hbox' warnings of a LaTeX log wider than 1pt: content, a table or a
+    line, that runs past the text block."""
+    found = re.findall(r"^Overfull \\hbox \((\d+(?:\.\d+)?)pt too wide\)(.*)$", log, re.M)
+    return [f"{width}pt too wide{where}" for width, where in found if float(width) > 1.0]
+
+
+def build_pdf(tex: Path, results: Path, out: Path, macros: dict[str, str] | None = None
+              ) -> None:
+    """Compile ``tex``; ``\\input{tables/...}`` and figures resolve relative to ``results``;
+    ``macros`` go to ``report_macros.tex`` in the build folder, which the document inputs (a
+    file, so that latexmk sees when they change). Content wider than the text block (an
+    overfull box) is reported on stdout."""
     if shutil.which("latexmk") is None:
         raise SystemExit(f"latexmk not found: {LATEX_HINT}")
     build = results / "build" / "latex"
     build.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     # Trailing ':' keeps TeX's default search path after ours.
-    env["TEXINPUTS"] = f"{results.resolve()}/:{tex.parent.resolve()}/:"
+    env["TEXINPUTS"] = f"{build.resolve()}/:{results.resolve()}/:{tex.parent.resolve()}/:"
+    write_text(build / "report_macros.tex",
+               "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in (macros or {}).items()))
     cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error",
            f"-outdir={build.resolve()}", str(tex.resolve())]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    log = build / f"{tex.stem}.log"
     if proc.returncode != 0:
-        log = build / f"{tex.stem}.log"
         raise SystemExit(f"latexmk failed (exit {proc.returncode}); see {log}\n"
                          + proc.stdout[-3000:])
+    for warning in overfull_boxes(log.read_text(errors="replace")):
+        print(f"warning: overfull box in the report: {warning}", flush=True)
     with atomic_path(out) as tmp:
         shutil.copyfile(build / f"{tex.stem}.pdf", tmp)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 import shutil
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import torch
@@ -19,12 +21,19 @@ import torch
 from nclayers import data, models
 from nclayers.io import atomic_path
 from nclayers.train import Recipe
+from nclayers.vocabulary import FEATURE_COLUMNS, RUN_COLUMNS, SPECTRA_COLUMNS, TIDY_COLUMNS
 
 
 def run_columns(spec: dict) -> dict:
-    """The identifying columns of a run in every tidy table."""
-    return {"run": spec["run"], "dataset": spec["dataset"]["label"],
-            "arch": spec["arch"]["label"], "seed": spec["seed"]}
+    """The identifying columns of a run in every tidy table (``vocabulary.RUN_COLUMNS``)."""
+    values = (spec["run"], spec["dataset"]["label"], spec["arch"]["label"], spec["seed"])
+    return dict(zip(RUN_COLUMNS, values, strict=True))
+
+
+def with_run(table: pd.DataFrame, spec: dict, epoch: int) -> pd.DataFrame:
+    """``table`` with the run's identifying columns and the epoch in front."""
+    return pd.concat([pd.DataFrame({**run_columns(spec), "epoch": epoch}, index=table.index),
+                      table], axis=1)
 
 
 def split_options(entry: dict) -> tuple[str, dict]:
@@ -71,6 +80,96 @@ def read_json(path: str | Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+class Trained(NamedTuple):
+    """A run's model at a checkpoint, with the data it was trained on."""
+
+    model: torch.nn.Module
+    splits: data.Splits
+    epoch: int
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be read; the message names it and how to rebuild it."""
+
+
+def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
+    """The dict saved at a checkpoint: ``epoch``, ``model`` (a state dict, or None after a
+    divergence) and ``diverged``."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({error}): it is damaged or incomplete; delete it "
+            "and rerun the workflow, whose train job for the run then rebuilds it"
+        ) from None
+
+
+def load_checkpoint(spec: dict, path: str | Path,
+                    device: torch.device | str = "cpu") -> Trained | None:
+    """The run's data and its model with the weights saved at ``path``; None if the run had
+    diverged before that checkpoint (the file is then a marker without weights, see
+    :func:`train_run`), in which case no data is loaded."""
+    state = read_checkpoint(path, device)
+    if state.get("diverged"):
+        return None
+    splits = load_data(spec, device)
+    model = build_model(spec, splits).to(device)
+    model.load_state_dict(state["model"])
+    return Trained(model, splits, int(state["epoch"]))
+
+
+def measure_checkpoint(spec: dict, path: str | Path, batch_size: int = 1024
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(metrics, spectra) of the run's checkpoint at ``path``, as tidy tables with the run's
+    columns and the epoch (``vocabulary.TIDY_COLUMNS``, ``SPECTRA_COLUMNS``); both empty for
+    a run that diverged before it, so that the workflow goes on and reports it."""
+    from nclayers.data import Batches
+    from nclayers.measure import measure, weight_spectra
+    from nclayers.weights import find_consumers
+
+    trained = load_checkpoint(spec, path, resolve_device(spec["device"]))
+    if trained is None:
+        print(f"{spec['run']} diverged before {path}: no metrics", flush=True)
+        return pd.DataFrame(columns=TIDY_COLUMNS), pd.DataFrame(columns=SPECTRA_COLUMNS)
+    model, splits, epoch = trained
+    consumers = find_consumers(model, model.tapped_layers, splits.x_train[:2])
+    table = measure(model, Batches(splits.x_train, splits.y_train, batch_size),
+                    Batches(splits.x_test, splits.y_test, batch_size),
+                    consumers=consumers, progress=True)
+    spectra = weight_spectra(model, consumers, model.tapped_layers)
+    return with_run(table, spec, epoch), with_run(spectra, spec, epoch)
+
+
+def analyse_checkpoint(spec: dict, path: str | Path, per_class: int, threads: int = 1
+                       ) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """(activation sample, tables) of the feature analysis of the run's checkpoint at ``path``
+    (:func:`nclayers.features.analyse_layers`), the tables with the run's columns and the
+    epoch; an empty sample and empty tables for a run that diverged before it."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from nclayers import features
+
+    trained = load_checkpoint(spec, path, "cpu")
+    if trained is None:
+        print(f"{spec['run']} diverged before {path}: no features", flush=True)
+        empty = np.zeros(0, dtype=np.int64)
+        return ({"labels": empty, "pred": empty, "index": empty, "layers": []},
+                {name: pd.DataFrame(columns=[*RUN_COLUMNS, "epoch", *columns])
+                 for name, columns in FEATURE_COLUMNS.items()})
+    model, splits, epoch = trained
+    # Refuse a sample whose pairwise distances would not fit, before any work.
+    features.check_sample_size(per_class * splits.num_classes)
+    sample = features.sample_activations(model, splits.x_train, splits.y_train,
+                                         per_class=per_class, seed=spec["seed"])
+    # Few BLAS threads per job: small eigendecompositions are far slower oversubscribed.
+    with threadpool_limits(threads):
+        tables = features.analyse_layers(sample, seed=spec["seed"], log=print)
+    return sample, {name: with_run(table, spec, epoch) for name, table in tables.items()}
+
+
+# What a checkpoint after a divergence holds instead of weights (read by load_checkpoint).
+DIVERGED_MARKER = {"model": None, "diverged": True}
 RESUME_DIR = ".resume"  # inside a run directory; never a declared output, so it survives reruns
 
 
@@ -141,7 +240,7 @@ def train_run(spec: dict, out_dir: str | Path, progress: bool = True) -> dict:
         for epoch in spec["train"]["checkpoints"]:
             if not checkpoint_path(out, epoch).exists():
                 with atomic_path(checkpoint_path(out, epoch)) as tmp:
-                    torch.save({"epoch": epoch, "model": None, "diverged": True}, tmp)
+                    torch.save(DIVERGED_MARKER | {"epoch": epoch}, tmp)
     with atomic_path(out / "train_log.csv") as tmp:
         pd.DataFrame(log).assign(**run_columns(spec)).to_csv(tmp, index=False)
     info = {**spec, "device_used": str(device),

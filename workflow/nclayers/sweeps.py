@@ -1,7 +1,9 @@
 """Choosing among the runs of a sweep (rangamani2023 keeps the learning rate with the best test
-accuracy per dataset and architecture)."""
+accuracy per dataset and architecture), and restricting tables to the chosen runs."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 
@@ -9,7 +11,7 @@ GROUP = ["dataset", "arch"]
 SWEPT = ["lr", "weight_decay"]
 
 
-def runs_table(infos: list[dict]) -> pd.DataFrame:
+def run_records(infos: list[dict]) -> pd.DataFrame:
     """One row per run from the runs' run.json records."""
     return pd.DataFrame([{
         "run": i["run"], "dataset": i["dataset"]["label"], "arch": i["arch"]["label"],
@@ -36,3 +38,16 @@ def select_best(runs: pd.DataFrame) -> pd.DataFrame:
         chosen = (group["lr"] == best[0]) & (group["weight_decay"] == best[1])
         runs.loc[group.index[chosen], "selected"] = True
     return runs
+
+
+def only_selected(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a tidy ``table`` that belong to the runs ``runs`` (runs.csv) marks selected."""
+    return table[table["run"].isin(set(runs.loc[runs["selected"], "run"]))]
+
+
+def figure_run(runs_csv: str | Path) -> str:
+    """The run whose per-run figures the report shows: the first selected run in runs.csv, or
+    the first run when none is selected (every run diverged)."""
+    runs = pd.read_csv(runs_csv)
+    chosen = runs.loc[runs["selected"], "run"]
+    return str(chosen.iloc[0] if len(chosen) else runs["run"].iloc[0])

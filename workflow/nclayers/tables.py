@@ -1,4 +1,5 @@
-"""LaTeX (booktabs) tables and number macros for the report, from the tidy tables."""
+"""All LaTeX of the report: booktabs tables and number macros, from the tidy tables (those of
+the measurements and those of the feature analysis)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from nclayers.io import atomic_path
-from nclayers.plots import METRIC_LABELS, by_model
+from nclayers.io import write_text
+from nclayers.vocabulary import METHOD_LABELS, METRIC_LABELS, by_model
 
 LAST_LAYER_METRICS = ["nc1", "nc1_ratio", "cdnv", "stable_rank", "nc2_equinorm",
                       "nc2_equiangle", "nc2_maxangle", "nc2_angle_shift", "nc3_pabs",
@@ -23,12 +24,14 @@ def tex_escape(text: object) -> str:
     return out
 
 
-def booktabs(header: Sequence[str], rows: Sequence[Sequence[str]], colspec: str) -> str:
+def booktabs(header: Sequence[str], rows: Sequence[Sequence[str] | str], colspec: str) -> str:
+    """A booktabs tabular; a row given as one string is a heading across all columns."""
     if not rows:  # e.g. every run diverged
         rows = [["(no selected run)", *[""] * (len(header) - 1)]]
     lines = [rf"\begin{{tabular}}{{{colspec}}}", r"\toprule", " & ".join(header) + r" \\",
              r"\midrule"]
-    lines += [" & ".join(row) + r" \\" for row in rows]
+    lines += [rf"\multicolumn{{{len(header)}}}{{l}}{{{row}}} \\" if isinstance(row, str)
+              else " & ".join(row) + r" \\" for row in rows]
     lines += [r"\bottomrule", r"\end{tabular}", ""]
     return "\n".join(lines)
 
@@ -84,7 +87,7 @@ def setup_table(infos: list[dict]) -> str:
     return booktabs(["Setting", "Value"], [(k, tex_escape(v)) for k, v in rows], "lp{11cm}")
 
 
-def runs_table(runs: pd.DataFrame) -> str:
+def runs_tex(runs: pd.DataFrame) -> str:
     """Every run with its outcome: selected for the figures, not selected, or diverged."""
     rows = []
     for r in runs.sort_values(["dataset", "arch", "lr", "weight_decay", "seed"]).itertuples():
@@ -131,7 +134,7 @@ def by_layer_table(metrics: pd.DataFrame) -> str:
             cells = [mean_sd(part[(part["metric"] == m) & (part["split"] == s)]["value"])
                      for m, s in columns]
             rows.append(([tex_escape(model)] if len(models) > 1 else []) +
-                        [str(index), tex_escape(layer), *cells])
+                        [str(int(index)), tex_escape(layer), *cells])
     header = (["Model"] if len(models) > 1 else []) + [
         "", "Layer", "NC1", "NC1 ratio", "CDNV", "NCC acc.", "NCC acc. (test)"]
     return booktabs(header, rows, "l" * (len(header) - 7) + "rl" + "l" * len(columns))
@@ -191,14 +194,66 @@ def write_all(metrics: pd.DataFrame, training: pd.DataFrame, runs: pd.DataFrame,
     """All tables of the report; ``metrics`` and ``training`` hold the selected runs only."""
     contents = {
         "setup.tex": setup_table(infos),
-        "runs.tex": runs_table(runs),
+        "runs.tex": runs_tex(runs),
         "last_layer.tex": last_layer_table(metrics),
         "by_layer.tex": by_layer_table(metrics),
         "macros.tex": macros(metrics, training, runs, collapse_eps),
     }
-    written = []
     for name, text in contents.items():
-        with atomic_path(out_dir / name) as tmp:
-            tmp.write_text(text)
-        written.append(out_dir / name)
-    return written
+        write_text(out_dir / name, text)
+    return [out_dir / name for name in contents]
+
+
+# --- the feature analysis (lindegaard2023) -----------------------------------------------------
+
+def _pct(value: float) -> str:
+    return "--" if pd.isna(value) else f"{100 * value:.1f}"
+
+
+def _num(value: float) -> str:
+    return "--" if pd.isna(value) else f"{value:.3g}" if value < 1000 else f"{value:,.0f}"
+
+
+def _blocks(table: pd.DataFrame):
+    """``(heading, rows)`` per run and epoch when the table holds several of them (then the
+    heading names them), else ``(None, table)``."""
+    several = [k for k in ("run", "epoch") if k in table and table[k].nunique() > 1]
+    if not several:
+        yield None, table
+        return
+    for values, part in table.groupby(several, sort=True):
+        yield ", ".join(f"{k} {tex_escape(v)}" for k, v in zip(several, values, strict=True)), part
+
+
+def clusters_tex(clusters: pd.DataFrame) -> str:
+    """Thesis Table 4.3.1/C.2.1 as booktabs: a block per run (if several) and clustering
+    method, a row per layer."""
+    rows: list = []
+    for heading, part in _blocks(clusters):
+        for method, block in part.groupby("method", sort=False):
+            label = tex_escape(METHOD_LABELS.get(method, method))
+            rows.append(rf"\textit{{{heading + ': ' if heading else ''}{label}}}")
+            rows += [[str(int(r.layer_index)), tex_escape(r.layer), f"{int(r.clusters):,}",
+                      _num(r.avg_points), _pct(r.accuracy), f"{int(r.excluded):,}"]
+                     for r in block.sort_values("layer_index").itertuples()]
+    header = ["", "Layer", "Clusters ($\\geq 3$)", "Points per cluster", "Accuracy (\\%)",
+              "Excluded"]
+    return booktabs(header, rows, "rlrrrr")
+
+
+def retention_tex(retention: pd.DataFrame) -> str:
+    """Thesis Table 4.3.2/C.2.2 as booktabs: a row per pair of consecutive layers, a column per
+    clustering method, retention in %; a block per run (if several)."""
+    methods = [m for m in METHOD_LABELS if m in set(retention["method"])] + sorted(
+        set(retention["method"]) - set(METHOD_LABELS))
+    rows: list = []
+    for heading, part in _blocks(retention):
+        if heading:
+            rows.append(rf"\textit{{{heading}}}")
+        wide = part.pivot(index=["index_from", "index_to", "layer_from", "layer_to"],
+                          columns="method", values="retention").reset_index()
+        rows += [[f"{r['index_from']} $\\to$ {r['index_to']}",
+                  f"{tex_escape(r['layer_from'])} $\\to$ {tex_escape(r['layer_to'])}",
+                  *(_pct(r[m]) for m in methods)] for _, r in wide.iterrows()]
+    header = ["Layers", "", *(f"{tex_escape(METHOD_LABELS.get(m, m))} (\\%)" for m in methods)]
+    return booktabs(header, rows, "ll" + "r" * len(methods))

@@ -21,38 +21,45 @@ rule features:
         mem_mb=4000,
         runtime=60,
     shell:
-        "python -m nclayers --threads {threads} features --run-json {input.info}"
+        "python -m nclayers --threads {threads} features --info {input.info}"
         " --checkpoint {input.checkpoint} --per-class {params.per_class}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule feature_tables:
     input:
-        expand(
+        clusters=expand(
             f"{RESULTS}/features/{{run}}/epoch{{epoch}}/clusters.csv",
+            run=RUNS,
+            epoch=FEATURE_EPOCHS,
+        ),
+        retention=expand(
+            f"{RESULTS}/features/{{run}}/epoch{{epoch}}/retention.csv",
+            run=RUNS,
+            epoch=FEATURE_EPOCHS,
+        ),
+        pca_summary=expand(
+            f"{RESULTS}/features/{{run}}/epoch{{epoch}}/pca_summary.csv",
             run=RUNS,
             epoch=FEATURE_EPOCHS,
         ),
     output:
         clusters=f"{RESULTS}/tables/features_clusters.tex",
         retention=f"{RESULTS}/tables/features_retention.tex",
-        pca=f"{RESULTS}/tables/features_pca_summary.csv",
-        macros=f"{RESULTS}/tables/features_macros.tex",
-    params:
-        dirs=lambda wildcards, input: [os.path.dirname(p) for p in input],
-        runs=[run for run in RUNS for _ in FEATURE_EPOCHS],
-        epochs=[epoch for _ in RUNS for epoch in FEATURE_EPOCHS],
-        out_dir=subpath(output.clusters, parent=True),
-        figure_run=FEATURE_RUN,
-        figure_dir=f"figures/features/{FEATURE_RUN}/epoch{FEATURE_EPOCHS[-1]}",
+        pca=report(
+            f"{RESULTS}/tables/features_pca_summary.csv",
+            caption="../report/features_pca_summary.rst",
+            category="Feature analysis",
+        ),
     log:
         f"{RESULTS}/logs/feature_tables.log",
     conda:
         "../../envs/nclayers.yaml"
     shell:
-        "python -m nclayers feature-tables --dirs {params.dirs} --runs {params.runs}"
-        " --epochs {params.epochs} --figure-run {params.figure_run}"
-        " --figure-dir {params.figure_dir} --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m nclayers feature-tables --clusters {input.clusters}"
+        " --retention {input.retention} --pca-summary {input.pca_summary}"
+        " --out-clusters {output.clusters} --out-retention {output.retention}"
+        " --out-pca-summary {output.pca} > {log} 2>&1"
 
 
 rule feature_figure:
@@ -63,9 +70,15 @@ rule feature_figure:
             allow_missing=True,
         ),
     output:
-        f"{RESULTS}/figures/features/{{run}}/epoch{{epoch}}/{{feature}}.pdf",
+        report(
+            FEATURE_FIGURE,
+            caption="../report/feature_figure.rst",
+            category="Feature analysis",
+            subcategory="{run}, epoch {epoch}",
+            labels={"run": "{run}", "epoch": "{epoch}", "figure": "{feature}"},
+        ),
     params:
-        dir=lambda wildcards, input: os.path.dirname(input[0]),
+        dir=subpath(input[0], parent=True),
     log:
         f"{RESULTS}/logs/figures/features/{{run}}/epoch{{epoch}}/{{feature}}.log",
     conda:

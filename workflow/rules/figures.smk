@@ -5,7 +5,12 @@ rule figure:
         runs=rules.select_best.output[0],
         spectra=rules.aggregate.output.spectra,
     output:
-        f"{RESULTS}/figures/{{name}}.pdf",
+        report(
+            f"{RESULTS}/figures/{{name}}.pdf",
+            caption="../report/figure.rst",
+            category="Figures",
+            labels={"figure": "{name}"},
+        ),
     params:
         collapse_eps=config["report"]["collapse_eps"],
     log:
@@ -14,6 +19,6 @@ rule figure:
         "../../envs/nclayers.yaml"
     shell:
         "python -m nclayers figure {wildcards.name} --metrics {input.metrics}"
-        " --training {input.training} --runs {input.runs}"
+        " --training {input.training} --runs-table {input.runs}"
         " --spectra {input.spectra} --collapse-eps {params.collapse_eps}"
         " --out {output} > {log} 2>&1"

@@ -17,6 +17,6 @@ rule measure:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m nclayers --threads {threads} measure --run-json {input.info}"
+        "python -m nclayers --threads {threads} measure --info {input.info}"
         " --checkpoint {input.checkpoint} --batch-size {params.batch_size}"
         " --out {output.metrics} --spectra {output.spectra} > {log} 2>&1"

@@ -19,22 +19,20 @@ rule tables:
         "../../envs/nclayers.yaml"
     shell:
         "python -m nclayers tables --metrics {input.metrics} --training {input.training}"
-        " --runs {input.runs} --infos {input.infos} --collapse-eps {params.collapse_eps}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        " --runs-table {input.runs} --infos {input.infos}"
+        " --collapse-eps {params.collapse_eps} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule report:
     input:
         tex=f"{workflow.basedir}/paper/report.tex",
+        runs=rules.select_best.output[0],
         tables=rules.tables.output,
         figures=expand(f"{RESULTS}/figures/{{name}}.pdf", name=FIGURES),
         feature_tables=rules.feature_tables.output,
-        feature_figures=expand(
-            f"{RESULTS}/figures/features/{FEATURE_RUN}/epoch{FEATURE_EPOCHS[-1]}/{{feature}}.pdf",
-            feature=FEATURE_FIGURES,
-        ),
+        feature_figures=report_feature_figures,
     output:
-        f"{RESULTS}/report.pdf",
+        report(f"{RESULTS}/report.pdf", caption="../report/report.rst", category="Report"),
     params:
         results=subpath(output[0], parent=True),
     log:
@@ -43,4 +41,5 @@ rule report:
         "../../envs/nclayers.yaml"
     shell:
         "python -m nclayers report --tex {input.tex} --results {params.results}"
+        " --runs-table {input.runs} --feature-figures {input.feature_figures}"
         " --out {output} > {log} 2>&1"

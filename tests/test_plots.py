@@ -1,0 +1,186 @@
+"""Figures (nclayers.plots, nclayers.feature_plots): the registries match the vocabulary, and
+every figure, drawn on small synthetic tables, fits the report's page readably."""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+import subprocess
+import sys
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from nclayers import feature_plots as fp
+from nclayers import features as ft
+from nclayers import plots, vocabulary
+
+C = 10
+# The report includes every figure at \linewidth (16 cm ≈ 6.3 in): a figure at most 9.5 in wide
+# is scaled by ≥ 0.66, so the seaborn "paper" ticks (8.8 pt × 1.1) stay ≥ ~6.5 pt; and it
+# has to fit on the page (24.7 cm of text height ≈ 9.7 in after scaling).
+MAX_WIDTH, MAX_HEIGHT = 9.5, 12.0
+LAYER_COUNTS = (7, 12)  # the default MLP (input + 6 hidden), and a deeper net
+EPOCHS = (0, 10, 50, 100, 200, 400)
+
+
+def layer_names(count: int) -> list[str]:
+    return ["input", *(f"layer{i}" for i in range(1, count))]
+
+
+# --- synthetic tidy tables -------------------------------------------------------------------
+
+@functools.cache
+def tidy_tables(layers: int, models: int = 2, seeds: int = 2, epochs=EPOCHS, width: int = 32,
+                seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(metrics, training, spectra) as ``aggregate`` writes them, with made-up values: every
+    metric of METRIC_LABELS per layer, split and epoch, plus a derived row without a layer."""
+    rng = np.random.default_rng(seed)
+    names = layer_names(layers)
+    metric_rows, training_rows, spectra_rows = [], [], []
+    for m in range(models):
+        arch = f"mlp{m + 6}"
+        for s in range(seeds):
+            run = f"digits-{arch}-seed{s}"
+            ids = [run, "digits", arch, s]
+            for epoch in range(max(epochs) + 1):
+                progress = epoch / max(epochs)
+                training_rows.append([*ids, epoch, 2.0 * (1 - progress) + 0.01 * rng.random(),
+                                      2.1 * (1 - progress) + 0.1, 0.1 + 0.9 * progress,
+                                      0.1 + 0.8 * progress])
+            for epoch in epochs:
+                for index, name in enumerate(names):
+                    depth = index / (layers - 1)
+                    for split in ("train", "test"):
+                        for metric in vocabulary.METRIC_LABELS:
+                            value = (1 - 0.8 * depth) * (1.0 + 0.1 * rng.random())
+                            if metric in vocabulary.LOG_METRICS:
+                                value = 10 ** (2 - 4 * depth * (epoch + 1) / max(epochs))
+                            metric_rows.append([*ids, epoch, name, index, split, metric,
+                                                value])
+                    sigma = np.sort(rng.gamma(1.0, size=width))[::-1] * (1 + depth)
+                    for k, value in enumerate(sigma):
+                        spectra_rows.append([*ids, epoch, name, index, k, value,
+                                             value / sigma.sum()])
+            metric_rows.append([*ids, max(epochs), None, None, "train", "collapse_layer",
+                                layers - 2.0])
+    metrics = pd.DataFrame(metric_rows, columns=vocabulary.TIDY_COLUMNS)
+    training = pd.DataFrame(training_rows, columns=[*vocabulary.RUN_COLUMNS, "epoch",
+                                                    "eval_train_loss", "test_loss",
+                                                    "train_acc", "test_acc"])
+    spectra = pd.DataFrame(spectra_rows, columns=vocabulary.SPECTRA_COLUMNS)
+    return metrics, training, spectra
+
+
+@functools.cache
+def feature_tables(layers: int, per_class: int = 6, units: int = 24, seed: int = 0
+                   ) -> dict[str, pd.DataFrame]:
+    """Real tables of :func:`nclayers.features.analyse_layers` on a small sample whose classes
+    separate with depth (the last layers post-ReLU), and a UMAP table made by hand (the real
+    one compiles numba for ~20 s)."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(C), per_class)
+    names = layer_names(layers)
+    sample = {"labels": y, "pred": y, "index": np.arange(len(y)), "layers": names}
+    umap = []
+    for index, name in enumerate(names):
+        depth = index / (layers - 1)
+        x = 3 * depth * np.eye(C, units)[y] + rng.standard_normal((len(y), units))
+        sample[name] = np.maximum(x, 0) if index else x
+        angle = 2 * np.pi * y / C
+        xy = 4 * depth * np.c_[np.cos(angle), np.sin(angle)] + rng.standard_normal((len(y), 2))
+        umap.append(pd.DataFrame({"layer": name, "layer_index": index, "point": np.arange(len(y)),
+                                  "label": y, "pred": y, "x": xy[:, 0], "y": xy[:, 1]}))
+    tables = ft.analyse_layers(sample, seed=seed, umap=False)
+    tables["umap"] = pd.concat(umap, ignore_index=True)[vocabulary.FEATURE_COLUMNS["umap"]]
+    return tables
+
+
+# --- what the report gets --------------------------------------------------------------------
+
+def saved_size(fig: Figure) -> tuple[float, float]:
+    """Width and height in inches of the PDF that the workflow writes (``bbox_inches="tight"``
+    grows the figure around artists outside it, such as legends, and crops white space)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="pdf", bbox_inches="tight", dpi=30)
+    box = re.search(rb"/MediaBox \[\s*([\d.\s-]+)\]", buffer.getvalue()).group(1).split()
+    x0, y0, x1, y1 = map(float, box)
+    return (x1 - x0) / 72, (y1 - y0) / 72
+
+
+def assert_readable(fig: Figure, what: str) -> None:
+    width, height = fig.get_size_inches()
+    assert width <= MAX_WIDTH and height <= MAX_HEIGHT, f"{what}: {width:.1f} × {height:.1f} in"
+    width, height = saved_size(fig)
+    assert width <= MAX_WIDTH and height <= MAX_HEIGHT, \
+        f"{what} as saved: {width:.1f} × {height:.1f} in"
+
+
+# --- tests ---------------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True, scope="module")
+def style():
+    """The look the drawing steps set (the fonts decide the sizes), undone afterwards."""
+    with matplotlib.rc_context():
+        plots.use_style()
+        yield
+
+
+def test_registries_match_the_vocabulary():
+    assert tuple(plots.FIGURES) == vocabulary.FIGURES
+    assert tuple(fp.FEATURE_FIGURES) == vocabulary.FEATURE_FIGURES
+
+
+def test_vocabulary_is_not_re_exported():
+    for name in ("METRIC_LABELS", "LOG_METRICS", "by_model", "METHOD_LABELS", "model_label"):
+        assert name not in vars(plots) and name not in vars(fp), name
+
+
+def test_importing_the_figures_changes_no_global_state():
+    """No backend chosen and no theme set on import: drawing steps call plots.use_style()."""
+    code = ("import matplotlib as mpl\n"
+            "before = mpl.rcParams.copy()  # the backend included, unresolved\n"
+            "import nclayers.feature_plots, nclayers.plots\n"
+            "assert mpl.rcParams.copy() == before\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(("layers", "models"), [(7, 1), (7, 2), (12, 2)])
+@pytest.mark.parametrize("name", vocabulary.FIGURES)
+def test_every_figure_fits_the_page(name, layers, models):
+    metrics, training, spectra = tidy_tables(layers)
+    keep = {f"mlp{m + 6}" for m in range(models)}
+    fig = plots.FIGURES[name](metrics[metrics["arch"].isin(keep)],
+                              training[training["arch"].isin(keep)],
+                              spectra[spectra["arch"].isin(keep)], collapse_eps=0.2)
+    assert isinstance(fig, Figure)
+    assert_readable(fig, f"{name}, {layers} layers, {models} model(s)")
+
+
+@pytest.mark.parametrize("layers", LAYER_COUNTS)
+@pytest.mark.parametrize("name", vocabulary.FEATURE_FIGURES)
+def test_every_feature_figure_fits_the_page(name, layers):
+    fig = fp.FEATURE_FIGURES[name](feature_tables(layers))
+    assert isinstance(fig, Figure)
+    assert_readable(fig, f"{name}, {layers} layers")
+
+
+def test_panels_wrap_into_rows():
+    tables = feature_tables(7)
+    # 7 layers: rows of 4 and 3 layers, each a pair of panels; the 8th pair hidden.
+    fig = fp.umap_by_cluster(tables["umap"], tables["assignments"], "ward")
+    assert len(fig.axes) == 2 * 2 * 4
+    assert sum(ax.get_visible() for ax in fig.axes) == 2 * 7
+    assert fp.cluster_heatmaps(tables["assignments"], cols=2).axes[0].get_subplotspec(
+        ).get_gridspec().get_geometry() == (4, 2)
+
+
+def test_placeholder_states_the_reason():
+    fig = plots.placeholder("every run diverged")
+    assert isinstance(fig, Figure)
+    assert [t.get_text() for t in fig.texts] == ["every run diverged"]
+    assert_readable(fig, "placeholder")

@@ -1,0 +1,40 @@
+"""The experiment's tidy tables from the per-run files: concatenated, with the derived per-run
+rows added, sorted and typed (``metrics.csv``, ``training.csv``, ``spectra.csv``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import pandas as pd
+
+from nclayers.derived import derived_metrics
+from nclayers.io import read_csv
+from nclayers.vocabulary import SPECTRA_COLUMNS, TIDY_COLUMNS, TIDY_ORDER
+
+Paths = Sequence[str | os.PathLike]
+
+
+def _concat(paths: Paths, numeric: tuple[str, ...], columns: list[str] | None = None
+            ) -> pd.DataFrame:
+    parts = [read_csv(p, numeric) for p in paths]
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    return table if columns is None else table[columns]
+
+
+def aggregate(metrics: Paths, train_logs: Paths, spectra: Paths, collapse_eps: float = 0.2,
+              ncc_threshold: float = 0.99, interpolation_threshold: float = 0.995
+              ) -> dict[str, pd.DataFrame]:
+    """``{"metrics", "training", "spectra"}`` from the measure jobs' metric and spectra files
+    and the runs' train logs. A file that cannot be read, or a number that is not one, raises
+    :class:`nclayers.io.TableError` naming the file and the line."""
+    measured = _concat(metrics, ("epoch", "layer_index", "value", "seed"), TIDY_COLUMNS)
+    training = _concat(train_logs, ("epoch", "train_acc", "test_acc"))
+    weights = _concat(spectra, ("epoch", "layer_index", "k", "sigma", "share"),
+                      SPECTRA_COLUMNS)
+    derived = derived_metrics(measured, training, collapse_eps, ncc_threshold,
+                              interpolation_threshold)
+    table = pd.concat([measured, derived], ignore_index=True)
+    table = table.sort_values(TIDY_ORDER, na_position="first", kind="stable")
+    table["layer_index"] = table["layer_index"].astype("Int64")  # empty for per-run rows
+    return {"metrics": table.reset_index(drop=True), "training": training, "spectra": weights}
