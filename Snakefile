@@ -11,6 +11,9 @@ min_version("9.0")
 # A config given on the command line is the whole experiment (keys it leaves out take the
 # schema's defaults); only without one is the default experiment read.
 if not workflow.config_settings.configfiles:
+    from nclayers.preflight import check_yaml
+
+    check_yaml("config.yaml")  # a syntax error names the line and column
 
     configfile: "config.yaml"
 

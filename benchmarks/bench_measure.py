@@ -25,7 +25,7 @@ import torch
 
 from nclayers import models, runs
 from nclayers.data import Batches
-from nclayers.measure import measure
+from nclayers.measurement import measure
 from nclayers.metrics_dense import dense_metrics
 from nclayers.taps import tap
 

@@ -42,7 +42,7 @@ import threadpoolctl
 import torch
 from torch import Tensor, nn
 
-from nclayers import measure as measure_module
+from nclayers import measurement as measure_module
 from nclayers import models, weights
 from nclayers.data import Batches
 from nclayers.metrics import RANK_RTOL, SKETCH_COLUMNS, ClassMeans, SplitStats
@@ -172,7 +172,7 @@ def bench_vgg(args: argparse.Namespace) -> None:
     for key, what, images in (
             ("plain", "plain no-grad forward, train + test", n),
             ("taps", "measure's 3 passes with taps, no statistics", n2),
-            ("measure", "`nclayers.measure.measure`, all metrics of all taps", n2)):
+            ("measure", "`nclayers.measure`, all metrics of all taps", n2)):
         r = res[key]
         print(f"| {what} | {images:,} | {r['time']:.2f} | {r['time'] / base:.2f}x | "
               f"{r['growth']:.0f} | {r['max_rss']:.0f} |")

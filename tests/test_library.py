@@ -12,7 +12,7 @@ from conftest import tiny_config
 from torch import nn
 
 from nclayers import data, experiment, models, runs
-from nclayers.measure import measure
+from nclayers.measurement import measure
 from nclayers.metrics_dense import dense_metrics
 from nclayers.taps import tap
 from nclayers.train import Recipe, fit

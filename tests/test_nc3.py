@@ -13,7 +13,7 @@ from torch import nn
 
 from nclayers import models
 from nclayers.derived import collapse_layer, derived_metrics, effective_depth, interpolation_epoch
-from nclayers.measure import measure, weight_spectra
+from nclayers.measurement import measure, weight_spectra
 from nclayers.metrics import ClassMeans, SplitStats, top_eigenvalue
 from nclayers.weights import duality, find_consumers, pabs, spectrum, weight_matrix
 

@@ -12,7 +12,7 @@ from nclayers import experiment, runs
 from nclayers.aggregate import aggregate
 from nclayers.io import TableError
 from nclayers.report import feature_macros, overfull_boxes
-from nclayers.sweeps import figure_run, only_selected
+from nclayers.sweeps import analysed_runs, figure_run, only_selected
 from nclayers.vocabulary import SPECTRA_COLUMNS, TIDY_COLUMNS
 
 
@@ -101,6 +101,16 @@ def test_selected_runs_and_the_run_the_report_shows(tmp_path):
     assert figure_run(tmp_path / "runs.csv") == "r1"
     runs_table(tmp_path, [False, False])  # every run diverged: the first one, for placeholders
     assert figure_run(tmp_path / "runs.csv") == "r0"
+
+
+def test_features_runs_choose_the_analysed_runs(tmp_path):
+    runs_table(tmp_path, [False, True, True, False])
+    path = tmp_path / "runs.csv"
+    assert analysed_runs(path, "selected") == ["r1", "r2"]
+    assert analysed_runs(path, "all") == ["r0", "r1", "r2", "r3"]
+    assert analysed_runs(path, ["r3", "r0"]) == ["r0", "r3"]  # in runs.csv's order
+    assert figure_run(path, ["r3", "r2"]) == "r2"  # the selected one among them
+    assert figure_run(path, ["r3", "r0"]) == "r0"
 
 
 def test_feature_macros_name_the_selected_runs_folder(tmp_path):

@@ -171,6 +171,8 @@ def test_sweep_with_a_diverged_setting_still_reaches_the_report(tmp_path):
     assert r"\newcommand{\FeatureRun}{digits-mlp6-lr0.01-s0}" in macros
     drawn = {p.parts[-3] for p in (results / "figures" / "features").rglob("*.pdf")}
     assert drawn == {"digits-mlp6-lr0.01-s0"}
+    # features.runs: selected (the default): the diverged run is not analysed at all.
+    assert {p.name for p in (results / "features").iterdir()} == {"digits-mlp6-lr0.01-s0"}
 
 
 def test_missing_dataset_files_stop_the_dry_run(tmp_path):

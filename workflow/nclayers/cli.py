@@ -2,25 +2,103 @@
 
 Each step parses its arguments, makes one or two library calls and writes their results
 atomically; the logic lives in the library modules, where the tests call it in-process.
+
+A fault of the step's inputs ends it with one line on stderr, ``nclayers <step>: error: ...``,
+naming the argument, file or key and the fix, and nothing written: exit status 2 for bad
+arguments (as argparse), 1 for inputs that cannot be used (see :func:`main`). Anything else is
+a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from nclayers.errors import UserError
 from nclayers.io import read_csv, write_csv
 from nclayers.vocabulary import FEATURE_FIGURES, FIGURES
 
 # Heavy libraries (torch, matplotlib, seaborn, umap) are imported inside the steps that use
 # them, so that a short step starts fast.
 
+# What a run's spec (``--spec``, and the run.json that train writes from it) must hold, as
+# nclayers.experiment.expand_runs writes it; and of its sections, the keys train_run reads.
+SPEC_KEYS = ("run", "dataset", "arch", "seed", "train", "device")
+SPEC_SECTIONS = {"dataset": ("name", "label"), "arch": ("name", "label"),
+                 "train": ("epochs", "batch_size", "lr", "checkpoints")}
+
+
+class StepError(UserError):
+    """An input of a step that cannot be used; the message names it and the fix."""
+
+
+def spec_problem(spec: object) -> str | None:
+    """What keeps ``spec`` from being a run's spec (missing keys, wrong types), or None."""
+    if not isinstance(spec, dict):
+        return f"is a JSON {type(spec).__name__}, not an object"
+    missing = [key for key in SPEC_KEYS if key not in spec]
+    wrong = []
+    for section, keys in SPEC_SECTIONS.items():
+        if section not in spec:
+            continue
+        if isinstance(spec[section], dict):
+            missing += [f"{section}.{key}" for key in keys if key not in spec[section]]
+        else:
+            wrong.append(f"'{section}' must be an object, got {spec[section]!r}")
+    if "seed" in spec and (not isinstance(spec["seed"], int) or isinstance(spec["seed"], bool)):
+        wrong.append(f"'seed' must be an integer, got {spec['seed']!r}")
+    problems = ([f"lacks {', '.join(map(repr, missing))}"] if missing else []) + wrong
+    return "; ".join(problems) or None
+
+
+def _spec(text: str) -> str:
+    """``--spec``: checked to be a run's spec, passed on as the JSON text."""
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(
+            f"not JSON ({error.msg}, column {error.colno}): pass the run's spec as one JSON "
+            "object, as the workflow's train rule does") from None
+    problem = spec_problem(spec)
+    if problem:
+        raise argparse.ArgumentTypeError(
+            f"the spec {problem}: a run's spec holds {', '.join(SPEC_KEYS)}, as "
+            "nclayers.experiment.expand_runs writes it")
+    return text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def read_info(path: str | Path) -> dict:
+    """A run.json written by the train step, checked to hold the run's spec."""
+    rebuild = "delete it and rerun the workflow, whose train job for the run writes it"
+    try:
+        info = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise StepError(f"{path} is not valid JSON ({error.msg}, line {error.lineno} column "
+                        f"{error.colno}): {rebuild}") from None
+    problem = spec_problem(info)
+    if problem:
+        raise StepError(f"{path} {problem}: it is not a run.json written by the train step; "
+                        f"{rebuild}")
+    return info
+
 
 def cmd_train(args: argparse.Namespace) -> None:
     from nclayers import runs
 
-    info = runs.train_run(json.loads(args.spec), Path(args.out_dir))
+    info = runs.train_run(json.loads(args.spec), Path(args.out_dir),
+                          resume_every=args.resume_every)
     print(f"done in {info['train_seconds']:.1f} s: train acc {info['final_train_acc']:.4f}, "
           f"test acc {info['final_test_acc']:.4f}" + (" (diverged)" if info["diverged"] else ""),
           flush=True)
@@ -29,7 +107,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_measure(args: argparse.Namespace) -> None:
     from nclayers import runs
 
-    spec = runs.read_json(args.info)
+    spec = read_info(args.info)
     metrics, spectra = runs.measure_checkpoint(spec, args.checkpoint, args.batch_size)
     write_csv(args.out, metrics)
     write_csv(args.spectra, spectra)
@@ -49,10 +127,9 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 
 
 def cmd_select(args: argparse.Namespace) -> None:
-    from nclayers.runs import read_json
     from nclayers.sweeps import run_records, select_best
 
-    table = select_best(run_records([read_json(p) for p in args.infos]))
+    table = select_best(run_records([read_info(p) for p in args.infos]))
     write_csv(args.out, table)
     print(f"selected {int(table['selected'].sum())} of {len(table)} runs; "
           f"{int(table['diverged'].sum())} diverged", flush=True)
@@ -84,13 +161,12 @@ def cmd_figure(args: argparse.Namespace) -> None:
 
 def cmd_tables(args: argparse.Namespace) -> None:
     from nclayers import tables
-    from nclayers.runs import read_json
     from nclayers.sweeps import only_selected
 
     runs = read_csv(args.runs_table)
     written = tables.write_all(only_selected(read_csv(args.metrics), runs),
                                only_selected(read_csv(args.training), runs), runs,
-                               [read_json(p) for p in args.infos], Path(args.out_dir),
+                               [read_info(p) for p in args.infos], Path(args.out_dir),
                                collapse_eps=args.collapse_eps)
     print("wrote " + ", ".join(map(str, written)), flush=True)
 
@@ -99,7 +175,7 @@ def cmd_features(args: argparse.Namespace) -> None:
     from nclayers import runs
     from nclayers.features import save_sample
 
-    spec = runs.read_json(args.info)
+    spec = read_info(args.info)
     sample, tables = runs.analyse_checkpoint(spec, args.checkpoint, args.per_class,
                                              threads=args.threads)
     save_sample(Path(args.out_dir) / "sample.npz", sample)
@@ -145,25 +221,36 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}", flush=True)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line naming the step and the argument; exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nclayers", description=__doc__)
+    # Each step's `inputs` name its arguments that are files (or folders) to read: main
+    # checks that they exist before the step starts.
+    parser = _Parser(prog="nclayers", description=__doc__)
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads for torch and BLAS (the rule's `threads`)")
     sub = parser.add_subparsers(dest="step", required=True)
     # Names mean one thing each: --info / --infos are run.json files, --runs-table is
     # tables/runs.csv.
     p = sub.add_parser("train", help="train one run, saving checkpoints and its log")
-    p.add_argument("--spec", required=True, help="the run's spec as JSON")
+    p.add_argument("--spec", required=True, type=_spec, help="the run's spec as JSON")
     p.add_argument("--out-dir", required=True)
+    p.add_argument("--resume-every", type=_positive_int, default=1,
+                   help="save the full training state every this many epochs")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("measure", help="NC metrics of every tapped layer of one checkpoint")
     p.add_argument("--info", required=True, help="the run's run.json")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--batch-size", type=_positive_int, default=1024)
     p.add_argument("--out", required=True)
     p.add_argument("--spectra", required=True, help="where the weight spectra go")
-    p.set_defaults(func=cmd_measure)
+    p.set_defaults(func=cmd_measure, inputs=("info", "checkpoint"))
 
     p = sub.add_parser("aggregate", help="collect all measurements into tidy tables")
     p.add_argument("--metrics", nargs="+", required=True)
@@ -173,12 +260,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ncc-threshold", type=float, default=0.99)
     p.add_argument("--interpolation-threshold", type=float, default=0.995)
     p.add_argument("--out-dir", required=True)
-    p.set_defaults(func=cmd_aggregate)
+    p.set_defaults(func=cmd_aggregate, inputs=("metrics", "train_logs", "spectra"))
 
     p = sub.add_parser("select", help="the table of runs, marking the best of each sweep")
     p.add_argument("--infos", nargs="+", required=True, help="the runs' run.json files")
     p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_select)
+    p.set_defaults(func=cmd_select, inputs=("infos",))
 
     p = sub.add_parser("figure", help="draw one figure from the tidy tables")
     p.add_argument("name", choices=FIGURES)
@@ -188,7 +275,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--spectra", required=True)
     p.add_argument("--collapse-eps", type=float, default=0.2)
     p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_figure)
+    p.set_defaults(func=cmd_figure, inputs=("metrics", "training", "runs_table", "spectra"))
 
     p = sub.add_parser("tables", help="LaTeX tables and macros for the report")
     p.add_argument("--metrics", required=True)
@@ -197,14 +284,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--infos", nargs="+", required=True, help="the runs' run.json files")
     p.add_argument("--collapse-eps", type=float, default=0.2)
     p.add_argument("--out-dir", required=True)
-    p.set_defaults(func=cmd_tables)
+    p.set_defaults(func=cmd_tables, inputs=("metrics", "training", "runs_table", "infos"))
 
     p = sub.add_parser("features", help="feature analysis of every layer of one checkpoint")
     p.add_argument("--info", required=True, help="the run's run.json")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--per-class", type=int, required=True)
+    p.add_argument("--per-class", type=_positive_int, required=True)
     p.add_argument("--out-dir", required=True)
-    p.set_defaults(func=cmd_features)
+    p.set_defaults(func=cmd_features, inputs=("info", "checkpoint"))
 
     p = sub.add_parser("feature-tables", help="the runs' feature tables for the report")
     p.add_argument("--clusters", nargs="+", required=True, help="the features jobs' CSVs")
@@ -213,13 +300,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out-clusters", required=True)
     p.add_argument("--out-retention", required=True)
     p.add_argument("--out-pca-summary", required=True)
-    p.set_defaults(func=cmd_feature_tables)
+    p.set_defaults(func=cmd_feature_tables, inputs=("clusters", "retention", "pca_summary"))
 
     p = sub.add_parser("feature-figure", help="draw one feature-analysis figure")
     p.add_argument("name", choices=FEATURE_FIGURES)
     p.add_argument("--dir", required=True, help="the features job's folder")
     p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_feature_figure)
+    p.set_defaults(func=cmd_feature_figure, inputs=("dir",))
 
     p = sub.add_parser("report", help="build the LaTeX report with latexmk")
     p.add_argument("--tex", required=True)
@@ -228,14 +315,46 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-figures", nargs="+", required=True,
                    help="the feature figures the report shows (one run's)")
     p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=cmd_report,
+                   inputs=("tex", "results", "runs_table", "feature_figures"))
     return parser
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    for dest in getattr(args, "inputs", ()):
+        value = getattr(args, dest)
+        for path in value if isinstance(value, list) else [value]:
+            if not Path(path).exists():
+                raise StepError(f"argument --{dest.replace('_', '-')}: {path} does not exist; an "
+                                "earlier step of the workflow writes it: check the path, or "
+                                "rerun snakemake to rebuild it")
+
+
+def user_message(error: BaseException) -> str | None:
+    """The message of an error meant for the user (a :class:`nclayers.errors.UserError`, or an
+    OSError that names its file), None for anything else, which is a bug and keeps its
+    traceback."""
+    if isinstance(error, UserError):
+        return str(error)
+    if isinstance(error, OSError) and error.filename is not None:
+        also = f" -> {error.filename2}" if error.filename2 is not None else ""
+        return f"{error.strerror or error}: {error.filename}{also}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    if args.step in ("train", "measure", "features"):
-        import torch
+    try:
+        _check_inputs(args)
+        if args.step in ("train", "measure", "features"):
+            import torch
 
-        torch.set_num_threads(max(1, args.threads))
-    args.func(args)
+            torch.set_num_threads(max(1, args.threads))
+        args.func(args)
+    except (UserError, OSError) as error:
+        message = user_message(error)
+        if message is None:
+            raise
+        one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
+        print(f"nclayers {args.step}: error: {one_line}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None

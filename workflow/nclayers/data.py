@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from nclayers.errors import UserError
+
 # Where the torchvision datasets live when no root is given (relative to the working directory).
 DEFAULT_ROOT = "data"
 _FIX = "set data.download: true on a machine with internet, or copy the files there"
@@ -31,7 +33,7 @@ _FIX_CORRUPT = ("delete and download them again (data.download: true, on a machi
                 "internet), or copy the original files there")
 
 
-class DatasetUnavailable(FileNotFoundError):
+class DatasetUnavailable(UserError, FileNotFoundError):
     """A dataset's files are missing, truncated or corrupt; the message names them and the fix."""
 
 
@@ -323,6 +325,11 @@ def _reader(name: str) -> Callable[..., Splits]:
     return DATASETS[name]
 
 
+def reads_files(name: str) -> bool:
+    """Whether dataset ``name`` is read from files under the data root (not made in code)."""
+    return isinstance(_reader(name), TorchvisionDataset)
+
+
 def dataset_options(name: str) -> list[str]:
     """The options a config entry may give for dataset ``name`` (besides ``name``): the
     reader's own keyword-only parameters, then the generic ones of :class:`Preparation`."""
@@ -332,10 +339,12 @@ def dataset_options(name: str) -> list[str]:
 
 
 def check_available(name: str, root: str | None, download: bool) -> None:
-    """Raise :class:`DatasetUnavailable` if files of dataset ``name`` are missing under ``root``.
+    """Raise :class:`DatasetUnavailable` if files of dataset ``name`` are missing under ``root``,
+    or are IDX files (the MNIST family) shorter or longer than their header says.
 
-    Cheap (existence only, no checksums), for checking a config before any job runs. Nothing to
-    check for the in-code datasets or when the files will be downloaded.
+    Cheap (existence and IDX lengths; no checksums of the other formats), for checking a config
+    before any job runs. Nothing to check for the in-code datasets or when the files will be
+    downloaded.
     """
     reader = _reader(name)
     if download or not isinstance(reader, TorchvisionDataset):
@@ -343,6 +352,9 @@ def check_available(name: str, root: str | None, download: bool) -> None:
     base = Path(root or DEFAULT_ROOT)
     missing = [base / rel for rel, _ in reader.files() if not (base / rel).is_file()]
     if not missing:
+        for rel, _ in reader.files():
+            if rel.endswith("ubyte"):
+                _check_idx(name, base / rel)
         return
     where = "" if base.is_dir() else f" (the data root {base} does not exist)"
     message = (f"dataset {name!r}: missing {', '.join(map(str, missing))}{where}; {_FIX} "

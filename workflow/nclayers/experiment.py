@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import inspect
 
-from nclayers.data import DATASETS, DatasetUnavailable, check_available, dataset_options
+from nclayers.data import (
+    DATASETS,
+    DatasetUnavailable,
+    check_available,
+    dataset_options,
+    reads_files,
+)
+from nclayers.errors import UserError
 from nclayers.models import ARCHITECTURES
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config value that cannot work; the message names the key, the value and the fix."""
 
 
-def _entries(config: dict, key: str) -> dict[str, dict]:
+def entries(config: dict, key: str) -> dict[str, dict]:
     """Label → entry with its registry ``name`` filled in (it defaults to the label)."""
     return {label: {"name": label, **(entry or {})} for label, entry in config[key].items()}
 
@@ -40,10 +47,10 @@ def check_names(config: dict) -> None:
     """Raise :class:`ConfigError` for what the schema cannot know, before any job runs:
     registry names, their options, checkpoint epochs, and whether the dataset files exist."""
     source = config.get("data", {})
-    for label, entry in _entries(config, "datasets").items():
+    for label, entry in entries(config, "datasets").items():
         _known("datasets", label, entry["name"], DATASETS)
         _check_entry("datasets", label, entry, DATASETS, dataset_options(entry["name"]))
-    for label, entry in _entries(config, "architectures").items():
+    for label, entry in entries(config, "architectures").items():
         _known("architectures", label, entry["name"], ARCHITECTURES)
         # Options are the builder's parameters after (input_shape, num_classes).
         params = list(inspect.signature(ARCHITECTURES[entry["name"]]).parameters)[2:]
@@ -56,7 +63,7 @@ def check_names(config: dict) -> None:
         if late:
             raise ConfigError(f"config key '{key}': epochs {late} lie beyond train.epochs = "
                               f"{epochs}; lower them or raise train.epochs")
-    for label, entry in _entries(config, "datasets").items():
+    for label, entry in entries(config, "datasets").items():
         try:
             check_available(entry["name"], source.get("root"), source.get("download", False))
         except DatasetUnavailable as error:
@@ -91,10 +98,15 @@ def sweep(config: dict) -> list[dict]:
 
 
 def expand_runs(config: dict) -> dict[str, dict]:
-    """Run id → run spec, one per dataset × architecture × swept recipe × seed."""
+    """Run id → run spec, one per dataset × architecture × swept recipe × seed.
+
+    A spec holds what decides a run's numbers and nothing else, since a changed spec reruns the
+    run: the data section only for datasets read from files, not the in-code ones, and no
+    ``train.resume_every`` (how often the state is saved; the train rule passes it apart).
+    """
     runs = {}
-    for ds_label, dataset in _entries(config, "datasets").items():
-        for arch_label, arch in _entries(config, "architectures").items():
+    for ds_label, dataset in entries(config, "datasets").items():
+        for arch_label, arch in entries(config, "architectures").items():
             for train in sweep(config):
                 for seed in config["seeds"]:
                     tag = f"-{train['tag']}" if train["tag"] else ""
@@ -104,8 +116,9 @@ def expand_runs(config: dict) -> dict[str, dict]:
                         "dataset": {"label": ds_label, **dataset},
                         "arch": {"label": arch_label, **arch},
                         "seed": seed,
-                        "train": train,
-                        "data": config["data"],
+                        "train": {k: v for k, v in train.items() if k != "resume_every"},
                         "device": config["device"],
                     }
+                    if reads_files(dataset["name"]):
+                        runs[run]["data"] = config["data"]
     return runs

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from nclayers.errors import UserError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -34,7 +36,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
-class TableError(ValueError):
+class TableError(UserError, ValueError):
     """A table on disk that cannot be used; the message names the file and what is wrong."""
 
 

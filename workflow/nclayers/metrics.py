@@ -68,6 +68,11 @@ def _flat64(h: Tensor) -> Tensor:
     return _scratch("flat", tuple(flat.shape), flat.device).copy_(flat)
 
 
+def _check_classes(num_classes: int) -> None:
+    if num_classes < 2:
+        raise ValueError(f"NC metrics need at least two classes, got {num_classes}")
+
+
 def _check_labels(y: Tensor, num_classes: int) -> None:
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise ValueError(
@@ -82,6 +87,7 @@ class ClassMeans:
     def __init__(self, num_classes: int, sketch_columns: int = SKETCH_COLUMNS) -> None:
         """``sketch_columns = 0`` skips the stable rank's sketch (about 2/3 of the arithmetic
         at large p; ``stable_rank`` is then NaN)."""
+        _check_classes(num_classes)
         self.num_classes = num_classes
         self.sketch_columns = sketch_columns
         self.sums: Tensor | None = None
@@ -111,9 +117,24 @@ class ClassMeans:
         self.scatter_sketch += shifted.T @ (shifted @ self.omega)
         self.counts += torch.bincount(y, minlength=self.num_classes).to(torch.float64)
 
+    def finite(self) -> bool:
+        """Whether every feature so far was finite: a NaN or ±inf anywhere reaches the class
+        sums and their total, so one sum (O(C·p), against O(n·p) per batch; ~10x faster than
+        ``isfinite().all()``) after each update names the batch that brought it."""
+        return self.sums is None or math.isfinite(float(self.sums.sum()))
+
     def compute(self) -> MeanGeometry:
         if self.sums is None:
             raise ValueError("ClassMeans.compute() called before any update()")
+        present = (self.counts > 0).nonzero().flatten().tolist()
+        if not present:
+            raise ValueError("the train split yielded no samples: every batch had zero rows")
+        if len(present) == 1:
+            raise ValueError(f"NC metrics need at least two classes, but the train split holds "
+                             f"samples of class {present[0]} only")
+        if not self.finite():
+            raise ValueError("non-finite features (NaN or inf) in the train split: the model "
+                             "diverged or the inputs hold NaN")
         empty = (self.counts == 0).nonzero().flatten().tolist()
         if empty:
             raise ValueError(f"classes {empty} have no training samples; class means need all "
@@ -149,6 +170,7 @@ class MeanGeometry:
                    sketch: Tensor | None = None) -> MeanGeometry:
         """``sketch``: a basis approximating Σ_W's top eigenvectors (from pass 1); a seeded
         Gaussian matrix without one."""
+        _check_classes(means.shape[0])
         centred = means - means.mean(dim=0, keepdim=True)
         # Thin SVD of M (p × C): O(p·C²), the only decomposition the streaming path needs.
         u, s, _ = torch.linalg.svd(centred.T, full_matrices=False)
@@ -218,11 +240,19 @@ class SplitStats:
         if net_pred is not None:
             self.mismatch += int((ncc != net_pred.to(h.device)).sum())
 
+    def finite(self) -> bool:
+        """Whether every feature so far was finite: a NaN or ±inf in a row makes its class's
+        squared distance to the train mean non-finite, so a sum of C numbers tells."""
+        return math.isfinite(float(self.within_sq.sum()))
+
     def compute(self) -> dict[str, float]:
         g = self.geometry
         n = float(self.counts.sum())
         if n == 0:
             raise ValueError("SplitStats.compute() called before any update()")
+        if not self.finite():
+            raise ValueError("non-finite features (NaN or inf): the model diverged or the "
+                             "inputs hold NaN")
         tr_w = float(self.within_sq.sum()) / n
         tr_b = float((g.centred**2).sum(dim=1).mean())
         return {

@@ -7,11 +7,15 @@ model and a recipe, and names the files of a run directory. It never reads the c
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import pickle
 import shutil
+import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,6 +23,7 @@ import pandas as pd
 import torch
 
 from nclayers import data, models
+from nclayers.errors import UserError
 from nclayers.io import atomic_path
 from nclayers.train import Recipe
 from nclayers.vocabulary import FEATURE_COLUMNS, RUN_COLUMNS, SPECTRA_COLUMNS, TIDY_COLUMNS
@@ -88,7 +93,7 @@ class Trained(NamedTuple):
     epoch: int
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file that cannot be read; the message names it and how to rebuild it."""
 
 
@@ -98,10 +103,11 @@ def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         raise CheckpointError(
-            f"cannot read checkpoint {path} ({error}): it is damaged or incomplete; delete it "
-            "and rerun the workflow, whose train job for the run then rebuilds it"
-        ) from None
+            f"cannot read checkpoint {path} ({type(error).__name__}: {reason}): it is damaged "
+            "or incomplete; delete it and rerun the workflow, whose train job for the run then "
+            "rebuilds it") from None
 
 
 def load_checkpoint(spec: dict, path: str | Path,
@@ -114,7 +120,13 @@ def load_checkpoint(spec: dict, path: str | Path,
         return None
     splits = load_data(spec, device)
     model = build_model(spec, splits).to(device)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError) as error:
+        raise CheckpointError(
+            f"checkpoint {path} does not hold the weights of run {spec['run']}'s model "
+            f"({str(error).strip().splitlines()[0][:200]}): delete it and rerun the workflow, "
+            "whose train job for the run then rebuilds it") from None
     return Trained(model, splits, int(state["epoch"]))
 
 
@@ -124,7 +136,7 @@ def measure_checkpoint(spec: dict, path: str | Path, batch_size: int = 1024
     columns and the epoch (``vocabulary.TIDY_COLUMNS``, ``SPECTRA_COLUMNS``); both empty for
     a run that diverged before it, so that the workflow goes on and reports it."""
     from nclayers.data import Batches
-    from nclayers.measure import measure, weight_spectra
+    from nclayers.measurement import measure, weight_spectra
     from nclayers.weights import find_consumers
 
     trained = load_checkpoint(spec, path, resolve_device(spec["device"]))
@@ -196,17 +208,81 @@ def _resume_state(state_dir: Path, spec: dict, device: torch.device) -> dict | N
     return None
 
 
-def train_run(spec: dict, out_dir: str | Path, progress: bool = True) -> dict:
+# Inside a run directory, beside .resume/: the trainer that holds it (never deleted, and not a
+# declared output, so Snakemake leaves it alone too).
+LOCK_FILE = ".train.lock"
+
+
+class RunLocked(UserError, RuntimeError):
+    """Another process is training the run; the message names it and what to do."""
+
+
+def lock_holder(run_dir: str | Path) -> tuple[int, str] | None:
+    """(pid, host) written into the run's lock file by the trainer that took it last, if any
+    (whether it still holds the lock is up to the OS: see :func:`hold_run`)."""
+    try:
+        pid, host = (Path(run_dir) / LOCK_FILE).read_text().split()
+        return int(pid), host
+    except (OSError, ValueError):
+        return None
+
+
+@contextmanager
+def hold_run(run_dir: str | Path) -> Iterator[None]:
+    """Hold the run directory for one trainer: an exclusive ``flock`` on ``<run_dir>/.train.lock``
+    (the OS drops it when the process dies, even by SIGKILL, so it never goes stale), with the
+    holder's pid and host written into the file. Raises :class:`RunLocked` at once, without
+    touching anything else in the directory, while another process holds it."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock_holder(run_dir)
+            for _ in range(20):  # the holder writes its pid just after it took the lock
+                if holder is not None:
+                    break
+                time.sleep(0.05)
+                holder = lock_holder(run_dir)
+            pid, host = holder or ("<pid>", "its host")
+            raise RunLocked(
+                f"{run_dir} is held by another trainer, process {pid} on host {host} (lock "
+                f"{path}): it is still training this run (e.g. the train job of a killed "
+                "Snakemake, left running), so this one stops without touching it. Wait for "
+                f"that process to finish, or stop it with `kill {pid}` on {host}, then rerun "
+                "(e.g. snakemake --cores all --rerun-incomplete)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # done: nobody holds it (a killed holder leaves its pid)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def train_run(spec: dict, out_dir: str | Path, progress: bool = True,
+              resume_every: int = 1) -> dict:
     """Train the run of ``spec`` into ``out_dir``: checkpoints, train_log.csv and run.json.
 
-    After every ``train.resume_every`` epochs the full state goes to ``out_dir/.resume``; a
+    After every ``resume_every`` epochs the full state goes to ``out_dir/.resume``; a
     rerun with the same spec continues from there, bitwise on CPU. A diverged run still writes
     every declared file (later checkpoints as markers without weights), so that the workflow
-    goes on and reports it.
+    goes on and reports it. One trainer at a time holds the run (:func:`hold_run`): while
+    another process trains it, this raises :class:`RunLocked` before touching anything.
     """
+    out = Path(out_dir)
+    with hold_run(out):
+        return _train_held(spec, out, progress, resume_every)
+
+
+def _train_held(spec: dict, out: Path, progress: bool, every: int) -> dict:
     from nclayers.train import fit
 
-    out = Path(out_dir)
     state_dir = out / RESUME_DIR
     device = resolve_device(spec["device"])
     print(f"run {spec['run']} on {device}", flush=True)
@@ -215,7 +291,6 @@ def train_run(spec: dict, out_dir: str | Path, progress: bool = True) -> dict:
     resume = _resume_state(state_dir, spec, device)
     for saved in state_dir.glob("epoch*.pt"):
         _publish(saved, out / "checkpoints" / saved.name)
-    every = spec["train"].get("resume_every", 1)
     previous = resume["seconds"] if resume else 0.0
     start = time.perf_counter()
 
@@ -233,6 +308,10 @@ def train_run(spec: dict, out_dir: str | Path, progress: bool = True) -> dict:
     log = fit(model, splits, recipe(spec), seed=spec["seed"],
               checkpoints=spec["train"]["checkpoints"], on_checkpoint=save_checkpoint,
               resume=resume, on_epoch_end=save_state, progress=progress)
+    # Every saved checkpoint in place again, should its declared path have been deleted while
+    # this trainer ran (by a Snakemake that reran the job beside it and was refused).
+    for saved in state_dir.glob("epoch*.pt"):
+        _publish(saved, out / "checkpoints" / saved.name)
     last = log[-1]
     if last["diverged"]:
         print(f"run {spec['run']} DIVERGED (non-finite loss) in epoch {last['epoch']}",

@@ -45,9 +45,23 @@ def only_selected(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return table[table["run"].isin(set(runs.loc[runs["selected"], "run"]))]
 
 
-def figure_run(runs_csv: str | Path) -> str:
-    """The run whose per-run figures the report shows: the first selected run in runs.csv, or
-    the first run when none is selected (every run diverged)."""
+def analysed_runs(runs_csv: str | Path, choice: str | list[str]) -> list[str]:
+    """The runs the feature analysis reads (``features.runs``): ``"selected"`` (the runs
+    runs.csv marks selected; the first run when every run diverged, so that the report still
+    has its placeholders), ``"all"``, or a list of run ids, in runs.csv's order."""
     runs = pd.read_csv(runs_csv)
-    chosen = runs.loc[runs["selected"], "run"]
-    return str(chosen.iloc[0] if len(chosen) else runs["run"].iloc[0])
+    if choice == "all":
+        return list(runs["run"])
+    if choice == "selected":
+        chosen = list(runs.loc[runs["selected"], "run"])
+        return chosen or list(runs["run"].iloc[:1])
+    return [run for run in runs["run"] if run in set(choice)]
+
+
+def figure_run(runs_csv: str | Path, choice: str | list[str] = "selected") -> str:
+    """The run whose per-run figures the report shows: the first selected run among those the
+    feature analysis reads, else the first of those."""
+    runs = pd.read_csv(runs_csv)
+    analysed = analysed_runs(runs_csv, choice)
+    selected = [r for r in runs.loc[runs["selected"], "run"] if r in set(analysed)]
+    return (selected or analysed)[0]

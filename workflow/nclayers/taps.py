@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -17,7 +18,8 @@ def tap(model: nn.Module, layers: Sequence[str | nn.Module],
     output of each layer, keyed by module name; ``"input"`` is the model's input.
 
     Only the latest batch is kept, so memory stays at one batch of activations per layer.
-    Outputs are detached unless ``detach=False`` (for losses on intermediate features).
+    Outputs are detached unless ``detach=False`` (for losses on intermediate features); an
+    output that is not a tensor (a tuple, say) is kept as it is.
     """
     modules = dict(model.named_modules())
     acts: dict[str, Tensor] = {}
@@ -25,18 +27,15 @@ def tap(model: nn.Module, layers: Sequence[str | nn.Module],
 
     def keep(name: str):
         def hook(_module, _inputs, output):
-            acts[name] = output.detach() if detach else output
+            acts[name] = output.detach() if detach and isinstance(output, Tensor) else output
         return hook
 
     for layer in layer_names(model, layers):
         if layer == INPUT:
             handles.append(model.register_forward_pre_hook(
                 lambda _m, inputs: acts.__setitem__(INPUT, inputs[0].detach())))
-        elif layer in modules:
+        else:  # layer_names checked that the model has it
             handles.append(modules[layer].register_forward_hook(keep(layer)))
-        else:
-            raise ValueError(f"model has no layer {layer!r}; layers are: "
-                             f"{', '.join(n for n in modules if n)}")
     try:
         yield acts
     finally:
@@ -44,12 +43,35 @@ def tap(model: nn.Module, layers: Sequence[str | nn.Module],
             handle.remove()
 
 
+# How many layer names an error message lists before it elides the rest.
+SHOWN_NAMES = 12
+
+
 def layer_names(model: nn.Module, layers: Sequence[str | nn.Module]) -> list[str]:
-    """Module names for a mix of names and modules, in the given order."""
-    names = {module: name for name, module in model.named_modules()}
+    """Module names for a mix of names and modules, in the given order; a ValueError for a name
+    that is not one of the model's modules (nor ``"input"``)."""
+    modules = dict(model.named_modules())
+    names = {module: name for name, module in modules.items()}
     out = []
     for layer in layers:
-        if isinstance(layer, nn.Module) and layer not in names:
-            raise ValueError(f"module {type(layer).__name__} is not part of the model")
-        out.append(names[layer] if isinstance(layer, nn.Module) else layer)
+        if isinstance(layer, nn.Module):
+            if layer not in names:
+                raise ValueError(f"module {type(layer).__name__} is not part of the model")
+            out.append(names[layer])
+        elif layer == INPUT or layer in modules:
+            out.append(layer)
+        else:
+            raise ValueError(_unknown_layer(layer, modules))
     return out
+
+
+def _unknown_layer(layer: object, modules: dict[str, nn.Module]) -> str:
+    """The message for a layer name the model lacks: close matches, then its layer names,
+    shallowest first (``conv1, layer1, ..., layer1.0.conv1``), a few of them if many."""
+    known = sorted([INPUT, *(name for name in modules if name)], key=lambda n: n.count("."))
+    close = difflib.get_close_matches(str(layer), known, n=2)
+    hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+    shown = ", ".join(known[:SHOWN_NAMES])
+    if len(known) > SHOWN_NAMES:
+        shown += f", … ({len(known) - SHOWN_NAMES} more: see model.named_modules())"
+    return f"model has no layer {layer!r}{hint}; its layers are: {shown}"

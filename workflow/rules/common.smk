@@ -5,17 +5,26 @@ import os
 import re
 import sys
 
+import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from nclayers.experiment import ConfigError, check_names, checkpoint_epochs, expand_runs
-from nclayers.sweeps import figure_run
+from nclayers.experiment import ConfigError, checkpoint_epochs, expand_runs
+from nclayers.preflight import check_config, coerce_numbers, schema_error
+from nclayers.sweeps import analysed_runs, figure_run
 from nclayers.vocabulary import FEATURE_FIGURES, FEATURE_TABLES, FIGURES
 
 
-validate(config, "../schemas/config.schema.yaml")
+# Everything that can fail before a job runs fails here, at `snakemake -n`: a job that fails
+# would first have its old outputs deleted by Snakemake.
+SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
+config.update(coerce_numbers(config))
 try:
-    check_names(config)
+    problem = schema_error(config, yaml.safe_load(open(SCHEMA)))
+    if problem:
+        raise ConfigError(problem)
+    validate(config, SCHEMA)  # fills in the schema's defaults
+    check_config(config, local=workflow.local_exec)
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 
@@ -53,11 +62,28 @@ wildcard_constraints:
 
 
 def run_spec(wildcards):
-    return json.dumps(RUNS[wildcards.run])
+    """The run's spec in one canonical form (sorted keys, defaults filled in): an edit of the
+    config that does not change the run does not change this parameter, nor rerun the job."""
+    return json.dumps(RUNS[wildcards.run], sort_keys=True)
+
+
+def feature_files(name):
+    """Input function: the feature analysis's ``name``.csv of every analysed run and feature
+    epoch (features.runs; which runs are selected is known once select_best has run)."""
+
+    def files(wildcards):
+        runs = analysed_runs(checkpoints.select_best.get().output[0], config["features"]["runs"])
+        return expand(
+            f"{RESULTS}/features/{{run}}/epoch{{epoch}}/{name}.csv",
+            run=runs,
+            epoch=FEATURE_EPOCHS,
+        )
+
+    return files
 
 
 def report_feature_figures(wildcards):
-    """The feature figures the report shows: those of the first selected run (known once
-    select_best has run), at the last feature epoch."""
-    run = figure_run(checkpoints.select_best.get().output[0])
+    """The feature figures the report shows: those of the first selected run the feature
+    analysis reads, at the last feature epoch."""
+    run = figure_run(checkpoints.select_best.get().output[0], config["features"]["runs"])
     return expand(FEATURE_FIGURE, run=run, epoch=FEATURE_EPOCHS[-1], feature=FEATURE_FIGURES)

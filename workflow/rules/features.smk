@@ -28,21 +28,9 @@ rule features:
 
 rule feature_tables:
     input:
-        clusters=expand(
-            f"{RESULTS}/features/{{run}}/epoch{{epoch}}/clusters.csv",
-            run=RUNS,
-            epoch=FEATURE_EPOCHS,
-        ),
-        retention=expand(
-            f"{RESULTS}/features/{{run}}/epoch{{epoch}}/retention.csv",
-            run=RUNS,
-            epoch=FEATURE_EPOCHS,
-        ),
-        pca_summary=expand(
-            f"{RESULTS}/features/{{run}}/epoch{{epoch}}/pca_summary.csv",
-            run=RUNS,
-            epoch=FEATURE_EPOCHS,
-        ),
+        clusters=feature_files("clusters"),
+        retention=feature_files("retention"),
+        pca_summary=feature_files("pca_summary"),
     output:
         clusters=f"{RESULTS}/tables/features_clusters.tex",
         retention=f"{RESULTS}/tables/features_retention.tex",

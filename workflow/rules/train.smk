@@ -19,6 +19,8 @@ rule train:
         gpu=CLUSTER_GPUS,
         mem_mb=4000,
         runtime=60,
+        # How often the state is saved changes no number: not a param, so no rerun.
+        resume_every=config["train"]["resume_every"],
     shell:
         "python -m nclayers --threads {threads} train --spec {params.spec:q}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        " --out-dir {params.out_dir} --resume-every {resources.resume_every} > {log} 2>&1"

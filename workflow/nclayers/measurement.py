@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 
 import pandas as pd
 import torch
@@ -49,26 +50,33 @@ def measure(
     reads its output (for NC3); by default :func:`nclayers.weights.find_consumers` finds them.
     ``metrics`` keeps only those rows; leaving out ``stable_rank`` also skips its sketch (the
     largest share of the arithmetic at large p) and leaving out the NC3 metrics their SVDs.
+
+    A ValueError says what cannot be measured: an unknown layer (listing known ones), fewer
+    than two classes, a split without samples, a one-shot iterator as ``train``, or NaN or
+    ±inf activations (naming the first such layer, the split and the batch; the accumulated
+    sums are checked after each batch, O(C·p) per layer).
     """
     wanted = None if metrics is None else set(metrics)
     unknown = (wanted or set()) - set(METRICS)
     if unknown:
         raise ValueError(f"unknown metrics {sorted(unknown)}; known: {', '.join(METRICS)}")
+    if isinstance(train, Iterator):
+        raise ValueError("train must be re-iterable (a list, a DataLoader, nclayers.data.Batches), "
+                         f"not a one-shot {type(train).__name__}: measure reads it twice")
     if layers is None:
         if not hasattr(model, "tapped_layers"):
             raise ValueError("pass layers=[...]: the model has no `tapped_layers` attribute")
         layers = model.tapped_layers
     names = layer_names(model, layers)
     if device is None:
-        device = next(model.parameters()).device
+        device = _model_device(model)
     was_training = model.training
     model.eval()
     try:
         if wanted is not None and not wanted & {"nc3_pabs", "nc3_duality"}:
             consumers = {}
         if consumers is None:
-            x0, _ = next(iter(train))
-            consumers = weights.find_consumers(model, names, x0[:2].to(device))
+            consumers = weights.find_consumers(model, names, _first_inputs(train)[:2].to(device))
         sketch = SKETCH_COLUMNS if wanted is None or "stable_rank" in wanted else 0
         with torch.no_grad(), tap(model, names) as acts:
             geometry = _class_means(model, train, names, acts, device, progress, sketch)
@@ -112,6 +120,65 @@ def weight_spectra(model: nn.Module, consumers: dict[str, nn.Module],
     return pd.DataFrame(rows, columns=["layer", "layer_index", "k", "sigma", "share"])
 
 
+def _model_device(model: nn.Module) -> torch.device:
+    """Where the model's first parameter (or buffer) lives; the CPU for a model of neither."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _no_samples(split: str, batches: int, reading: str = "") -> ValueError:
+    what = "no batches" if batches == 0 else f"{batches} batches, all of zero rows"
+    alone = "; or pass test=None to measure the train split alone" if split == "test" else ""
+    return ValueError(f"the {split} split yielded no samples{reading} ({what}); measure needs "
+                      f"(inputs, labels) batches with at least one row{alone}")
+
+
+def _first_inputs(train: LabelledBatches) -> Tensor:
+    """The inputs of the first non-empty train batch (for finding the consumers)."""
+    count = 0
+    for x, _ in train:
+        if len(x):
+            return x
+        count += 1
+    raise _no_samples("train", count)
+
+
+def _num_classes(out: object) -> int:
+    """The number of classes: the width of the model's output (batch, classes)."""
+    if not isinstance(out, Tensor) or out.dim() != 2:
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(f"the model's output must be logits of shape (batch, classes), got {got}")
+    if out.shape[1] < 2:
+        raise ValueError(f"NC metrics need at least two classes, but the model's output has width "
+                         f"{out.shape[1]}: measure a classifier with one output per class")
+    return out.shape[1]
+
+
+def _activation(acts: dict, name: str, split: str, batch: int) -> Tensor:
+    h = acts.get(name)
+    if isinstance(h, Tensor):
+        return h
+    problem = ("did not run in the forward pass" if h is None
+               else f"output a {type(h).__name__}, not a tensor")
+    raise ValueError(f"layer {name!r} {problem} of {split} batch {batch}; tap modules that "
+                     "output one tensor each forward pass")
+
+
+def _check_finite(accumulators: dict, acts: dict, split: str, batch: int) -> None:
+    """Raise at the first batch that brings NaN or ±inf into a layer's accumulated statistics
+    (one O(C·p) or O(C) test per layer, against the batch's O(n·p) work); name the earliest
+    such layer of the forward pass."""
+    bad = [name for name, acc in accumulators.items() if not acc.finite()]
+    if bad:
+        order = list(acts)  # filled by the hooks in the order the forward pass ran them
+        first = min(bad, key=order.index)
+        others = len(bad) - 1
+        more = f" (and {others} other tapped layer{'s' * (others > 1)})" if others else ""
+        raise ValueError(f"layer {first!r}{more} has non-finite activations in {split} batch "
+                         f"{batch} (counting from 0): the model diverged or the inputs hold NaN")
+
+
 def _forward(model, x, device):
     return model(x.to(device, non_blocking=True))
 
@@ -119,19 +186,37 @@ def _forward(model, x, device):
 def _class_means(model, data, names, acts, device, progress,
                  sketch: int) -> dict[str, MeanGeometry]:
     means: dict[str, ClassMeans] = {}
-    for x, y in tqdm(data, desc="class means (train)", disable=not progress, leave=False):
+    batch = -1
+    for batch, (x, y) in enumerate(tqdm(data, desc="class means (train)", disable=not progress,
+                                        leave=False)):
+        if not len(y):
+            continue
+        acts.clear()
         out = _forward(model, x, device)
+        if not means:
+            num_classes = _num_classes(out)
+            means = {name: ClassMeans(num_classes, sketch) for name in names}
         for name in names:
-            means.setdefault(name, ClassMeans(out.shape[1], sketch)).update(acts[name], y)
+            means[name].update(_activation(acts, name, "train", batch), y)
+        _check_finite(means, acts, "train", batch)
     if not means:
-        raise ValueError("the train batches are empty")
+        raise _no_samples("train", batch + 1)
     return {name: acc.compute() for name, acc in means.items()}
 
 
 def _split_stats(model, data, names, acts, geometry, device, split, progress):
     stats = {name: SplitStats(geometry[name]) for name in names}
-    for x, y in tqdm(data, desc=f"statistics ({split})", disable=not progress, leave=False):
+    batch, rows = -1, 0
+    for batch, (x, y) in enumerate(tqdm(data, desc=f"statistics ({split})",
+                                        disable=not progress, leave=False)):
+        if not len(y):
+            continue
+        acts.clear()
         pred = _forward(model, x, device).argmax(dim=1)
         for name in names:
-            stats[name].update(acts[name], y, pred)
+            stats[name].update(_activation(acts, name, split, batch), y, pred)
+        _check_finite(stats, acts, split, batch)
+        rows += len(y)
+    if not rows:
+        raise _no_samples(split, batch + 1, " on its second reading" if split == "train" else "")
     return stats

@@ -1,0 +1,200 @@
+"""Faults a user can make in a config, tried for real through `snakemake -n` and runs: each is
+refused before any job with a message naming the key and the fix, and nothing finished is lost
+(checksums of every result before and after); config edits that change nothing rerun nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import ROOT, snakemake, tiny_config, write_config
+from test_data import write_idx
+from test_workflow import planned_jobs
+
+from nclayers.preflight import coerce_numbers
+
+pytestmark = pytest.mark.workflow
+
+
+def refused(tmp_path: Path, config: dict | str, *needles: str) -> str:
+    """Run `snakemake -n` on ``config``: it must stop before planning any job, write nothing,
+    and say each of ``needles``; returns its output."""
+    path = tmp_path / "config.yaml"
+    path.write_text(config if isinstance(config, str) else yaml.safe_dump(config))
+    proc = snakemake(tmp_path, "-n", "--configfile", str(path), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "Job stats" not in out and not (tmp_path / "results").exists(), out
+    for needle in needles:
+        assert needle in out, out
+    return out
+
+
+def edit(change):
+    config = tiny_config()
+    change(config)
+    return config
+
+
+CASES = {
+    "device-cuda-without-gpu": (lambda c: c.update(device="cuda"),
+                                ["config key 'device'", "no CUDA device", "device: auto"]),
+    "feature-sample-over-class-size": (lambda c: c["features"].update(per_class=100000),
+                                       ["features.per_class", "lower it to at most 12"]),
+    "feature-sample-over-memory": (
+        lambda c: c.update(datasets={"blobs": {"name": "synthetic", "n_train": 200000}})
+        or c["features"].update(per_class=50000) or c["architectures"]["mlp6"].update(depth=1),
+        ["features.per_class", "GiB"]),
+    "svsl-gamma-beyond-depth": (lambda c: c["train"].update(loss="svsl", svsl_gamma=9),
+                                ["train.svsl_gamma", "3 hidden tapped layers", "1..3"]),
+    "etf-layers-beyond-depth": (lambda c: c["architectures"]["mlp6"].update(etf_layers=7),
+                                ["architectures.mlp6", "etf_layers"]),
+    "resize-on-vectors": (lambda c: c.update(datasets={"blobs": {"name": "synthetic",
+                                                                 "resize": 32}}),
+                          ["datasets.blobs.resize", "not images"]),
+    "image-arch-on-vectors": (lambda c: c.update(
+        datasets={"blobs": {"name": "synthetic"}},
+        architectures={"cnn": {"name": "convnet", "depth": 3, "width": 8}}),
+        ["architectures.cnn", "blobs", "input shape (32,)"]),
+    "per-class-over-dataset": (lambda c: c["datasets"].update(digits={"per_class": 500}),
+                               ["datasets.digits.per_class", "smallest class"]),
+    "test-per-class-over-dataset": (lambda c: c["datasets"].update(
+        digits={"test_per_class": 100}), ["datasets.digits.test_per_class", "test split"]),
+    "negative-lr": (lambda c: c["train"].update(lr=-0.1),
+                    ["config key 'train.lr'", "-0.1"]),
+    "lr-list-with-a-word": (lambda c: c["train"].update(lr=[0.01, "fast"]),
+                            ["train.lr", "'fast'"]),
+    "multistep-without-milestones": (lambda c: c["train"].update(schedule="multistep"),
+                                     ["train.milestones", "milestones: ["]),
+    "warmup-with-constant": (lambda c: c["train"].update(warmup_epochs=5),
+                             ["train.warmup_epochs", "schedule: multistep"]),
+    "experiment-name-too-long": (lambda c: c.update(experiment="x" * 80),
+                                 ["config key 'experiment'", "longer than 64"]),
+    "label-too-long": (lambda c: c.update(datasets={"d" * 70: {"name": "digits"}}),
+                       ["config key 'datasets'", "longer than 64"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_config_fault_is_refused_at_dry_run(tmp_path, case):
+    change, needles = CASES[case]
+    refused(tmp_path, edit(change), *needles)
+
+
+def test_unknown_top_level_key_is_one_line(tmp_path):
+    out = refused(tmp_path, edit(lambda c: c.update(epochs=3)), "config key 'epochs'",
+                  "unknown key", "allowed here: architectures")
+    assert len(out.strip().splitlines()) < 8, out  # not the schema
+
+
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
+    text = (ROOT / ".test" / "config.yaml").read_text().replace("lr: 0.01", "lr: [0.01")
+    (tmp_path / "config.yaml").write_text(text)
+    proc = snakemake(tmp_path, "-n", check=False)  # the default config.yaml of the folder
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "config.yaml, line" in out and "column" in out, out
+
+
+def test_corrupt_idx_files_stop_the_dry_run(tmp_path):
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    for prefix in ("train", "t10k"):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", np.zeros((20, 28, 28), np.uint8))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(20, dtype=np.uint8) % 10)
+    label = raw / "train-labels-idx1-ubyte"
+    label.write_bytes(label.read_bytes()[:-5])  # truncated
+    config = tiny_config(datasets={"mnist": {}}, data={"root": str(tmp_path / "data"),
+                                                       "download": False})
+    refused(tmp_path, config, "train-labels-idx1-ubyte", "truncated")
+
+
+def test_scientific_notation_is_the_number_it_spells():
+    """YAML 1.1 reads `lr: 1e-3` as the string "1e-3"; the workflow takes the number."""
+    config = yaml.safe_load("experiment: 1e3\ntrain: {lr: 1e-3, weight_decay: [5e-4, 1E-2]}")
+    assert config["train"]["lr"] == "1e-3"
+    fixed = coerce_numbers(config)
+    assert fixed["train"] == {"lr": 0.001, "weight_decay": [5e-4, 0.01]}
+    assert fixed["experiment"] == "1e3"
+
+
+def test_lr_written_1e_3_plans_runs_with_lr_0_001(tmp_path):
+    path = tmp_path / "config.yaml"
+    write_config(tmp_path, tiny_config())
+    path.write_text(path.read_text().replace("lr: 0.01", "lr: 1e-3"))
+    proc = snakemake(tmp_path, "-n", "-p", "--configfile", str(path))
+    assert '"lr": 0.001' in proc.stdout + proc.stderr
+
+
+# --- on a finished experiment: nothing lost ---------------------------------------------------
+
+def checksums(workdir: Path) -> dict[str, str]:
+    results = workdir / "results"
+    return {str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(results.rglob("*")) if p.is_file() and "build" not in p.parts}
+
+
+@pytest.fixture
+def finished(tiny_run, tmp_path) -> Path:
+    """A copy of the finished tiny experiment (times kept), brought up to date first."""
+    snakemake(tiny_run, "--cores", "2")  # what other tests deleted comes back
+    shutil.copytree(tiny_run / "results", tmp_path / "results", symlinks=True)
+    shutil.copytree(tiny_run / ".snakemake", tmp_path / ".snakemake", symlinks=True,
+                    ignore=shutil.ignore_patterns("locks", "log", "incomplete"))
+    shutil.copy(tiny_run / "config.yaml", tmp_path / "config.yaml")
+    return tmp_path
+
+
+@pytest.mark.parametrize("case", ["device-cuda-without-gpu", "feature-sample-over-class-size",
+                                  "svsl-gamma-beyond-depth"])
+def test_a_refused_rerun_keeps_every_result(finished, case):
+    before = checksums(finished)
+    write_config(finished, edit(CASES[case][0]))
+    proc = snakemake(finished, "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert checksums(finished) == before
+
+
+def dump(config: dict) -> str:
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def tiny_yaml() -> dict:
+    return yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize("text", [
+    lambda c: dump(dict(reversed(list(c.items())))),  # every top-level key reordered
+    lambda c: dump(c).replace("train:\n", "train:\n  mse_scale: 1.0\n  amp: false\n"),
+    lambda c: dump(c) + "data:\n  root: elsewhere\n",
+    lambda c: dump(c).replace("train:\n", "train:\n  resume_every: 7\n"),
+], ids=["key-order", "defaults-written-out", "data-root-of-digits", "resume-every"])
+def test_an_edit_that_changes_no_run_reruns_nothing(finished, text):
+    (finished / "config.yaml").write_text(text(tiny_yaml()))
+    proc = snakemake(finished, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_new_runs_leave_the_finished_ones_alone(finished):
+    config = tiny_yaml()
+    config["seeds"] = [0, 1]
+    (finished / "config.yaml").write_text(dump(config))
+    assert planned_jobs(snakemake(finished, "-n"))["train"] == 1  # seed 1 only
+
+
+def test_a_changed_lr_reruns_its_run(finished):
+    config = tiny_yaml()
+    config["train"]["lr"] = 0.02
+    (finished / "config.yaml").write_text(dump(config))
+    proc = snakemake(finished, "-n")
+    assert planned_jobs(proc)["train"] == 1
+    assert "params have changed" in (proc.stdout + proc.stderr).lower()
+
+
+def test_resume_every_reaches_the_train_job(tmp_path):
+    config = tiny_config()
+    config["train"]["resume_every"] = 5
+    proc = snakemake(tmp_path, "-n", "-p", "--configfile", str(write_config(tmp_path, config)))
+    assert "--resume-every 5" in proc.stdout + proc.stderr

@@ -1,0 +1,48 @@
+"""Damaged files inside a finished experiment: the job that reads one fails with a message
+naming the file (and line) and the fix, and the files it did not need stay as they were."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import snakemake
+
+pytestmark = pytest.mark.workflow
+
+RUN = Path("results/tiny/runs/digits-mlp6-s0")
+
+
+@pytest.fixture
+def finished(tiny_run, tmp_path) -> Path:
+    snakemake(tiny_run, "--cores", "2")  # what other tests deleted comes back
+    for name in ("results", ".snakemake"):
+        shutil.copytree(tiny_run / name, tmp_path / name, symlinks=True,
+                        ignore=shutil.ignore_patterns("locks", "incomplete"))
+    shutil.copy(tiny_run / "config.yaml", tmp_path / "config.yaml")
+    return tmp_path
+
+
+def test_a_truncated_checkpoint_names_itself_and_the_fix(finished):
+    checkpoint = finished / RUN / "checkpoints" / "epoch3.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    train_log = (finished / RUN / "train_log.csv").read_bytes()
+    proc = snakemake(finished, "--cores", "1", "--keep-going", check=False)
+    assert proc.returncode != 0
+    log = (finished / "results/tiny/logs/measure/digits-mlp6-s0/epoch3.log").read_text()
+    assert f"cannot read checkpoint {RUN / 'checkpoints' / 'epoch3.pt'}" in log, log
+    assert "delete it and rerun" in log and "Traceback" not in log, log
+    assert (finished / RUN / "train_log.csv").read_bytes() == train_log  # not the train job's
+
+
+def test_an_edited_metrics_csv_names_the_file_and_line(finished):
+    table = finished / RUN / "metrics" / "epoch0.csv"
+    lines = table.read_text().splitlines()
+    lines[3] = ",".join(lines[3].split(",")[:-1] + ["lots"])
+    table.write_text("\n".join(lines) + "\n")
+    proc = snakemake(finished, "--cores", "1", check=False)
+    assert proc.returncode != 0
+    log = (finished / "results/tiny/logs/aggregate.log").read_text()
+    assert f"{RUN / 'metrics' / 'epoch0.csv'}, line 4: value = 'lots' is not a number" in log
+    assert "Traceback" not in log, log

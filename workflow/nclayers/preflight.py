@@ -1,0 +1,251 @@
+"""What can be known about an experiment before any job runs, checked at `snakemake -n` time.
+
+A job that fails makes Snakemake delete the outputs it was to replace, so every error that does
+not need a trained model is found here instead: the config's shape and values (the JSON
+schema, with one-line messages), registry names and options, the device, the data files, each
+dataset's shape and class counts against the sample sizes asked for, and each model built on
+its dataset's input shape with one sample pushed through it. Every error is a
+:class:`ConfigError` naming the config key, the value and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nclayers import data
+from nclayers.experiment import ConfigError, check_names, entries
+
+# YAML 1.1 (PyYAML) reads 1e-3 as a string; the number it means is taken instead.
+_SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def coerce_numbers(value, key: str = ""):
+    """``value`` with strings such as ``"1e-3"`` (YAML 1.1's reading of ``1e-3``) turned into
+    the floats they spell; the experiment name stays a string."""
+    if isinstance(value, dict):
+        return {k: v if k == "experiment" and not key else coerce_numbers(v, f"{key}.{k}")
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [coerce_numbers(v, key) for v in value]
+    if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
+def check_yaml(path: str | Path) -> None:
+    """Raise a ConfigError naming the file, line and column of a YAML syntax error."""
+    import yaml
+
+    if not Path(path).is_file():
+        return  # Snakemake says that it is missing
+    try:
+        yaml.safe_load(Path(path).read_text())
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: YAML syntax error: {error.problem or error.context}"
+                          ) from None
+
+
+def schema_error(config: dict, schema: dict) -> str | None:
+    """The most telling schema violation of ``config`` as one line (key path, value, what is
+    allowed), or None."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is None:
+        return None
+    path = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return (f"config key '{_join(path, extra[0])}': unknown key; allowed here: "
+                f"{', '.join(allowed)}")
+    if error.validator in ("oneOf", "anyOf"):
+        error = min(error.context, key=lambda e: len(list(e.absolute_path)), default=error)
+    return f"config key '{path}': {error.instance!r} {_explain(error)}"
+
+
+def _join(path: str, key: str) -> str:
+    return key if path == "(top level)" else f"{path}.{key}"
+
+
+def _explain(error) -> str:
+    kind = error.validator
+    value = error.validator_value
+    if kind == "type":
+        return f"is not of type {value}"
+    if kind == "enum":
+        return f"is not one of {', '.join(map(str, value))}"
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        words = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=",
+                 "exclusiveMaximum": "<"}
+        return f"is out of range: it must be {words[kind]} {value}"
+    if kind == "maxLength":
+        return f"is longer than {value} characters"
+    if kind == "pattern":
+        return f"does not match {value} (letters, digits, '_', '.', '-')"
+    return error.message
+
+
+@dataclass(frozen=True)
+class DatasetShape:
+    """What the preflight knows of a dataset entry without reading its images."""
+
+    input_shape: tuple[int, ...]
+    num_classes: int
+    train_counts: tuple[int, ...] | None  # per class, after per_class; None: unknown
+    test_counts: tuple[int, ...] | None
+
+
+# The bundled digits' class counts in their fixed default split (test_fraction 0.3), so that
+# the check does not import scikit-learn's datasets (1.3 s); the tests hold them to the loader.
+DIGITS_COUNTS = ((124, 127, 124, 128, 127, 127, 127, 125, 122, 126),
+                 (54, 55, 53, 55, 54, 55, 54, 54, 52, 54))
+_SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32),
+           "cifar100": (3, 32, 32), "svhn": (3, 32, 32), "stl10": (3, 96, 96)}
+
+
+def _raw_counts(name: str, options: dict, root: Path) -> tuple | None:
+    """(input shape, classes, train counts, test counts) from what is cheap to read: the
+    in-code datasets themselves, the MNIST family's label files; counts None otherwise."""
+    reader = data.DATASETS[name]
+    if name == "digits" and options.get("test_fraction", 0.3) == 0.3:
+        return (1, 8, 8), 10, *DIGITS_COUNTS
+    if not isinstance(reader, data.TorchvisionDataset):
+        own = {k: v for k, v in options.items() if k in data.dataset_options(name)
+               and k not in {f for f in data.Preparation.__dataclass_fields__}}
+        raw = reader(root, False, **own)
+        return (raw.input_shape, raw.num_classes, _bincount(raw.y_train, raw.num_classes),
+                _bincount(raw.y_test, raw.num_classes))
+    counts = [None, None]
+    labels = [rel for rel, _ in reader.files() if "labels-idx1" in rel]
+    if len(labels) == 2 and all((root / rel).is_file() for rel in labels):
+        for i, rel in enumerate(sorted(labels, key=lambda r: "t10k" in r)):
+            y = np.frombuffer((root / rel).read_bytes(), np.uint8, offset=8)
+            counts[i] = _bincount(y, reader.num_classes)
+    return _SHAPES[name], reader.num_classes, *counts
+
+
+def _bincount(y, num_classes: int) -> tuple[int, ...]:
+    return tuple(int(c) for c in np.bincount(np.asarray(y), minlength=num_classes))
+
+
+def describe(label: str, entry: dict, root: str | None) -> DatasetShape:
+    """The shape, classes and class counts of dataset entry ``label`` as a run would see it
+    (per_class, test_per_class and resize applied); ConfigError if those cannot work."""
+    name = entry["name"]
+    options = {k: v for k, v in entry.items() if k not in ("name", "label")}
+    shape, classes, train, test = _raw_counts(name, options, Path(root or data.DEFAULT_ROOT))
+    for key, counts in (("per_class", train), ("test_per_class", test)):
+        n = options.get(key)
+        if n is not None and counts is not None and n > min(counts):
+            split = "train" if key == "per_class" else "test"
+            raise ConfigError(f"config key 'datasets.{label}.{key}': {n} samples per class, but "
+                              f"the smallest class of the {split} split has {min(counts)}; "
+                              f"lower it to at most {min(counts)}")
+    if options.get("per_class") is not None:
+        train = (options["per_class"],) * classes
+    if options.get("test_per_class") is not None:
+        test = (options["test_per_class"],) * classes
+    if options.get("resize") is not None:
+        if len(shape) != 3:
+            raise ConfigError(f"config key 'datasets.{label}.resize': dataset {name!r} holds "
+                              f"vectors of shape {shape}, not images; remove resize")
+        shape = (shape[0], options["resize"], options["resize"])
+    return DatasetShape(shape, classes, train, test)
+
+
+def _check_model(ds_label: str, shape: DatasetShape, arch_label: str, arch: dict,
+                 train: dict) -> None:
+    """Build the architecture for this dataset and push one sample through it (on the CPU:
+    PyTorch's meta device would cost seconds of imports; a ResNet50 costs half a second)."""
+    import torch
+
+    from nclayers import models
+
+    options = {k: v for k, v in arch.items() if k not in ("name", "label")}
+    try:
+        model = models.build(arch["name"], shape.input_shape, shape.num_classes, **options)
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *shape.input_shape))
+    except (ValueError, RuntimeError, TypeError, IndexError) as error:
+        raise ConfigError(f"config key 'architectures.{arch_label}': {arch['name']} cannot "
+                          f"take dataset {ds_label!r} (input shape {shape.input_shape}, "
+                          f"{shape.num_classes} classes): {error}") from None
+    hidden = len(model.tapped_layers) - 1
+    if train.get("loss") == "svsl" and not 1 <= train.get("svsl_gamma", 1) <= hidden:
+        raise ConfigError(f"config key 'train.svsl_gamma': {train['svsl_gamma']} for "
+                          f"architecture {arch_label!r}, which has {hidden} hidden tapped "
+                          f"layers; choose 1..{hidden}")
+
+
+def check_device(device: str, local: bool) -> None:
+    """``device: cuda`` where this machine has no CUDA device; skipped when jobs run elsewhere
+    (a cluster's login node may have no GPU: there the job checks before it touches any file).
+    """
+    if device != "cuda" or not local:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError("config key 'device': cuda, but torch sees no CUDA device on this "
+                          "machine; set device: auto (CUDA when there is one) or cpu")
+
+
+def check_config(config: dict, local: bool = True) -> None:
+    """Every check of this module on a config the schema has validated (defaults filled in);
+    ``local``: jobs run on this machine (not submitted to a cluster)."""
+    check_names(config)
+    _check_feature_runs(config)
+    _check_schedule(config["train"])
+    check_device(config["device"], local)
+    root = config.get("data", {}).get("root")
+    shapes = {label: describe(label, entry, root)
+              for label, entry in entries(config, "datasets").items()}
+    for ds_label, shape in shapes.items():
+        for arch_label, arch in entries(config, "architectures").items():
+            _check_model(ds_label, shape, arch_label, arch, config["train"])
+        _check_feature_sample(ds_label, shape, config["features"]["per_class"])
+
+
+def _check_feature_sample(label: str, shape: DatasetShape, per_class: int) -> None:
+    from nclayers.features import check_sample_size
+
+    if shape.train_counts is not None and per_class > min(shape.train_counts):
+        raise ConfigError(f"config key 'features.per_class': {per_class} samples per class, but "
+                          f"dataset {label!r} has {min(shape.train_counts)} in its smallest "
+                          f"train class; lower it to at most {min(shape.train_counts)}")
+    try:
+        check_sample_size(per_class * shape.num_classes)
+    except ValueError as error:
+        raise ConfigError(f"config key 'features.per_class': {error}") from None
+
+
+def _check_feature_runs(config: dict) -> None:
+    from nclayers.experiment import expand_runs
+
+    wanted = config["features"].get("runs", "selected")
+    if isinstance(wanted, list):
+        unknown = [run for run in wanted if run not in expand_runs(config)]
+        if unknown:
+            known = list(expand_runs(config))
+            raise ConfigError(f"config key 'features.runs': no run {unknown[0]!r} in this "
+                              f"experiment; its runs: {', '.join(known[:6])}"
+                              + (", ..." if len(known) > 6 else ""))
+
+
+def _check_schedule(train: dict) -> None:
+    schedule = train.get("schedule", "constant")
+    if schedule == "multistep" and not train.get("milestones"):
+        raise ConfigError("config key 'train.milestones': schedule multistep needs milestones "
+                          "(the epochs at which the lr is multiplied by lr_decay), e.g. "
+                          "milestones: [100, 200]")
+    if train.get("warmup_epochs", 0) and schedule != "multistep":
+        raise ConfigError(f"config key 'train.warmup_epochs': warm-up belongs to the multistep "
+                          f"schedule, not {schedule}; remove it or set schedule: multistep")
