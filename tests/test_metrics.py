@@ -304,7 +304,7 @@ def test_simplex_etf_means(C, extra_dims, noise, scale, per_class, seed) -> None
         h = h + noise * centre_per_class(rng.normal(size=h.shape), y, C)
 
     got = streaming(h, y, h, y, y, C, cuts_for_fixed(len(y)), ())
-    for key in ("nc2_equinorm", "nc2_equiangle", "nc2_maxangle"):
+    for key in ("nc2_equinorm", "nc2_equiangle", "nc2_equiangle_ratio", "nc2_maxangle"):
         assert abs(got[key]) <= 1e-12, (key, got[key])
     assert math.isclose(got["tr_sigma_b"], scale**2, rel_tol=1e-12)
     assert got["ncc_accuracy"] == 1.0 or noise == 1.0
@@ -337,10 +337,12 @@ def test_zero_within_class_variance(C, p, counts, integer_means, seed) -> None:
         assert got["nc1"] == 0.0
         assert got["tr_sigma_w"] == 0.0
         assert got["cdnv"] == 0.0
+        assert got["cdnv_own"] == 0.0
         assert got["nc1_ratio"] == 0.0
     assert 0.0 <= got["nc1"] <= 1e-20
     assert 0.0 <= got["tr_sigma_w"] <= 1e-20
     assert 0.0 <= got["cdnv"] <= 1e-20
+    assert 0.0 <= got["cdnv_own"] <= 1e-20
     assert got["ncc_accuracy"] == 1.0
     assert got["nc4_mismatch"] == 0.0
     assert math.isclose(got["tr_sigma_t"], got["tr_sigma_b"], rel_tol=1e-12)
@@ -591,3 +593,19 @@ def test_ncc_survives_a_large_common_offset():
     stats = SplitStats(acc.compute())
     stats.update(torch.tensor(h), torch.tensor(y))
     assert stats.compute()["ncc_accuracy"] == 1.0
+
+
+def test_cdnv_own_uses_the_splits_own_means() -> None:
+    """A test split whose classes sit 10 away from the train means, each a tight cluster: with
+    the train means its CDNV is large, with its own means (galanti2022) it is the clusters'."""
+    rng = np.random.default_rng(0)
+    C, p, n = 3, 5, 40
+    train_means = rng.normal(size=(C, p)) * 20
+    y = np.repeat(np.arange(C), n)
+    h_train = train_means[y] + 0.1 * rng.normal(size=(len(y), p))
+    shift = 10 * rng.normal(size=(C, p))
+    h_test = train_means[y] + shift[y] + 0.1 * rng.normal(size=(len(y), p))
+    got = streaming(h_train, y, h_test, y, y, C, cuts_for_fixed(len(y)), [])
+    want = dense(h_train, y, h_test, y, y, C)
+    assert got["cdnv"] > 100 * got["cdnv_own"]
+    assert math.isclose(got["cdnv_own"], want["cdnv_own"], rel_tol=1e-9)

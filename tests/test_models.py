@@ -53,9 +53,9 @@ def test_registry_options_are_explicit_keywords_with_defaults():
         "mlp": ["depth", "width", "batchnorm", "activation", "etf_layers"],
         "convnet": ["depth", "width", "batchnorm", "activation", "etf_layers"],
         "vgg11": ["width", "batchnorm", "activation"],
-        "resnet18": ["width", "activation"],
-        "resnet34": ["width", "activation"],
-        "resnet50": ["width", "activation"],
+        "resnet18": ["width", "activation", "stem", "taps"],
+        "resnet34": ["width", "activation", "stem", "taps"],
+        "resnet50": ["width", "activation", "stem", "taps"],
     }
     assert list(models.ARCHITECTURES) == list(expected)
     for name, builder in models.ARCHITECTURES.items():
@@ -285,3 +285,33 @@ def test_each_architecture_takes_sgd_steps(name):
         optimizer.step()
         assert math.isfinite(loss.item())
     assert not torch.equal(model.classifier.weight, before)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_resnet_imagenet_stem_is_torchvisions(name):
+    """stem: imagenet is torchvision's network as it is: the same parameter shapes, and the
+    same feature-map sizes (96 px → 24 px after the stem, 3 px in the last stage)."""
+    ref = getattr(torchvision.models, name)(num_classes=10)
+    model = models.build(name, (3, 96, 96), 10, stem="imagenet")
+    assert sorted(tuple(p.shape) for p in model.parameters()) == \
+        sorted(tuple(p.shape) for p in ref.parameters())
+    with tap(model.eval(), ["stem", "layer4"]) as acts:
+        model(torch.randn(1, 3, 96, 96))
+    assert acts["stem"].shape[-2:] == (24, 24) and acts["layer4"].shape[-2:] == (3, 3)
+    with pytest.raises(ValueError, match="stem must be"):
+        models.build(name, (3, 96, 96), 10, stem="tiny")
+
+
+def test_resnet_stage_taps_are_the_papers_layers():
+    """taps: stages gives Ben-Shaul & Dekel's Layer1-4, AvgPool, FC; measure reads them all."""
+    from nclayers import measure
+
+    model = small("resnet18", (3, 32, 32), 10, taps="stages")
+    assert model.tapped_layers == ["input", "layer1", "layer2", "layer3", "layer4", "avgpool",
+                                   "classifier"]
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 3, 32, 32), torch.arange(40) % 10
+    table = measure(model, [(x, y)], metrics=["nc1", "ncc_accuracy"])
+    assert list(dict.fromkeys(table["layer"])) == model.tapped_layers
+    with pytest.raises(ValueError, match="taps must be"):
+        small("resnet18", (3, 32, 32), 10, taps="convs")

@@ -69,3 +69,12 @@ def test_features_runs_must_name_runs_of_the_experiment():
     config["features"]["runs"] = ["digits-mlp6-s7"]
     with pytest.raises(ConfigError, match="features.runs.*digits-mlp6-s7.*digits-mlp6-s0"):
         check_config(config)
+
+
+def test_svsl_gamma_names_a_layer():
+    config = tiny_config()
+    config["train"].update(loss="svsl", svsl_gamma="layer2")
+    check_config(config)
+    config["train"]["svsl_gamma"] = "avgpool"
+    with pytest.raises(ConfigError, match="train.svsl_gamma.*layer1, layer2, layer3"):
+        check_config(config)

@@ -94,6 +94,22 @@ def test_svsl_gamma_out_of_range():
             seed=0, progress=False)
 
 
+def test_svsl_gamma_by_layer_name_equals_its_position():
+    """svsl_gamma may name the layer (Ben-Shaul & Dekel's Layer1, AvgPool, ...)."""
+    logs = []
+    for gamma in (2, None):
+        model, splits = digits_model()
+        name = gamma or [n for n in model.tapped_layers if n != "input"][1]
+        logs.append(fit(model, splits, Recipe(epochs=2, batch_size=64, lr=0.05, loss="svsl",
+                                              svsl_alpha=1.0, svsl_gamma=name),
+                        seed=0, progress=False))
+    assert pd.DataFrame(logs[0]).equals(pd.DataFrame(logs[1]))
+    model, splits = digits_model()
+    with pytest.raises(ValueError, match="svsl_gamma 'layer9' is not a hidden tapped layer"):
+        fit(model, splits, Recipe(epochs=1, batch_size=64, lr=0.1, loss="svsl",
+                                  svsl_gamma="layer9"), seed=0, progress=False)
+
+
 def test_resume_in_process_is_bitwise():
     recipe = Recipe(epochs=6, batch_size=64, lr=0.05, schedule="onecycle")
     full, splits = digits_model()

@@ -30,11 +30,11 @@ from torch import Tensor
 RANK_RTOL = 1e-10
 
 # Metrics of the class means alone: they depend on the train split only.
-MEAN_METRICS = ("tr_sigma_b", "nc2_equinorm", "nc2_equiangle", "nc2_maxangle",
-                "nc2_angle_shift")
+MEAN_METRICS = ("tr_sigma_b", "nc2_equinorm", "nc2_equiangle", "nc2_equiangle_ratio",
+                "nc2_maxangle", "nc2_angle_shift")
 SPLIT_METRICS = (
-    "nc1", "nc1_ratio", "tr_sigma_w", "tr_sigma_t", "cdnv", "stable_rank", "ncc_accuracy",
-    "nc4_mismatch",
+    "nc1", "nc1_ratio", "tr_sigma_w", "tr_sigma_t", "cdnv", "cdnv_own", "stable_rank",
+    "ncc_accuracy", "nc4_mismatch",
 )
 # Columns of the random sketch of Σ_W that gives its top eigenvalue (stable rank) in the same
 # pass: oversampling well past 1 makes the single-pass Nyström estimate close to exact.
@@ -206,6 +206,8 @@ class MeanGeometry:
             "tr_sigma_b": float((norms**2).mean()),
             "nc2_equinorm": float(norms.std(correction=0) / norms.mean()),
             "nc2_equiangle": float(off.std(correction=0)),
+            # rangamani2023 §5.1: the standard deviation of the cosines relative to their mean.
+            "nc2_equiangle_ratio": float(off.std(correction=0) / off.mean().abs()),
             "nc2_maxangle": float((off + 1.0 / (C - 1)).abs().mean()),
             "nc2_angle_shift": float((off + 1.0 / (C - 1)).mean()),
         }
@@ -219,6 +221,8 @@ class SplitStats:
         C, dev = geometry.num_classes, geometry.means.device
         self.counts = torch.zeros(C, dtype=torch.float64, device=dev)
         self.within_sq = torch.zeros(C, dtype=torch.float64, device=dev)  # Σ_{i∈c} ‖h_i − μ_c‖²
+        # Σ_{i∈c} (h_i − μ_c): the split's own class means, μ_c + this / n_c (for cdnv_own).
+        self.offsets = torch.zeros_like(geometry.means)
         self.proj_sq = torch.zeros(geometry.basis.shape[1], dtype=torch.float64, device=dev)
         self.sketched = torch.zeros_like(geometry.sketch)  # Σ_i c_i c_iᵀ Ω, c_i centred
         self.ncc_correct = 0
@@ -232,6 +236,7 @@ class SplitStats:
         means = torch.index_select(g.means, 0, y, out=_scratch("means", tuple(h.shape), h.device))
         centred = h.sub_(means)  # in place: h is scratch
         self.within_sq.index_add_(0, y, torch.linalg.vector_norm(centred, dim=1) ** 2)
+        self.offsets.index_add_(0, y, centred)
         self.counts += torch.bincount(y, minlength=g.num_classes).to(torch.float64)
         self.proj_sq += ((centred @ g.basis) ** 2).sum(dim=0)
         self.sketched += centred.T @ (centred @ g.sketch)
@@ -263,6 +268,7 @@ class SplitStats:
             "tr_sigma_w": tr_w,
             "tr_sigma_t": tr_w + tr_b,
             "cdnv": self._cdnv(),
+            "cdnv_own": self._cdnv(own_means=True),
             # ‖H‖_F² / ‖H‖_2² of the within-class-centred features H = Tr Σ_W / λ_max(Σ_W).
             "stable_rank": tr_w * n / top_eigenvalue(self.sketched, g.sketch)
             if tr_w > 0 and g.sketch.shape[1] else float("nan"),
@@ -270,16 +276,26 @@ class SplitStats:
             "nc4_mismatch": self.mismatch / n,
         }
 
-    def _cdnv(self) -> float:
-        """avg over c ≠ c' of (Var_c + Var_c') / (2‖μ_c − μ_c'‖²), over classes present here."""
+    def _cdnv(self, own_means: bool = False) -> float:
+        """avg over c ≠ c' of (Var_c + Var_c') / (2‖μ_c − μ_c'‖²), over classes present here;
+        the train split's class means, or with ``own_means`` this split's own (galanti2022 §3.1
+        on test data): μ'_c = μ_c + d_c with d_c the mean offset, Var'_c = Var_c − ‖d_c‖²."""
         present = self.counts > 0
-        var = self.within_sq[present] / self.counts[present]
+        counts = self.counts[present]
+        var = self.within_sq[present] / counts
         means = self.geometry.means[present]
+        if own_means:
+            offset = self.offsets[present] / counts[:, None]
+            var = (var - (offset**2).sum(dim=1)).clamp_min(0.0)
+            means = means + offset
         k = var.numel()
         if k < 2:
             return float("nan")
         # Row by row rather than the Gram trick: exact for close means, memory O(C·p).
         dist_sq = torch.stack([((means - m) ** 2).sum(dim=1) for m in means])
+        if own_means:  # μ_c + d_c carries round-off: coinciding own means are equal, as exactly
+            scale = float(means.abs().max()) + float(var.sqrt().max())
+            dist_sq = torch.where(dist_sq <= (1e-10 * scale) ** 2, 0.0, dist_sq)
         ratio = (var[:, None] + var[None, :]) / (2.0 * dist_sq)
         off = ~torch.eye(k, dtype=torch.bool, device=ratio.device)
         return float(ratio[off].mean())

@@ -43,6 +43,12 @@ def dense_metrics(
         (var[a] + var[b]) / (2 * np.sum((means[a] - means[b]) ** 2))
         for a in present for b in present if a != b
     ])
+    own = {c: h[y == c].mean(axis=0) for c in present}  # this split's own class means
+    own_var = {c: np.mean(np.sum((h[y == c] - own[c]) ** 2, axis=1)) for c in present}
+    cdnv_own = np.mean([
+        (own_var[a] + own_var[b]) / (2 * np.sum((own[a] - own[b]) ** 2))
+        for a in present for b in present if a != b
+    ])
 
     norms = np.linalg.norm(M, axis=0)
     cos = np.array([[M[:, a] @ M[:, b] / (norms[a] * norms[b]) for b in range(C)]
@@ -56,8 +62,10 @@ def dense_metrics(
         "tr_sigma_b": float(tr_b),
         "tr_sigma_t": float(tr_w + tr_b),
         "cdnv": float(cdnv),
+        "cdnv_own": float(cdnv_own),
         "nc2_equinorm": float(norms.std() / norms.mean()),
         "nc2_equiangle": float(off.std()),
+        "nc2_equiangle_ratio": float(off.std() / abs(off.mean())),
         "nc2_maxangle": float(np.mean(np.abs(off + 1 / (C - 1)))),
         "nc2_angle_shift": float(np.mean(off + 1 / (C - 1))),
         # ‖H‖_F²/‖H‖_2² of the within-class-centred features, exactly.

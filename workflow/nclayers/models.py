@@ -308,20 +308,32 @@ class ResNet(nn.Module):
 
     ``stem`` (conv → BN → activation), stages ``layer1`` … ``layer4`` of ``blocks`` residual
     blocks with ``width`` · (1, 2, 4, 8) planes (64: the standard nets), ``avgpool`` (global
-    average, flattened), ``classifier``.
+    average, flattened), ``classifier``. ``stem="imagenet"`` keeps torchvision's own stem
+    instead (7×7 stride-2 convolution → BN → activation → 3×3 stride-2 max-pool), for
+    STL10-sized inputs and the ResNets with max-pool of lindegaard2023.
 
-    Tapped: the input, ``stem``, every residual block's output (``layer1.0``, ``layer1.1``, …,
-    ``layer4.{last}``), and ``avgpool``, the penultimate features.
+    Tapped (``taps="blocks"``): the input, ``stem``, every residual block's output
+    (``layer1.0``, ``layer1.1``, …, ``layer4.{last}``), and ``avgpool``, the penultimate
+    features; ``taps="stages"``: the input, ``layer1`` … ``layer4`` (each stage's output, as
+    benshaul2022 and galanti2022 measure), ``avgpool`` and ``classifier`` (the logits, "FC").
     """
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int,
                  block: type[BasicBlock | Bottleneck], blocks: Sequence[int], arch: str,
-                 width: int = 64, activation: str = "relu") -> None:
+                 width: int = 64, activation: str = "relu", stem: str = "cifar",
+                 taps: str = "blocks") -> None:
         act = _activation(arch, activation)
         channels, _, _ = _image_shape(arch, input_shape)
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(channels, width, 3, 1, 1, bias=False),
-                                  nn.BatchNorm2d(width), act())
+        if stem == "cifar":
+            self.stem = nn.Sequential(nn.Conv2d(channels, width, 3, 1, 1, bias=False),
+                                      nn.BatchNorm2d(width), act())
+        elif stem == "imagenet":
+            self.stem = nn.Sequential(nn.Conv2d(channels, width, 7, 2, 3, bias=False),
+                                      nn.BatchNorm2d(width), act(), nn.MaxPool2d(3, 2, 1))
+        else:
+            raise ValueError(f"{arch}: stem must be 'cifar' (3x3, no max-pool) or 'imagenet' "
+                             f"(7x7 stride 2 and max-pool), got {stem!r}")
         c_in = width
         for i, count in enumerate(blocks):
             planes = width * 2**i
@@ -336,7 +348,13 @@ class ResNet(nn.Module):
         self.stages = [f"layer{i + 1}" for i in range(len(blocks))]
         residual_blocks = [f"{stage}.{j}" for stage, count in zip(self.stages, blocks, strict=True)
                            for j in range(count)]
-        self.tapped_layers = ["input", "stem", *residual_blocks, "avgpool"]
+        if taps == "blocks":
+            self.tapped_layers = ["input", "stem", *residual_blocks, "avgpool"]
+        elif taps == "stages":
+            self.tapped_layers = ["input", *self.stages, "avgpool", "classifier"]
+        else:
+            raise ValueError(f"{arch}: taps must be 'blocks' (every residual block) or "
+                             f"'stages' (layer1..4, avgpool, classifier), got {taps!r}")
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.stem(x)
@@ -347,21 +365,21 @@ class ResNet(nn.Module):
 
 # Builders with explicit options: the config checks read them from the signature.
 def resnet18(input_shape: tuple[int, ...], num_classes: int, width: int = 64,
-             activation: str = "relu") -> ResNet:
+             activation: str = "relu", stem: str = "cifar", taps: str = "blocks") -> ResNet:
     return ResNet(input_shape, num_classes, BasicBlock, (2, 2, 2, 2), "resnet18", width,
-                  activation)
+                  activation, stem, taps)
 
 
 def resnet34(input_shape: tuple[int, ...], num_classes: int, width: int = 64,
-             activation: str = "relu") -> ResNet:
+             activation: str = "relu", stem: str = "cifar", taps: str = "blocks") -> ResNet:
     return ResNet(input_shape, num_classes, BasicBlock, (3, 4, 6, 3), "resnet34", width,
-                  activation)
+                  activation, stem, taps)
 
 
 def resnet50(input_shape: tuple[int, ...], num_classes: int, width: int = 64,
-             activation: str = "relu") -> ResNet:
+             activation: str = "relu", stem: str = "cifar", taps: str = "blocks") -> ResNet:
     return ResNet(input_shape, num_classes, Bottleneck, (3, 4, 6, 3), "resnet50", width,
-                  activation)
+                  activation, stem, taps)
 
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {

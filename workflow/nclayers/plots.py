@@ -110,7 +110,7 @@ def nc_metrics_final(metrics, training, spectra=None, collapse_eps=0.2) -> Figur
     names = [m for m in vocabulary.METRIC_LABELS if m in set(last["metric"])]
     cols = min(3, len(names))
     rows = -(-len(names) // cols)
-    fig = Figure(figsize=(3.1 * cols, 1.4 + 1.9 * rows), layout="constrained")
+    fig = Figure(figsize=(3.1 * cols, 1.4 + 1.75 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, sharex=True, squeeze=False)
     last = last.assign(model=[vocabulary.model_label(d, a)
                               for d, a in zip(last["dataset"], last["arch"], strict=True)])

@@ -178,11 +178,15 @@ def _check_model(ds_label: str, shape: DatasetShape, arch_label: str, arch: dict
         raise ConfigError(f"config key 'architectures.{arch_label}': {arch['name']} cannot "
                           f"take dataset {ds_label!r} (input shape {shape.input_shape}, "
                           f"{shape.num_classes} classes): {error}") from None
-    hidden = len(model.tapped_layers) - 1
-    if train.get("loss") == "svsl" and not 1 <= train.get("svsl_gamma", 1) <= hidden:
-        raise ConfigError(f"config key 'train.svsl_gamma': {train['svsl_gamma']} for "
-                          f"architecture {arch_label!r}, which has {hidden} hidden tapped "
-                          f"layers; choose 1..{hidden}")
+    if train.get("loss") == "svsl":
+        from nclayers.train import svsl_position
+
+        try:
+            svsl_position(train.get("svsl_gamma", 1), model.tapped_layers[1:])
+        except ValueError as error:
+            raise ConfigError(f"config key 'train.svsl_gamma' for architecture {arch_label!r} "
+                              f"({len(model.tapped_layers) - 1} hidden tapped layers): "
+                              f"{error}") from None
 
 
 def check_device(device: str, local: bool) -> None:

@@ -31,7 +31,9 @@ class Recipe:
     loss: str = "mse"
     mse_scale: float = 1.0  # MSE targets are mse_scale · one-hot
     svsl_alpha: float = 1e-5  # benshaul2022 Table 2 (MNIST, F-MNIST, STL10)
-    svsl_gamma: int = 1  # first hidden tapped layer (1-based) the SVSL term acts on
+    # First hidden tapped layer the SVSL term acts on: its position (1-based) among the hidden
+    # tapped layers, or its name (e.g. "layer3", "avgpool").
+    svsl_gamma: int | str = 1
     schedule: str = "constant"
     milestones: Sequence[int] = field(default_factory=list)  # multistep: epochs of lr × gamma
     lr_decay: float = 0.1  # multistep: the gamma of each milestone
@@ -86,6 +88,19 @@ def svsl_term(features: Sequence[Tensor], y: Tensor, num_classes: int) -> Tensor
     return total / (num_classes * len(features) * len(y))
 
 
+def svsl_position(gamma: int | str, hidden: list[str]) -> int:
+    """The 1-based position among the ``hidden`` tapped layers that ``svsl_gamma`` names."""
+    if isinstance(gamma, str):
+        if gamma not in hidden:
+            raise ValueError(f"svsl_gamma {gamma!r} is not a hidden tapped layer of the model; "
+                             f"its hidden tapped layers: {', '.join(hidden)}")
+        return hidden.index(gamma) + 1
+    if not 1 <= gamma <= len(hidden):
+        raise ValueError(f"svsl_gamma must lie in 1..{len(hidden)} (the model's hidden "
+                         f"tapped layers) or name one of them, got {gamma}")
+    return gamma
+
+
 class Objective:
     """The training loss of a recipe; SVSL taps the model's hidden layers during its forward."""
 
@@ -94,10 +109,7 @@ class Objective:
         self.layers: list[str] = []
         if recipe.loss == "svsl":
             hidden = [n for n in getattr(model, "tapped_layers", []) if n != "input"]
-            if not 1 <= recipe.svsl_gamma <= len(hidden):
-                raise ValueError(f"svsl_gamma must lie in 1..{len(hidden)} (the model's hidden "
-                                 f"tapped layers), got {recipe.svsl_gamma}")
-            self.layers = hidden[recipe.svsl_gamma - 1:]
+            self.layers = hidden[svsl_position(recipe.svsl_gamma, hidden) - 1:]
 
     def eval_loss(self, out: Tensor, y: Tensor) -> Tensor:
         """The loss without intermediate terms, for logging on whole splits."""

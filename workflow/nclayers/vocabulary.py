@@ -37,8 +37,10 @@ METRIC_LABELS = {
     "nc1": r"NC1 $\mathrm{Tr}(\Sigma_W\Sigma_B^+)/C$",
     "nc1_ratio": r"NC1 ratio $\mathrm{Tr}\,\Sigma_W / \mathrm{Tr}\,\Sigma_T$",
     "cdnv": "CDNV",
+    "cdnv_own": "CDNV (the split's own means)",
     "nc2_equinorm": "NC2 equinorm",
     "nc2_equiangle": "NC2 equiangle",
+    "nc2_equiangle_ratio": "NC2 equiangle / |mean cos|",
     "nc2_maxangle": "NC2 max-angle",
     "ncc_accuracy": "NCC accuracy",
     "nc4_mismatch": "NC4 mismatch",
@@ -50,7 +52,7 @@ METRIC_LABELS = {
     "nc3_duality": "NC3 self-duality",
     "stable_rank": "stable rank (within-class)",
 }
-LOG_METRICS = {"nc1", "cdnv", "tr_sigma_w", "tr_sigma_b", "tr_sigma_t", "stable_rank"}
+LOG_METRICS = {"nc1", "cdnv", "cdnv_own", "tr_sigma_w", "tr_sigma_b", "tr_sigma_t", "stable_rank"}
 METHOD_LABELS = {"cosine": "cosine, complete, 0.7", "ward": "euclidean, ward, 0.5"}
 
 
