@@ -125,7 +125,7 @@ def test_real_formats_load_through_torchvision_and_round_trip(name, tmp_path, mo
     images, labels = build(name, tmp_path, monkeypatch, n_train=200 if name == "cifar100" else 30)
     s = data.load(name, root=str(tmp_path), normalize=False)
     assert s.name == name and s.num_classes == (100 if name == "cifar100" else 10)
-    assert s.input_shape == SHAPES[name]
+    assert s.input_shape == SHAPES[name] == data.DATASETS[name].input_shape
     for split in ("train", "test"):
         x, y = getattr(s, f"x_{split}"), getattr(s, f"y_{split}")
         assert x.dtype == torch.float32 and y.dtype == torch.int64

@@ -208,6 +208,7 @@ class TorchvisionDataset:
 
     name: str       # registry name
     cls_name: str   # class in torchvision.datasets
+    input_shape: tuple[int, int, int]  # of one image, C × H × W
     num_classes: int = 10
 
     @property
@@ -309,12 +310,12 @@ def _check_idx(name: str, path: Path) -> None:
 DATASETS: dict[str, Callable[..., Splits]] = {
     "digits": load_digits,
     "synthetic": load_synthetic,
-    "mnist": TorchvisionDataset("mnist", "MNIST"),
-    "fashion_mnist": TorchvisionDataset("fashion_mnist", "FashionMNIST"),
-    "cifar10": TorchvisionDataset("cifar10", "CIFAR10"),
-    "cifar100": TorchvisionDataset("cifar100", "CIFAR100", num_classes=100),
-    "svhn": TorchvisionDataset("svhn", "SVHN"),
-    "stl10": TorchvisionDataset("stl10", "STL10"),
+    "mnist": TorchvisionDataset("mnist", "MNIST", (1, 28, 28)),
+    "fashion_mnist": TorchvisionDataset("fashion_mnist", "FashionMNIST", (1, 28, 28)),
+    "cifar10": TorchvisionDataset("cifar10", "CIFAR10", (3, 32, 32)),
+    "cifar100": TorchvisionDataset("cifar100", "CIFAR100", (3, 32, 32), num_classes=100),
+    "svhn": TorchvisionDataset("svhn", "SVHN", (3, 32, 32)),
+    "stl10": TorchvisionDataset("stl10", "STL10", (3, 96, 96)),
 }
 
 
@@ -372,7 +373,6 @@ def load(name: str, *, root: str | None = None, download: bool = False, seed: in
     ``root`` is where the torchvision datasets' files are (default :data:`DEFAULT_ROOT`),
     ``download`` lets torchvision fetch missing ones, ``seed`` (the run's) draws the label noise.
     """
-    reader = _reader(name)
     unknown = sorted(set(options) - set(dataset_options(name)))
     if unknown:
         raise ValueError(f"dataset {name!r} has no option {', '.join(unknown)}; allowed: "
@@ -380,9 +380,16 @@ def load(name: str, *, root: str | None = None, download: bool = False, seed: in
     generic = {f.name for f in fields(Preparation)}
     preparation = Preparation(**{k: v for k, v in options.items() if k in generic})
     check_available(name, root, download)
+    return preparation.apply(read_raw(name, root, download, **options), seed)
+
+
+def read_raw(name: str, root: str | None = None, download: bool = False,
+             **options: Any) -> Splits:
+    """Dataset ``name``'s raw splits from its reader, given the reader's own options (the
+    generic ones of :class:`Preparation` among ``options`` are left for :func:`load`)."""
+    generic = {f.name for f in fields(Preparation)}
     own = {k: v for k, v in options.items() if k not in generic}
-    raw = reader(Path(root or DEFAULT_ROOT), download, **own)
-    return preparation.apply(raw, seed)
+    return _reader(name)(Path(root or DEFAULT_ROOT), download, **own)
 
 
 def batches(

@@ -107,8 +107,6 @@ class DatasetShape:
 # the check does not import scikit-learn's datasets (1.3 s); the tests hold them to the loader.
 DIGITS_COUNTS = ((124, 127, 124, 128, 127, 127, 127, 125, 122, 126),
                  (54, 55, 53, 55, 54, 55, 54, 54, 52, 54))
-_SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32),
-           "cifar100": (3, 32, 32), "svhn": (3, 32, 32), "stl10": (3, 96, 96)}
 
 
 def _raw_counts(name: str, options: dict, root: Path) -> tuple | None:
@@ -118,9 +116,7 @@ def _raw_counts(name: str, options: dict, root: Path) -> tuple | None:
     if name == "digits" and options.get("test_fraction", 0.3) == 0.3:
         return (1, 8, 8), 10, *DIGITS_COUNTS
     if not isinstance(reader, data.TorchvisionDataset):
-        own = {k: v for k, v in options.items() if k in data.dataset_options(name)
-               and k not in {f for f in data.Preparation.__dataclass_fields__}}
-        raw = reader(root, False, **own)
+        raw = data.read_raw(name, str(root), **options)
         return (raw.input_shape, raw.num_classes, _bincount(raw.y_train, raw.num_classes),
                 _bincount(raw.y_test, raw.num_classes))
     counts = [None, None]
@@ -129,7 +125,7 @@ def _raw_counts(name: str, options: dict, root: Path) -> tuple | None:
         for i, rel in enumerate(sorted(labels, key=lambda r: "t10k" in r)):
             y = np.frombuffer((root / rel).read_bytes(), np.uint8, offset=8)
             counts[i] = _bincount(y, reader.num_classes)
-    return _SHAPES[name], reader.num_classes, *counts
+    return reader.input_shape, reader.num_classes, *counts
 
 
 def _bincount(y, num_classes: int) -> tuple[int, ...]:
@@ -236,9 +232,9 @@ def _check_feature_runs(config: dict) -> None:
 
     wanted = config["features"].get("runs", "selected")
     if isinstance(wanted, list):
-        unknown = [run for run in wanted if run not in expand_runs(config)]
+        known = list(expand_runs(config))
+        unknown = [run for run in wanted if run not in known]
         if unknown:
-            known = list(expand_runs(config))
             raise ConfigError(f"config key 'features.runs': no run {unknown[0]!r} in this "
                               f"experiment; its runs: {', '.join(known[:6])}"
                               + (", ..." if len(known) > 6 else ""))

@@ -97,17 +97,22 @@ class CheckpointError(UserError, RuntimeError):
     """A checkpoint file that cannot be read; the message names it and how to rebuild it."""
 
 
+def _gist(error: BaseException) -> str:
+    """The first line of an error's message, cut short (torch's run on for paragraphs)."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:200] if lines else ""
+
+
 def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
     """The dict saved at a checkpoint: ``epoch``, ``model`` (a state dict, or None after a
     divergence) and ``diverged``."""
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
-        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         raise CheckpointError(
-            f"cannot read checkpoint {path} ({type(error).__name__}: {reason}): it is damaged "
-            "or incomplete; delete it and rerun the workflow, whose train job for the run then "
-            "rebuilds it") from None
+            f"cannot read checkpoint {path} ({type(error).__name__}: {_gist(error)}): it is "
+            "damaged or incomplete; delete it and rerun the workflow, whose train job for the run "
+            "then rebuilds it") from None
 
 
 def load_checkpoint(spec: dict, path: str | Path,
@@ -125,7 +130,7 @@ def load_checkpoint(spec: dict, path: str | Path,
     except (RuntimeError, KeyError, TypeError) as error:
         raise CheckpointError(
             f"checkpoint {path} does not hold the weights of run {spec['run']}'s model "
-            f"({str(error).strip().splitlines()[0][:200]}): delete it and rerun the workflow, "
+            f"({_gist(error)}): delete it and rerun the workflow, "
             "whose train job for the run then rebuilds it") from None
     return Trained(model, splits, int(state["epoch"]))
 
