@@ -609,3 +609,14 @@ def test_cdnv_own_uses_the_splits_own_means() -> None:
     want = dense(h_train, y, h_test, y, y, C)
     assert got["cdnv"] > 100 * got["cdnv_own"]
     assert math.isclose(got["cdnv_own"], want["cdnv_own"], rel_tol=1e-9)
+
+
+def test_equiangle_ratio_is_undefined_when_the_mean_cosine_is_zero() -> None:
+    """Four class means on one line, one on one side of their centre and three on the other:
+    the cosines are three +1 and three −1 and average to 0, so their std relative to the mean
+    is NaN (both paths), not ±inf."""
+    means = np.array([[3.0, 0, 0], [-0.5, 0, 0], [-1.0, 0, 0], [-1.5, 0, 0]])
+    y = np.repeat(np.arange(4), 2)
+    got = streaming(means[y], y, means[y], y, y, 4)
+    assert math.isnan(got["nc2_equiangle_ratio"])
+    assert math.isnan(dense(means[y], y, means[y], y, y, 4)["nc2_equiangle_ratio"])

@@ -206,11 +206,19 @@ class MeanGeometry:
             "tr_sigma_b": float((norms**2).mean()),
             "nc2_equinorm": float(norms.std(correction=0) / norms.mean()),
             "nc2_equiangle": float(off.std(correction=0)),
-            # rangamani2023 §5.1: the standard deviation of the cosines relative to their mean.
-            "nc2_equiangle_ratio": float(off.std(correction=0) / off.mean().abs()),
+            # rangamani2023 §5.1: the standard deviation of the cosines relative to their mean;
+            # undefined (NaN) where the mean cosine is 0 up to round-off.
+            "nc2_equiangle_ratio": equiangle_ratio(float(off.std(correction=0)),
+                                                   float(off.mean())),
             "nc2_maxangle": float((off + 1.0 / (C - 1)).abs().mean()),
             "nc2_angle_shift": float((off + 1.0 / (C - 1)).mean()),
         }
+
+
+def equiangle_ratio(std: float, mean: float) -> float:
+    """std / |mean| of the off-diagonal cosines, NaN where |mean| ≤ 1e-9 (far above the round-off of
+    cosines, which lie in [−1, 1])."""
+    return std / abs(mean) if abs(mean) > 1e-9 else float("nan")
 
 
 class SplitStats:

@@ -65,7 +65,8 @@ def dense_metrics(
         "cdnv_own": float(cdnv_own),
         "nc2_equinorm": float(norms.std() / norms.mean()),
         "nc2_equiangle": float(off.std()),
-        "nc2_equiangle_ratio": float(off.std() / abs(off.mean())),
+        "nc2_equiangle_ratio": float(off.std() / abs(off.mean()))
+        if abs(off.mean()) > 1e-9 else float("nan"),
         "nc2_maxangle": float(np.mean(np.abs(off + 1 / (C - 1)))),
         "nc2_angle_shift": float(np.mean(off + 1 / (C - 1))),
         # ‖H‖_F²/‖H‖_2² of the within-class-centred features, exactly.
