@@ -314,4 +314,25 @@ def test_resnet_stage_taps_are_the_papers_layers():
     table = measure(model, [(x, y)], metrics=["nc1", "ncc_accuracy"])
     assert list(dict.fromkeys(table["layer"])) == model.tapped_layers
     with pytest.raises(ValueError, match="taps must be"):
-        small("resnet18", (3, 32, 32), 10, taps="convs")
+        small("resnet18", (3, 32, 32), 10, taps="every")
+
+
+@pytest.mark.parametrize(("name", "convs"), [("resnet18", 17), ("resnet50", 49)])
+def test_resnet_conv_taps_follow_every_convolution(name, convs):
+    """taps: convs (Parker et al., Rangamani et al.): the post-activation after each of the
+    net's convolutions on the main path (ResNet18: 17, ResNet50: 49; the 1×1 shortcuts are
+    not layers of their own), then AvgPool and FC; NC3 finds the weight reading each."""
+    from nclayers import measure
+
+    model = small(name, (3, 32, 32), 10, taps="convs")
+    layers = model.tapped_layers
+    assert layers[:2] == ["input", "stem"] and layers[-2:] == ["avgpool", "classifier"]
+    assert len(layers) - 3 == convs
+    assert layers[2:5] == (["layer1.0.act1", "layer1.0", "layer1.1.act1"] if name == "resnet18"
+                           else ["layer1.0.act1", "layer1.0.act2", "layer1.0"])
+    torch.manual_seed(0)
+    x, y = torch.randn(20, 3, 32, 32), torch.arange(20) % 10
+    table = measure(model, [(x, y)], metrics=["nc1", "nc3_pabs"])
+    assert list(dict.fromkeys(table["layer"])) == layers
+    pabs = table[table["metric"] == "nc3_pabs"]
+    assert "layer1.0.act1" in set(pabs["layer"])  # read by the block's second convolution

@@ -53,7 +53,8 @@ def test_a_truncated_checkpoint_names_its_file_and_the_fix(trained, tmp_path):
     broken = tmp_path / "checkpoints" / "epoch2.pt"
     broken.parent.mkdir()
     broken.write_bytes(runs.checkpoint_path(out, 2).read_bytes()[:500])
-    with pytest.raises(runs.CheckpointError, match="epoch2.pt.*delete it and rerun"):
+    with pytest.raises(runs.CheckpointError,
+                       match="epoch2.pt.*--forcerun .*checkpoints`"):
         runs.load_checkpoint(spec, broken)
 
 
@@ -67,7 +68,7 @@ def test_aggregate_adds_derived_rows_sorted_and_typed(trained, tmp_path):
             table.to_csv(paths[name][-1], index=False)
     tables = aggregate(paths["metrics"], [out / "train_log.csv"], paths["spectra"])
     metrics = tables["metrics"]
-    assert list(metrics.columns) == TIDY_COLUMNS
+    assert list(metrics.columns) == [*TIDY_COLUMNS, "group"]  # no axes: no axis columns
     assert str(metrics["layer_index"].dtype) == "Int64"
     assert metrics["epoch"].is_monotonic_increasing
     derived = metrics[metrics["layer"].isna()]

@@ -151,8 +151,9 @@ def saved_epoch(out_dir) -> int:
 
 
 def test_killed_training_resumes_bitwise(tmp_path):
-    """Kill a real training process twice (SIGKILL, mid-epoch), rerun, compare."""
-    spec = run_spec(tmp_path)
+    """Kill a real training process twice (SIGKILL, mid-epoch), rerun, compare; the layers
+    measured every other epoch (fused with the log's evaluation there, not between) too."""
+    spec = run_spec(tmp_path, epoch_metrics={"every": 2})
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     reference = train_process(spec, straight)
     for kill_after in (12, 35):
@@ -170,6 +171,9 @@ def test_killed_training_resumes_bitwise(tmp_path):
     reference.communicate()
     a, b = (pd.read_csv(d / "train_log.csv") for d in (straight, killed))
     pd.testing.assert_frame_equal(a, b, check_exact=True)
+    metrics = [(d / "epoch_metrics.csv").read_bytes() for d in (straight, killed)]
+    assert metrics[0] == metrics[1]
+    assert len(pd.read_csv(straight / "epoch_metrics.csv")["epoch"].unique()) == 76
     for epoch in (0, 20, 150):
         wa, wb = (torch.load(d / "checkpoints" / f"epoch{epoch}.pt", weights_only=True)["model"]
                   for d in (straight, killed))
@@ -307,3 +311,21 @@ def test_etf_layers_stay_fixed_through_a_run(tmp_path):
                    ["model"] for e in (0, 2))
     assert torch.equal(first["classifier.weight"], last["classifier.weight"])
     assert not torch.equal(first["layer1.0.weight"], last["layer1.0.weight"])
+
+
+def test_augmented_training_is_seeded_and_bitwise_repeatable():
+    """Crop, flip and rotation drawn from the run's generator: the same seed gives the same
+    run bitwise on CPU, and the augmentation changes the training (the train split only)."""
+    splits = data.load("digits")
+
+    def run(augment: dict) -> list[dict]:
+        torch.manual_seed(0)
+        model = models.build("mlp", splits.input_shape, splits.num_classes, depth=2, width=16)
+        recipe = Recipe(epochs=2, batch_size=64, lr=0.05, augment=augment)
+        return fit(model, splits, recipe, seed=0, progress=False)
+
+    augment = {"crop": 1, "flip": True, "rotate": 90}
+    first, second, plain = run(augment), run(augment), run({})
+    assert pd.DataFrame(first).equals(pd.DataFrame(second))
+    assert first[0]["eval_train_loss"] == plain[0]["eval_train_loss"]  # before any step
+    assert first[-1]["train_loss"] != plain[-1]["train_loss"]

@@ -51,7 +51,8 @@ def test_tiny_run_reaches_pdf(tiny_run):
     figures = sorted(p.name for p in (results / "figures").glob("*.pdf"))
     assert len(figures) >= 4
     metrics = pd.read_csv(results / "tables" / "metrics.csv")
-    assert list(metrics.columns) == TIDY_COLUMNS
+    assert list(metrics.columns) == [*TIDY_COLUMNS, "group"]  # no axes: no axis columns
+    assert set(metrics["group"]) == {"main"}
     assert set(metrics["epoch"]) == {0, 3}
     assert set(metrics["split"]) == {"train", "test"}
     assert set(metrics["layer_index"].dropna()) == {0, 1, 2, 3}
@@ -314,3 +315,39 @@ def test_report_fits_the_page(tiny_run):
     for figure in (results / "figures").rglob("*.pdf"):
         width, _ = media_box(figure)
         assert width <= 1.5 * TEXT_WIDTH_PT, (figure.name, width / 72)
+
+
+def test_two_groups_with_axes_and_epoch_metrics_reach_the_pdf(tmp_path):
+    """.test/groups.yaml: a group pairing digits with an MLP whose depth is compared and lr
+    selected, measured every epoch; a group crossing blobs with the MLP keeping its whole lr
+    grid, measured on a log schedule on a subsample. Each tidy row carries its group and
+    axis values; the report is built."""
+    shutil.copy(ROOT / ".test" / "groups.yaml", tmp_path / "config.yaml")
+    snakemake(tmp_path, "--cores", "2")
+    results = tmp_path / "results" / "groups"
+    assert (results / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    runs = pd.read_csv(results / "tables" / "runs.csv")
+    assert len(runs) == 4 + 8
+    assert list(runs.columns[:7]) == ["run", "group", "dataset", "arch", "seed", "depth", "lr"]
+    mse = runs[runs["group"] == "mse"]
+    # lr is selected over per depth (compared): one selected run per depth.
+    assert sorted(mse.loc[mse["selected"], "depth"]) == [2, 3]
+    assert runs.loc[runs["group"] == "ce", "selected"].all()  # select: []
+    metrics = pd.read_csv(results / "tables" / "metrics.csv")
+    assert list(metrics.columns) == [*TIDY_COLUMNS, "group", "depth", "lr"]
+    row = metrics[metrics["run"] == "ce-blobs-mlp-d3-lr0.05-s1"].iloc[0]
+    assert (row["group"], row["depth"], row["lr"]) == ("ce", 3, 0.05)
+    assert set(metrics.loc[metrics["group"] == "ce", "epoch"]) == {0, 4}  # its own last epoch
+    training = pd.read_csv(results / "tables" / "training.csv")
+    assert {"group", "depth", "lr"} <= set(training.columns)
+    per_epoch = pd.read_csv(results / "tables" / "epoch_metrics.csv")
+    assert list(per_epoch.columns) == [*TIDY_COLUMNS, "group", "depth", "lr"]
+    mse_epochs = per_epoch[per_epoch["group"] == "mse"]
+    assert set(mse_epochs["epoch"]) == {0, 1, 2, 3}
+    assert set(mse_epochs["metric"]) == {"nc1", "nc1_ratio", "cdnv", "ncc_accuracy",
+                                         "nc4_mismatch"}
+    assert set(mse_epochs["split"]) == {"train", "test"}
+    ce_epochs = per_epoch[per_epoch["group"] == "ce"]
+    assert 0 in set(ce_epochs["epoch"]) and 4 in set(ce_epochs["epoch"])
+    # Figures tell the models apart by group and compared axis.
+    assert (results / "figures" / "nc1_by_layer.pdf").stat().st_size > 0

@@ -1,5 +1,6 @@
 """The experiment's tidy tables from the per-run files: concatenated, with the derived per-run
-rows added, sorted and typed (``metrics.csv``, ``training.csv``, ``spectra.csv``)."""
+rows added, sorted and typed, each row with its run's group and axis values (``metrics.csv``,
+``training.csv``, ``spectra.csv``, ``epoch_metrics.csv``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pandas as pd
 
 from nclayers.derived import derived_metrics
 from nclayers.io import read_csv
+from nclayers.sweeps import with_design
 from nclayers.vocabulary import SPECTRA_COLUMNS, TIDY_COLUMNS, TIDY_ORDER
 
 Paths = Sequence[str | os.PathLike]
@@ -23,18 +25,24 @@ def _concat(paths: Paths, numeric: tuple[str, ...], columns: list[str] | None = 
 
 
 def aggregate(metrics: Paths, train_logs: Paths, spectra: Paths, collapse_eps: float = 0.2,
-              ncc_threshold: float = 0.99, interpolation_threshold: float = 0.995
+              ncc_threshold: float = 0.99, interpolation_threshold: float = 0.995, *,
+              epoch_metrics: Paths = (), design: dict | None = None
               ) -> dict[str, pd.DataFrame]:
-    """``{"metrics", "training", "spectra"}`` from the measure jobs' metric and spectra files
-    and the runs' train logs. A file that cannot be read, or a number that is not one, raises
-    :class:`nclayers.io.TableError` naming the file and the line."""
+    """``{"metrics", "training", "spectra", "epoch_metrics"}`` from the measure jobs' metric and
+    spectra files, the runs' train logs and per-epoch metrics; ``design``
+    (``experiment.run_design``) gives each row its run's group and axis values. A file that
+    cannot be read, or a number that is not one, raises :class:`nclayers.io.TableError`
+    naming the file and the line."""
     measured = _concat(metrics, ("epoch", "layer_index", "value", "seed"), TIDY_COLUMNS)
     training = _concat(train_logs, ("epoch", "train_acc", "test_acc"))
     weights = _concat(spectra, ("epoch", "layer_index", "k", "sigma", "share"),
                       SPECTRA_COLUMNS)
+    per_epoch = _concat(epoch_metrics, ("epoch", "layer_index", "value", "seed"), TIDY_COLUMNS)
     derived = derived_metrics(measured, training, collapse_eps, ncc_threshold,
                               interpolation_threshold)
     table = pd.concat([measured, derived], ignore_index=True)
     table = table.sort_values(TIDY_ORDER, na_position="first", kind="stable")
     table["layer_index"] = table["layer_index"].astype("Int64")  # empty for per-run rows
-    return {"metrics": table.reset_index(drop=True), "training": training, "spectra": weights}
+    tables = {"metrics": table.reset_index(drop=True), "training": training,
+              "spectra": weights, "epoch_metrics": per_epoch}
+    return {name: with_design(t, design) for name, t in tables.items()}

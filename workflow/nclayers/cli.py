@@ -69,6 +69,23 @@ def _spec(text: str) -> str:
     return text
 
 
+DESIGN_HELP = ("each run's group and axis values and each group's selected axes, as JSON "
+               "(nclayers.experiment.run_design)")
+
+
+def _design(text: str) -> dict:
+    """``--design``: {"runs": {run: {"group", "axes"}}, "select": {group: [axes]}}."""
+    try:
+        design = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON ({error.msg}, column {error.colno})"
+                                         ) from None
+    if not isinstance(design, dict) or not {"runs", "select"} <= set(design):
+        raise argparse.ArgumentTypeError("must be a JSON object with keys runs and select, "
+                                         "as nclayers.experiment.run_design writes it")
+    return design
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -119,7 +136,8 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     from nclayers.aggregate import aggregate
 
     tables = aggregate(args.metrics, args.train_logs, args.spectra, args.collapse_eps,
-                       args.ncc_threshold, args.interpolation_threshold)
+                       args.ncc_threshold, args.interpolation_threshold,
+                       epoch_metrics=args.epoch_metrics, design=args.design)
     for name, table in tables.items():
         write_csv(Path(args.out_dir) / f"{name}.csv", table)
     print(f"{len(tables['metrics'])} metric rows from {len(args.metrics)} checkpoints of "
@@ -129,7 +147,8 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 def cmd_select(args: argparse.Namespace) -> None:
     from nclayers.sweeps import run_records, select_best
 
-    table = select_best(run_records([read_info(p) for p in args.infos]))
+    table = select_best(run_records([read_info(p) for p in args.infos], args.design),
+                        args.design)
     write_csv(args.out, table)
     print(f"selected {int(table['selected'].sum())} of {len(table)} runs; "
           f"{int(table['diverged'].sum())} diverged", flush=True)
@@ -256,14 +275,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--train-logs", nargs="+", required=True)
     p.add_argument("--spectra", nargs="+", required=True)
+    p.add_argument("--epoch-metrics", nargs="+", default=[],
+                   help="the runs' epoch_metrics.csv (metrics measured inside training)")
+    p.add_argument("--design", type=_design, default=None, help=DESIGN_HELP)
     p.add_argument("--collapse-eps", type=float, default=0.2)
     p.add_argument("--ncc-threshold", type=float, default=0.99)
     p.add_argument("--interpolation-threshold", type=float, default=0.995)
     p.add_argument("--out-dir", required=True)
-    p.set_defaults(func=cmd_aggregate, inputs=("metrics", "train_logs", "spectra"))
+    p.set_defaults(func=cmd_aggregate,
+                   inputs=("metrics", "train_logs", "spectra", "epoch_metrics"))
 
     p = sub.add_parser("select", help="the table of runs, marking the best of each sweep")
     p.add_argument("--infos", nargs="+", required=True, help="the runs' run.json files")
+    p.add_argument("--design", type=_design, default=None, help=DESIGN_HELP)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_select, inputs=("infos",))
 

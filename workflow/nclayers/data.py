@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import pickle
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from nclayers import datacache
 from nclayers.errors import UserError
 
 # Where the torchvision datasets live when no root is given (relative to the working directory).
@@ -339,31 +341,127 @@ def dataset_options(name: str) -> list[str]:
     return own + [f.name for f in fields(Preparation)]
 
 
-def check_available(name: str, root: str | None, download: bool) -> None:
+def check_available(name: str, root: str | None, download: bool,
+                    cache: str | Path | None = None) -> None:
     """Raise :class:`DatasetUnavailable` if files of dataset ``name`` are missing under ``root``,
-    or are IDX files (the MNIST family) shorter or longer than their header says.
+    are IDX files (the MNIST family) shorter or longer than their header says, or are not the
+    files whose md5 torchvision lists (CIFAR, SVHN, STL10).
 
-    Cheap (existence and IDX lengths; no checksums of the other formats), for checking a config
-    before any job runs. Nothing to check for the in-code datasets or when the files will be
-    downloaded.
+    For checking a config before any job runs: each file's md5 is computed once per version of
+    the file and kept in ``cache`` (:mod:`nclayers.datacache`, by default under the working
+    directory's .snakemake/), so only the first check pays the hashing. Nothing to check for
+    the in-code datasets or when the files will be downloaded.
     """
     reader = _reader(name)
     if download or not isinstance(reader, TorchvisionDataset):
         return
     base = Path(root or DEFAULT_ROOT)
     missing = [base / rel for rel, _ in reader.files() if not (base / rel).is_file()]
-    if not missing:
-        for rel, _ in reader.files():
-            if rel.endswith("ubyte"):
-                _check_idx(name, base / rel)
-        return
+    if missing:
+        raise _missing(reader, base, missing)
+    for rel, _ in reader.files():
+        if rel.endswith("ubyte"):
+            _check_idx(name, base / rel)
+    _check_md5(reader, base, cache)
+
+
+def _missing(reader: TorchvisionDataset, base: Path, missing: list[Path]) -> DatasetUnavailable:
     where = "" if base.is_dir() else f" (the data root {base} does not exist)"
-    message = (f"dataset {name!r}: missing {', '.join(map(str, missing))}{where}; {_FIX} "
+    message = (f"dataset {reader.name!r}: missing {', '.join(map(str, missing))}{where}; {_FIX} "
                f"(from {reader.source()})")
     gz = [f"{p}.gz" for p in missing if Path(f"{p}.gz").is_file()]
     if gz:
         message += f"; found {', '.join(gz)}: decompress them (gunzip -k)"
-    raise DatasetUnavailable(message)
+    return DatasetUnavailable(message)
+
+
+def _check_md5(reader: TorchvisionDataset, base: Path, cache: str | Path | None) -> None:
+    listed = [(base / rel, md5) for rel, md5 in reader.files() if md5]
+    digests = datacache.facts([path for path, _ in listed], "md5", datacache.md5, cache)
+    bad = [str(path) for (path, md5), digest in zip(listed, digests, strict=True)
+           if digest != md5]
+    if bad:  # the message of TorchvisionDataset._unreadable
+        raise DatasetUnavailable(f"dataset {reader.name!r}: {', '.join(bad)}: md5 mismatch, "
+                                 f"corrupt or not the original files; {_FIX_CORRUPT} "
+                                 f"(from {reader.source()})")
+
+
+# --- class counts from the label data alone, for the checks before any job runs ---------------
+
+def class_counts(name: str, root: str | Path | None, cache: str | Path | None = None
+                 ) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
+    """The class counts of the train and test splits of CIFAR10/100, SVHN or STL10 as
+    :func:`load` would see them, read from the label data of their files alone and cached
+    like the md5s (``cache``); None for a split whose files are missing, not the original
+    ones (md5) or unreadable, and for the other datasets."""
+    reader = _reader(name)
+    recipe = _label_files(reader.cls) if isinstance(reader, TorchvisionDataset) else None
+    if recipe is None:
+        return None, None
+    train, test, read = recipe
+    base = Path(root or DEFAULT_ROOT)
+    return (_split_counts(reader, base, train, read, cache),
+            _split_counts(reader, base, test, read, cache))
+
+
+def _label_files(cls: Any) -> tuple[list[str], list[str], Callable[[Path], np.ndarray]] | None:
+    """The files (under the root) that hold the train and test labels, as the torchvision
+    class reads them, and their reader; None for the MNIST family (see preflight)."""
+    if hasattr(cls, "meta"):  # CIFAR: every pickled batch holds its labels
+        return ([f"{cls.base_folder}/{f}" for f, _ in cls.train_list],
+                [f"{cls.base_folder}/{f}" for f, _ in cls.test_list], _cifar_labels)
+    if hasattr(cls, "split_list"):  # SVHN: the y of each .mat
+        return [cls.split_list["train"][1]], [cls.split_list["test"][1]], _svhn_labels
+    if hasattr(cls, "train_list"):  # STL10: train_y.bin and test_y.bin, after the images
+        return ([f"{cls.base_folder}/{cls.train_list[1][0]}"],
+                [f"{cls.base_folder}/{cls.test_list[1][0]}"], _stl10_labels)
+    return None
+
+
+def _cifar_labels(path: Path) -> np.ndarray:
+    with path.open("rb") as f:  # as torchvision's CIFAR10 reads a batch
+        entry = pickle.load(f, encoding="latin1")
+    return np.asarray(entry["labels"] if "labels" in entry else entry["fine_labels"])
+
+
+def _svhn_labels(path: Path) -> np.ndarray:
+    import scipy.io
+
+    # torchvision's SVHN: y as int64, digit 0 written as 10; only y is read (X is skipped).
+    labels = scipy.io.loadmat(str(path), variable_names=["y"])["y"].astype(np.int64).squeeze()
+    np.place(labels, labels == 10, 0)
+    return np.atleast_1d(labels)
+
+
+def _stl10_labels(path: Path) -> np.ndarray:
+    return np.fromfile(path, dtype=np.uint8) - 1  # torchvision's STL10: 1-based, as uint8
+
+
+def _split_counts(reader: TorchvisionDataset, base: Path, rels: list[str],
+                  read: Callable[[Path], np.ndarray], cache: str | Path | None
+                  ) -> tuple[int, ...] | None:
+    paths = [base / rel for rel in rels]
+    if not all(path.is_file() for path in paths):
+        return None
+    expected = dict(reader.files())
+    digests = datacache.facts(paths, "md5", datacache.md5, cache)
+    if any(digest != expected.get(rel) for digest, rel in zip(digests, rels, strict=True)):
+        return None  # the job says which file is corrupt (or downloads it again)
+    per_file = datacache.facts(paths, f"labels:{reader.cls_name}",
+                               lambda path: _label_bincount(read, path), cache)
+    if any(c is None or len(c) > reader.num_classes for c in per_file):
+        return None  # unreadable or labels out of range: the job names the files
+    total = np.zeros(reader.num_classes, np.int64)
+    for counts in per_file:
+        total[:len(counts)] += counts
+    return tuple(int(n) for n in total)
+
+
+def _label_bincount(read: Callable[[Path], np.ndarray], path: Path) -> list[int] | None:
+    try:
+        return np.bincount(read(path)).tolist()
+    except Exception:  # pickle, scipy.io and numpy all raise their own; the job reports it
+        return None
 
 
 def load(name: str, *, root: str | None = None, download: bool = False, seed: int = 0,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import pandas as pd
 import torch
@@ -23,6 +23,13 @@ from nclayers.taps import layer_names, tap
 
 LabelledBatches = Iterable[tuple[Tensor, Tensor]]  # re-iterable (inputs, labels)
 METRICS = (*SPLIT_METRICS, *MEAN_METRICS, "nc3_pabs", "nc3_duality")
+OnLogits = Callable[[str, Tensor, Tensor], None]  # (split, logits, labels) of one batch
+COLUMNS = ["layer", "layer_index", "split", "metric", "value"]
+
+
+class NonFiniteActivations(ValueError):
+    """A tapped layer's activations hold NaN or ±inf: the model diverged or the inputs hold NaN
+    (a ValueError, so that callers can tell it from a measurement that cannot work at all)."""
 
 
 def measure(
@@ -35,6 +42,7 @@ def measure(
     consumers: dict[str, nn.Module] | None = None,
     metrics: Iterable[str] | None = None,
     progress: bool = False,
+    on_logits: OnLogits | None = None,
 ) -> pd.DataFrame:
     """NC metrics of each layer on the train (and test) split, as a tidy DataFrame.
 
@@ -50,11 +58,39 @@ def measure(
     reads its output (for NC3); by default :func:`nclayers.weights.find_consumers` finds them.
     ``metrics`` keeps only those rows; leaving out ``stable_rank`` also skips its sketch (the
     largest share of the arithmetic at large p) and leaving out the NC3 metrics their SVDs.
+    ``on_logits(split, logits, labels)`` is called for every batch of the last reading of each
+    split (train's second, test's only), in order: a caller gets the model's outputs on the
+    whole split without a pass of its own (training logs its eval loss this way).
 
     A ValueError says what cannot be measured: an unknown layer (listing known ones), fewer
     than two classes, a split without samples, a one-shot iterator as ``train``, or NaN or
     ±inf activations (naming the first such layer, the split and the batch; the accumulated
-    sums are checked after each batch, O(C·p) per layer).
+    sums are checked after each batch, O(C·p) per layer; :class:`NonFiniteActivations`).
+    """
+    rows = measure_rows(model, train, test, layers=layers, device=device, consumers=consumers,
+                        metrics=metrics, progress=progress, on_logits=on_logits)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def measure_rows(
+    model: nn.Module,
+    train: LabelledBatches,
+    test: LabelledBatches | None = None,
+    *,
+    layers: Sequence[str | nn.Module] | None = None,
+    device: torch.device | str | None = None,
+    consumers: dict[str, nn.Module] | None = None,
+    metrics: Iterable[str] | None = None,
+    progress: bool = False,
+    on_logits: OnLogits | None = None,
+    keep_bytes: int = 0,
+) -> list[tuple[str, int, str, str, float]]:
+    """:func:`measure`'s rows as tuples (``COLUMNS``), without the DataFrame: for a caller
+    that measures after every epoch of a small model, where building it costs a few percent.
+
+    ``keep_bytes`` > 0 keeps the activations and logits of train's first reading, if they fit
+    in that many bytes, and reads them again instead of a second forward pass: the same numbers
+    from a model whose forward pass is deterministic (on the CPU), a third fewer passes.
     """
     wanted = None if metrics is None else set(metrics)
     unknown = (wanted or set()) - set(METRICS)
@@ -79,23 +115,26 @@ def measure(
             consumers = weights.find_consumers(model, names, _first_inputs(train)[:2].to(device))
         sketch = SKETCH_COLUMNS if wanted is None or "stable_rank" in wanted else 0
         with torch.no_grad(), tap(model, names) as acts:
-            geometry = _class_means(model, train, names, acts, device, progress, sketch)
+            geometry, kept = _class_means(model, train, names, acts, device, progress, sketch,
+                                          keep_bytes)
             rows = []
             for split, data in (("train", train), ("test", test)):
                 if data is None:
                     continue
-                stats = _split_stats(model, data, names, acts, geometry, device, split, progress)
+                stats = _split_stats(model, data, names, acts, geometry, device, split, progress,
+                                     wanted, on_logits, kept if split == "train" else None)
                 for index, name in enumerate(names):
                     values = stats[name].compute()
                     if split == "train":
-                        values.update(geometry[name].mean_metrics())
+                        if wanted is None or wanted & set(MEAN_METRICS):
+                            values.update(geometry[name].mean_metrics())
                         values.update(_nc3(model, geometry[name], consumers.get(name)))
                     rows += [(name, index, split, metric, value)
                              for metric, value in values.items()
                              if wanted is None or metric in wanted]
     finally:
         model.train(was_training)
-    return pd.DataFrame(rows, columns=["layer", "layer_index", "split", "metric", "value"])
+    return rows
 
 
 def _nc3(model: nn.Module, geometry: MeanGeometry, consumer: nn.Module | None) -> dict:
@@ -175,47 +214,75 @@ def _check_finite(accumulators: dict, acts: dict, split: str, batch: int) -> Non
         first = min(bad, key=order.index)
         others = len(bad) - 1
         more = f" (and {others} other tapped layer{'s' * (others > 1)})" if others else ""
-        raise ValueError(f"layer {first!r}{more} has non-finite activations in {split} batch "
-                         f"{batch} (counting from 0): the model diverged or the inputs hold NaN")
+        raise NonFiniteActivations(
+            f"layer {first!r}{more} has non-finite activations in {split} batch {batch} "
+            "(counting from 0): the model diverged or the inputs hold NaN")
 
 
 def _forward(model, x, device):
     return model(x.to(device, non_blocking=True))
 
 
-def _class_means(model, data, names, acts, device, progress,
-                 sketch: int) -> dict[str, MeanGeometry]:
-    means: dict[str, ClassMeans] = {}
-    batch = -1
-    for batch, (x, y) in enumerate(tqdm(data, desc="class means (train)", disable=not progress,
-                                        leave=False)):
+# One batch as read: (batch number, activations by layer, labels, logits); the activations and
+# logits are None for a batch without rows (skipped, but counted in messages).
+Reading = tuple[int, dict | None, Tensor, Tensor | None]
+
+
+def _readings(model, data, acts, device, desc: str, progress: bool) -> Iterator[Reading]:
+    """Forward passes over ``data``; each batch's activations are valid until the next one."""
+    for batch, (x, y) in enumerate(tqdm(data, desc=desc, disable=not progress, leave=False)):
         if not len(y):
+            yield batch, None, y, None
             continue
         acts.clear()
         out = _forward(model, x, device)
+        yield batch, acts, y, out
+
+
+def _class_means(model, data, names, acts, device, progress, sketch: int,
+                 keep_bytes: int = 0) -> tuple[dict[str, MeanGeometry], list[Reading] | None]:
+    """The train class means' geometry of each layer, and the readings themselves where
+    ``keep_bytes`` holds all their activations and logits (else None)."""
+    means: dict[str, ClassMeans] = {}
+    kept: list[Reading] | None = [] if keep_bytes > 0 else None
+    size, batch = 0, -1
+    for batch, batch_acts, y, out in _readings(model, data, acts, device,
+                                               "class means (train)", progress):
+        if out is None:
+            continue
         if not means:
             num_classes = _num_classes(out)
             means = {name: ClassMeans(num_classes, sketch) for name in names}
         for name in names:
-            means[name].update(_activation(acts, name, "train", batch), y)
-        _check_finite(means, acts, "train", batch)
+            means[name].update(_activation(batch_acts, name, "train", batch), y)
+        _check_finite(means, batch_acts, "train", batch)
+        if kept is not None:  # references, not copies: the next forward makes new tensors
+            size += out.nbytes + sum(batch_acts[name].nbytes for name in names)
+            if size <= keep_bytes:
+                kept.append((batch, dict(batch_acts), y, out))
+            else:
+                kept = None
     if not means:
         raise _no_samples("train", batch + 1)
-    return {name: acc.compute() for name, acc in means.items()}
+    return {name: acc.compute() for name, acc in means.items()}, kept
 
 
-def _split_stats(model, data, names, acts, geometry, device, split, progress):
-    stats = {name: SplitStats(geometry[name]) for name in names}
+def _split_stats(model, data, names, acts, geometry, device, split, progress, wanted=None,
+                 on_logits=None, kept: list[Reading] | None = None):
+    """Each layer's :class:`SplitStats` on ``data``, or on the ``kept`` readings of it."""
+    stats = {name: SplitStats(geometry[name], wanted) for name in names}
     batch, rows = -1, 0
-    for batch, (x, y) in enumerate(tqdm(data, desc=f"statistics ({split})",
-                                        disable=not progress, leave=False)):
-        if not len(y):
+    readings = kept if kept is not None else _readings(model, data, acts, device,
+                                                       f"statistics ({split})", progress)
+    for batch, batch_acts, y, out in readings:
+        if out is None:
             continue
-        acts.clear()
-        pred = _forward(model, x, device).argmax(dim=1)
+        if on_logits is not None:
+            on_logits(split, out, y)
+        pred = out.argmax(dim=1)
         for name in names:
-            stats[name].update(_activation(acts, name, split, batch), y, pred)
-        _check_finite(stats, acts, split, batch)
+            stats[name].update(_activation(batch_acts, name, split, batch), y, pred)
+        _check_finite(stats, batch_acts, split, batch)
         rows += len(y)
     if not rows:
         raise _no_samples(split, batch + 1, " on its second reading" if split == "train" else "")

@@ -315,7 +315,11 @@ class ResNet(nn.Module):
     Tapped (``taps="blocks"``): the input, ``stem``, every residual block's output
     (``layer1.0``, ``layer1.1``, …, ``layer4.{last}``), and ``avgpool``, the penultimate
     features; ``taps="stages"``: the input, ``layer1`` … ``layer4`` (each stage's output, as
-    benshaul2022 and galanti2022 measure), ``avgpool`` and ``classifier`` (the logits, "FC").
+    benshaul2022 and galanti2022 measure), ``avgpool`` and ``classifier`` (the logits, "FC");
+    ``taps="convs"``: the post-activation after every convolution, as parker2023 and
+    rangamani2023 measure: the stem, inside each block after each convolution but the last
+    (``layer1.0.act1``; a bottleneck also ``.act2``), each block's output (its last
+    convolution, added to the shortcut, then activated), then ``avgpool`` and ``classifier``.
     """
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int,
@@ -352,9 +356,14 @@ class ResNet(nn.Module):
             self.tapped_layers = ["input", "stem", *residual_blocks, "avgpool"]
         elif taps == "stages":
             self.tapped_layers = ["input", *self.stages, "avgpool", "classifier"]
+        elif taps == "convs":
+            inner = [f"act{k}" for k in range(1, 2 if block is BasicBlock else 3)]
+            convs = [name for b in residual_blocks for name in (*(f"{b}.{a}" for a in inner), b)]
+            self.tapped_layers = ["input", "stem", *convs, "avgpool", "classifier"]
         else:
-            raise ValueError(f"{arch}: taps must be 'blocks' (every residual block) or "
-                             f"'stages' (layer1..4, avgpool, classifier), got {taps!r}")
+            raise ValueError(f"{arch}: taps must be 'blocks' (every residual block), 'stages' "
+                             f"(layer1..4, avgpool, classifier) or 'convs' (after every "
+                             f"convolution), got {taps!r}")
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.stem(x)

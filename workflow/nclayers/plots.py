@@ -84,17 +84,23 @@ def ncc_accuracy_by_layer(metrics, training, spectra=None, collapse_eps=0.2) -> 
                       ylim=(0, 1.02))
 
 
-def training_curves(metrics, training, spectra=None, collapse_eps=0.2) -> Figure:
-    long = training.melt(id_vars=["run", "dataset", "arch", "seed", "epoch"],
-                         value_vars=["eval_train_loss", "test_loss", "train_acc", "test_acc"])
+def _long_curves(rows: pd.DataFrame) -> pd.DataFrame:
+    """A model's train-log rows as (epoch, variable, value, split) for seaborn."""
+    values = ["eval_train_loss", "test_loss", "train_acc", "test_acc"]
+    long = rows.melt(id_vars=["run", "epoch"], value_vars=values)
     long["split"] = long["variable"].str.startswith(("eval_train", "train")).map(
         {True: "train", False: "test"})
-    models = vocabulary.by_model(long)
+    return long
+
+
+def training_curves(metrics, training, spectra=None, collapse_eps=0.2) -> Figure:
+    models = vocabulary.by_model(training)
     fig = Figure(figsize=(8.4, 0.3 + 3.1 * len(models)), layout="constrained")
     axes = fig.subplots(len(models), 2, squeeze=False)
     for (loss_ax, acc_ax), (model, rows) in zip(axes, models, strict=True):
+        long = _long_curves(rows)
         for ax, kind, label in ((loss_ax, "loss", "loss"), (acc_ax, "acc", "accuracy")):
-            part = rows[rows["variable"].str.endswith(kind)]
+            part = long[long["variable"].str.endswith(kind)]
             sns.lineplot(data=part, x="epoch", y="value", hue="split", errorbar=BAND, ax=ax)
             ax.set_ylabel(label if len(models) == 1 else f"{model}: {label}")
         loss_ax.set_yscale("log")
@@ -112,8 +118,7 @@ def nc_metrics_final(metrics, training, spectra=None, collapse_eps=0.2) -> Figur
     rows = -(-len(names) // cols)
     fig = Figure(figsize=(3.1 * cols, 1.4 + 1.75 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, sharex=True, squeeze=False)
-    last = last.assign(model=[vocabulary.model_label(d, a)
-                              for d, a in zip(last["dataset"], last["arch"], strict=True)])
+    last = last.assign(model=vocabulary.model_labels(last))
     several = last["model"].nunique() > 1
     for ax, metric in zip(axes.flat, names, strict=False):
         part = last[last["metric"] == metric]

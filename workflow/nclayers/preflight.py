@@ -10,6 +10,7 @@ its dataset's input shape with one sample pushed through it. Every error is a
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from nclayers import data
-from nclayers.experiment import ConfigError, check_names, entries
+from nclayers.experiment import ConfigError, check_names, design, groups, train_key
 
 # YAML 1.1 (PyYAML) reads 1e-3 as a string; the number it means is taken instead.
 _SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
@@ -111,7 +112,9 @@ DIGITS_COUNTS = ((124, 127, 124, 128, 127, 127, 127, 125, 122, 126),
 
 def _raw_counts(name: str, options: dict, root: Path) -> tuple | None:
     """(input shape, classes, train counts, test counts) from what is cheap to read: the
-    in-code datasets themselves, the MNIST family's label files; counts None otherwise."""
+    in-code datasets themselves, the MNIST family's label files, the label data of CIFAR's,
+    SVHN's and STL10's files (read once per version of a file: :func:`data.class_counts`);
+    counts None where the files are missing or not the original ones."""
     reader = data.DATASETS[name]
     if name == "digits" and options.get("test_fraction", 0.3) == 0.3:
         return (1, 8, 8), 10, *DIGITS_COUNTS
@@ -119,8 +122,10 @@ def _raw_counts(name: str, options: dict, root: Path) -> tuple | None:
         raw = data.read_raw(name, str(root), **options)
         return (raw.input_shape, raw.num_classes, _bincount(raw.y_train, raw.num_classes),
                 _bincount(raw.y_test, raw.num_classes))
-    counts = [None, None]
     labels = [rel for rel, _ in reader.files() if "labels-idx1" in rel]
+    if not labels:
+        return reader.input_shape, reader.num_classes, *data.class_counts(name, root)
+    counts = [None, None]
     if len(labels) == 2 and all((root / rel).is_file() for rel in labels):
         for i, rel in enumerate(sorted(labels, key=lambda r: "t10k" in r)):
             y = np.frombuffer((root / rel).read_bytes(), np.uint8, offset=8)
@@ -158,7 +163,7 @@ def describe(label: str, entry: dict, root: str | None) -> DatasetShape:
 
 
 def _check_model(ds_label: str, shape: DatasetShape, arch_label: str, arch: dict,
-                 train: dict) -> None:
+                 train: dict, gamma_key: str = "train.svsl_gamma") -> None:
     """Build the architecture for this dataset and push one sample through it (on the CPU:
     PyTorch's meta device would cost seconds of imports; a ResNet50 costs half a second)."""
     import torch
@@ -180,7 +185,7 @@ def _check_model(ds_label: str, shape: DatasetShape, arch_label: str, arch: dict
         try:
             svsl_position(train.get("svsl_gamma", 1), model.tapped_layers[1:])
         except ValueError as error:
-            raise ConfigError(f"config key 'train.svsl_gamma' for architecture {arch_label!r} "
+            raise ConfigError(f"config key '{gamma_key}' for architecture {arch_label!r} "
                               f"({len(model.tapped_layers) - 1} hidden tapped layers): "
                               f"{error}") from None
 
@@ -200,18 +205,61 @@ def check_device(device: str, local: bool) -> None:
 
 def check_config(config: dict, local: bool = True) -> None:
     """Every check of this module on a config the schema has validated (defaults filled in);
-    ``local``: jobs run on this machine (not submitted to a cluster)."""
+    ``local``: jobs run on this machine (not submitted to a cluster). Each distinct dataset,
+    model and recipe among the experiment's runs is checked once."""
     check_names(config)
     _check_feature_runs(config)
-    _check_schedule(config["train"])
     check_device(config["device"], local)
     root = config.get("data", {}).get("root")
-    shapes = {label: describe(label, entry, root)
-              for label, entry in entries(config, "datasets").items()}
-    for ds_label, shape in shapes.items():
-        for arch_label, arch in entries(config, "architectures").items():
-            _check_model(ds_label, shape, arch_label, arch, config["train"])
-        _check_feature_sample(ds_label, shape, config["features"]["per_class"])
+    shapes: dict[str, DatasetShape] = {}
+    seen: set[str] = set()
+    resolved = groups(config)
+    for run in design(config):
+        spec, group = run["spec"], resolved[run["group"]]
+
+        def key(name: str, group_name: str = run["group"], group: dict = group) -> str:
+            return train_key(group_name, group, name)
+
+        dataset = spec["dataset"]
+        ds_key = json.dumps(dataset, sort_keys=True)
+        if ds_key not in shapes:
+            shapes[ds_key] = describe(dataset["label"], dataset, root)
+            _check_feature_sample(dataset["label"], shapes[ds_key],
+                                  config["features"]["per_class"])
+        train = {k: spec["train"].get(k) for k in ("loss", "svsl_gamma", "schedule",
+                                                     "milestones", "warmup_epochs", "augment",
+                                                     "epoch_metrics")}
+        model_key = json.dumps([ds_key, spec["arch"], train, run["group"]], sort_keys=True)
+        if model_key in seen:
+            continue
+        seen.add(model_key)
+        _check_schedule(spec["train"], key)
+        _check_model(dataset["label"], shapes[ds_key], spec["arch"]["label"], spec["arch"],
+                     spec["train"], key("svsl_gamma"))
+        _check_augment(spec["train"].get("augment", {}), shapes[ds_key], dataset["label"],
+                       key("augment"))
+        _check_epoch_metrics(spec["train"].get("epoch_metrics"), key("epoch_metrics"))
+
+
+def _check_epoch_metrics(entry: dict | None, key: str) -> None:
+    from nclayers.epoch_metrics import EpochMetricsConfig, EpochMetricsError
+
+    try:
+        EpochMetricsConfig.from_spec(entry)
+    except EpochMetricsError as error:
+        message = str(error).removeprefix("train.epoch_metrics: ")
+        raise ConfigError(f"config key '{key}': {message}") from None
+
+
+def _check_augment(options: dict, shape: DatasetShape, label: str, key: str) -> None:
+    """Augmentation options that cannot work, and augmentation of data that are not images."""
+    from nclayers.augment import Augment, require_images
+
+    try:
+        if Augment(**options).active:
+            require_images(shape.input_shape, f"dataset {label!r}")
+    except ValueError as error:
+        raise ConfigError(f"config key '{key}': {error}") from None
 
 
 def _check_feature_sample(label: str, shape: DatasetShape, per_class: int) -> None:
@@ -240,12 +288,15 @@ def _check_feature_runs(config: dict) -> None:
                               + (", ..." if len(known) > 6 else ""))
 
 
-def _check_schedule(train: dict) -> None:
+def _check_schedule(train: dict, key=lambda name: f"train.{name}") -> None:
+    """A multistep schedule without milestones, a warm-up outside it; ``key(name)`` is the
+    config key of a train setting, for the message."""
     schedule = train.get("schedule", "constant")
     if schedule == "multistep" and not train.get("milestones"):
-        raise ConfigError("config key 'train.milestones': schedule multistep needs milestones "
-                          "(the epochs at which the lr is multiplied by lr_decay), e.g. "
-                          "milestones: [100, 200]")
+        raise ConfigError(f"config key '{key('milestones')}': schedule multistep needs "
+                          "milestones (the epochs at which the lr is multiplied by lr_decay), "
+                          "e.g. milestones: [100, 200]")
     if train.get("warmup_epochs", 0) and schedule != "multistep":
-        raise ConfigError(f"config key 'train.warmup_epochs': warm-up belongs to the multistep "
-                          f"schedule, not {schedule}; remove it or set schedule: multistep")
+        raise ConfigError(f"config key '{key('warmup_epochs')}': warm-up belongs to the "
+                          f"multistep schedule, not {schedule}; remove it or set schedule: "
+                          "multistep")

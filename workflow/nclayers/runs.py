@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pandas as pd
 import torch
@@ -27,6 +27,9 @@ from nclayers.errors import UserError
 from nclayers.io import atomic_path
 from nclayers.train import Recipe
 from nclayers.vocabulary import FEATURE_COLUMNS, RUN_COLUMNS, SPECTRA_COLUMNS, TIDY_COLUMNS
+
+if TYPE_CHECKING:
+    from nclayers.epoch_metrics import EpochMetrics
 
 
 def run_columns(spec: dict) -> dict:
@@ -103,6 +106,11 @@ def _gist(error: BaseException) -> str:
     return lines[0][:200] if lines else ""
 
 
+# The checkpoints folder is the train rule's output: forcing it reruns the run's train job.
+_REBUILD = ("rebuild it, and what was computed from it, with "
+            "`snakemake --cores all --forcerun {folder}`")
+
+
 def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
     """The dict saved at a checkpoint: ``epoch``, ``model`` (a state dict, or None after a
     divergence) and ``diverged``."""
@@ -111,8 +119,7 @@ def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
         raise CheckpointError(
             f"cannot read checkpoint {path} ({type(error).__name__}: {_gist(error)}): it is "
-            "damaged or incomplete; delete it and rerun the workflow, whose train job for the run "
-            "then rebuilds it") from None
+            f"damaged or incomplete; {_REBUILD.format(folder=Path(path).parent)}") from None
 
 
 def load_checkpoint(spec: dict, path: str | Path,
@@ -130,8 +137,7 @@ def load_checkpoint(spec: dict, path: str | Path,
     except (RuntimeError, KeyError, TypeError) as error:
         raise CheckpointError(
             f"checkpoint {path} does not hold the weights of run {spec['run']}'s model "
-            f"({_gist(error)}): delete it and rerun the workflow, "
-            "whose train job for the run then rebuilds it") from None
+            f"({_gist(error)}): {_REBUILD.format(folder=Path(path).parent)}") from None
     return Trained(model, splits, int(state["epoch"]))
 
 
@@ -272,7 +278,9 @@ def hold_run(run_dir: str | Path) -> Iterator[None]:
 
 def train_run(spec: dict, out_dir: str | Path, progress: bool = True,
               resume_every: int = 1) -> dict:
-    """Train the run of ``spec`` into ``out_dir``: checkpoints, train_log.csv and run.json.
+    """Train the run of ``spec`` into ``out_dir``: checkpoints, train_log.csv, run.json and
+    epoch_metrics.csv (the layers' metrics during training, ``spec["train"]["epoch_metrics"]``,
+    see :mod:`nclayers.epoch_metrics`; only the header when that is off).
 
     After every ``resume_every`` epochs the full state goes to ``out_dir/.resume``; a
     rerun with the same spec continues from there, bitwise on CPU. A diverged run still writes
@@ -285,10 +293,33 @@ def train_run(spec: dict, out_dir: str | Path, progress: bool = True,
         return _train_held(spec, out, progress, resume_every)
 
 
+def epoch_recorder(spec: dict) -> EpochMetrics | None:
+    """The run's :class:`nclayers.epoch_metrics.EpochMetrics`, or None where its spec's
+    ``train.epoch_metrics`` is absent or off."""
+    from nclayers.epoch_metrics import EpochMetrics, EpochMetricsConfig
+
+    config = EpochMetricsConfig.from_spec(spec["train"].get("epoch_metrics"))
+    if not config.enabled:
+        return None
+    return EpochMetrics(config, spec["train"]["epochs"], spec["seed"],
+                        log=lambda message: print(message, flush=True))
+
+
+def epoch_metrics_table(spec: dict, recorder: EpochMetrics | None) -> pd.DataFrame:
+    """The recorded rows with the run's columns (``vocabulary.TIDY_COLUMNS``); no rows
+    without a recorder."""
+    if recorder is None:
+        return pd.DataFrame(columns=TIDY_COLUMNS)
+    table = recorder.table()
+    return pd.concat([pd.DataFrame(run_columns(spec), index=table.index), table],
+                     axis=1)[TIDY_COLUMNS]
+
+
 def _train_held(spec: dict, out: Path, progress: bool, every: int) -> dict:
     from nclayers.train import fit
 
     state_dir = out / RESUME_DIR
+    recorder = epoch_recorder(spec)  # a bad epoch_metrics section fails before any work
     device = resolve_device(spec["device"])
     print(f"run {spec['run']} on {device}", flush=True)
     splits = load_data(spec, device)
@@ -312,7 +343,8 @@ def _train_held(spec: dict, out: Path, progress: bool, every: int) -> dict:
 
     log = fit(model, splits, recipe(spec), seed=spec["seed"],
               checkpoints=spec["train"]["checkpoints"], on_checkpoint=save_checkpoint,
-              resume=resume, on_epoch_end=save_state, progress=progress)
+              resume=resume, on_epoch_end=save_state, progress=progress,
+              epoch_metrics=recorder)
     # Every saved checkpoint in place again, should its declared path have been deleted while
     # this trainer ran (by a Snakemake that reran the job beside it and was refused).
     for saved in state_dir.glob("epoch*.pt"):
@@ -327,6 +359,8 @@ def _train_held(spec: dict, out: Path, progress: bool, every: int) -> dict:
                     torch.save(DIVERGED_MARKER | {"epoch": epoch}, tmp)
     with atomic_path(out / "train_log.csv") as tmp:
         pd.DataFrame(log).assign(**run_columns(spec)).to_csv(tmp, index=False)
+    with atomic_path(out / "epoch_metrics.csv") as tmp:
+        epoch_metrics_table(spec, recorder).to_csv(tmp, index=False)
     info = {**spec, "device_used": str(device),
             "train_seconds": round(previous + time.perf_counter() - start, 2),
             "n_train": len(splits.y_train), "n_test": len(splits.y_test),

@@ -53,33 +53,52 @@ def _values(values) -> str:
     return ", ".join(dict.fromkeys(f"{v:g}" if isinstance(v, float) else str(v) for v in values))
 
 
-def setup_table(infos: list[dict]) -> str:
-    """The experiment as configured, from the runs' records (all runs, swept values listed)."""
-    first = infos[0]
-    t = first["train"]
-    datasets = {i["dataset"]["label"]: i for i in infos}
-    seconds = pd.Series([i["train_seconds"] for i in infos])
-    loss = {"mse": f"MSE on one-hot targets (scale {t.get('mse_scale', 1):g})",
+def _loss(t: dict) -> str:
+    return {"mse": f"MSE on one-hot targets (scale {t.get('mse_scale', 1):g})",
             "ce": "cross-entropy",
             "svsl": f"SVSL: cross-entropy + {t.get('svsl_alpha'):g} x variability term from "
                     f"hidden layer {t.get('svsl_gamma')}"}[t["loss"]]
+
+
+def _schedule(t: dict) -> str:
     schedule = t.get("schedule", "constant")
     if schedule == "multistep":
         schedule += (f" (x{t['lr_decay']:g} at epochs {_values(t['milestones'])}, "
                      f"{t['warmup_epochs']} warm-up epochs)")
+    return schedule
+
+
+def _augment(t: dict) -> str:
+    options = t.get("augment") or {}
+    parts = [f"random crop, padding {options['crop']}" if options.get("crop") else "",
+             "horizontal flip" if options.get("flip") else "",
+             f"rotation by multiples of {options['rotate']} degrees" if options.get("rotate")
+             else ""]
+    return ", ".join(p for p in parts if p) or "none"
+
+
+def setup_table(infos: list[dict]) -> str:
+    """The experiment as configured, from the runs' records (all runs; the values that differ
+    between runs, groups or axes, listed)."""
+    trains = [i["train"] for i in infos]
+    seconds = pd.Series([i["train_seconds"] for i in infos])
     rows = [
-        *(("Dataset", f"{label}: {_describe(i['dataset'])}, {i['n_train']} train, "
-                      f"{i['n_test']} test, {i['num_classes']} classes")
-          for label, i in datasets.items()),
+        *(("Dataset", f"{i['dataset']['label']}: {_describe(i['dataset'])}, {i['n_train']} "
+                      f"train, {i['n_test']} test, {i['num_classes']} classes")
+          for i in {_describe(i["dataset"]): i for i in infos}.values()),
         *(("Architecture", f"{label}: {_describe(i['arch'])}, {i['parameters']:,} parameters")
-          for label, i in {i["arch"]["label"]: i for i in infos}.items()),
-        ("Loss", loss),
-        ("Optimiser", f"SGD, momentum {t['momentum']:g}, "
-                      f"lr {_values(i['train']['lr'] for i in infos)}, "
-                      f"weight decay {_values(i['train']['weight_decay'] for i in infos)}"),
-        ("Schedule", schedule),
-        ("Batch size / epochs", f"{t['batch_size']} / {t['epochs']}"),
-        ("Checkpoints (epochs)", ", ".join(map(str, t["checkpoints"]))),
+          for label, i in {_describe(i["arch"]): i for i in infos}.items()
+          for label in [i["arch"]["label"]]),
+        ("Loss", "; ".join(dict.fromkeys(map(_loss, trains)))),
+        ("Optimiser", f"SGD, momentum {_values(t['momentum'] for t in trains)}, "
+                      f"lr {_values(t['lr'] for t in trains)}, "
+                      f"weight decay {_values(t['weight_decay'] for t in trains)}"),
+        ("Schedule", "; ".join(dict.fromkeys(map(_schedule, trains)))),
+        ("Augmentation", "; ".join(dict.fromkeys(map(_augment, trains)))),
+        ("Batch size / epochs", f"{_values(t['batch_size'] for t in trains)} / "
+                                f"{_values(t['epochs'] for t in trains)}"),
+        ("Checkpoints (epochs)", "; ".join(dict.fromkeys(
+            ", ".join(map(str, t["checkpoints"])) for t in trains))),
         ("Seeds", _values(i["seed"] for i in infos)),
         ("Device", _values(sorted(i["device_used"] for i in infos))),
         ("Training time per run", f"{seconds.mean():.1f} s (mean of {len(infos)})"),

@@ -6,14 +6,20 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from nclayers.augment import Augment
 from nclayers.data import Splits, batches
+from nclayers.measurement import NonFiniteActivations
 from nclayers.taps import tap
+
+if TYPE_CHECKING:
+    from nclayers.epoch_metrics import EpochMetrics
 
 LOSSES = ("mse", "ce", "svsl")
 SCHEDULES = ("constant", "onecycle", "multistep")
@@ -39,6 +45,9 @@ class Recipe:
     lr_decay: float = 0.1  # multistep: the gamma of each milestone
     warmup_epochs: int = 0  # multistep: linear warm-up from lr/warmup_steps
     amp: bool = False  # bf16 autocast of the training forward pass, CUDA only
+    # Train-split augmentation (nclayers.augment.Augment's options: crop, flip, rotate), drawn
+    # from the run's generator; empty = none, which draws nothing.
+    augment: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -127,16 +136,32 @@ class Objective:
         return loss
 
 
+class Tally:
+    """(mean loss, accuracy) of a model's outputs on a split, added up batch by batch: the one
+    sum behind both :func:`evaluate` and the log rows that a measurement's passes give, so that
+    the two agree bitwise."""
+
+    def __init__(self, loss_fn: Callable[[Tensor, Tensor], Tensor]) -> None:
+        self.loss_fn = loss_fn
+        self.loss, self.correct, self.count = 0.0, 0, 0
+
+    def add(self, out: Tensor, y: Tensor) -> None:
+        self.loss += float(self.loss_fn(out, y)) * len(y)
+        self.correct += int((out.argmax(dim=1) == y).sum())
+        self.count += len(y)
+
+    def result(self) -> tuple[float, float]:
+        return self.loss / self.count, self.correct / self.count
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, loss_fn, batch_size: int = 1024):
     """(mean loss, accuracy) of ``model`` in eval mode."""
     model.eval()
-    loss, correct = 0.0, 0
+    tally = Tally(loss_fn)
     for xb, yb in batches(x, y, batch_size):
-        out = model(xb)
-        loss += float(loss_fn(out, yb)) * len(yb)
-        correct += int((out.argmax(dim=1) == yb).sum())
-    return loss / len(y), correct / len(y)
+        tally.add(model(xb), yb)
+    return tally.result()
 
 
 def fit(
@@ -150,6 +175,7 @@ def fit(
     resume: dict | None = None,
     on_epoch_end: Callable[[dict], None] = lambda state: None,
     progress: bool = True,
+    epoch_metrics: EpochMetrics | None = None,
 ) -> list[dict]:
     """Train ``model`` on ``data``; return the per-epoch log (epoch 0 = initialisation).
 
@@ -157,9 +183,23 @@ def fit(
     step). ``on_epoch_end(state)`` receives the full training state after every epoch; passing
     that state back as ``resume`` continues bitwise as if never interrupted. A non-finite loss
     stops training; the log's last row then has ``diverged = True``.
+
+    ``epoch_metrics`` (a :class:`nclayers.epoch_metrics.EpochMetrics`) measures every tapped
+    layer at the end of each of its epochs (0 included) and keeps the values; they are part of
+    the state (``state["epoch_metrics"]``), so a resumed run records what an uninterrupted one
+    does. On the full splits the measurement's passes also give the log row's eval loss and
+    accuracy (bitwise those of :func:`evaluate`), saving its two passes. Measuring changes
+    nothing in the training (eval mode, generators of its own); a diverged model records
+    nothing.
     """
     checkpoints = set(checkpoints)
     objective = Objective(recipe, model, data.num_classes)
+    augment = Augment(**recipe.augment)  # inactive: returns the batch itself
+    # Convolutions on CUDA run fastest on channels-last (NHWC) tensors; the CPU path is left
+    # as it is, so that its numbers stay what they were.
+    channels_last = data.x_train.is_cuda and data.x_train.dim() == 4
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     steps_per_epoch = _steps_per_epoch(recipe, data)
     generator = torch.Generator().manual_seed(seed)
     # Parameters with requires_grad False (fixed ETF layers) are neither updated nor decayed.
@@ -170,7 +210,7 @@ def fit(
     autocast = torch.autocast("cuda", torch.bfloat16) if recipe.amp and data.x_train.is_cuda \
         else nullcontext()
     if resume is None:
-        log = [_log_row(model, data, objective, epoch=0, train_loss=float("nan"))]
+        log = [_epoch_row(model, data, objective, 0, float("nan"), epoch_metrics)]
         if 0 in checkpoints:
             on_checkpoint(0, model)
     else:
@@ -179,21 +219,30 @@ def fit(
         scheduler.load_state_dict(resume["scheduler"])
         generator.set_state(resume["generator"])
         log = list(resume["log"])
+        if epoch_metrics is not None:
+            epoch_metrics.load_state_dict(resume["epoch_metrics"])
     bar = tqdm(range(log[-1]["epoch"] + 1, recipe.epochs + 1), desc="epochs",
                disable=not progress, mininterval=2,
                initial=log[-1]["epoch"], total=recipe.epochs)
     for epoch in bar:
         model.train()
-        total, seen = 0.0, 0
+        # The loss summed on the device in float64 (the same arithmetic as Python floats, so
+        # bitwise the same numbers), read once per epoch: reading it every step would make the
+        # host wait for the GPU at each one.
+        total, seen = torch.zeros((), dtype=torch.float64, device=data.x_train.device), 0
         for x, y in batches(data.x_train, data.y_train, recipe.batch_size, generator):
+            x = augment(x, generator)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             with autocast:
                 loss = objective(x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total, seen = total + loss.item() * len(y), seen + len(y)
-        row = _log_row(model, data, objective, epoch, train_loss=total / seen)
+            total += loss.detach().double() * len(y)
+            seen += len(y)
+        row = _epoch_row(model, data, objective, epoch, float(total) / seen, epoch_metrics)
         log.append(row)
         bar.set_postfix(refresh=False, loss=f"{row['train_loss']:.4f}",
                         train=f"{row['train_acc']:.3f}", test=f"{row['test_acc']:.3f}")
@@ -201,15 +250,44 @@ def fit(
             break
         if epoch in checkpoints:
             on_checkpoint(epoch, model)
-        on_epoch_end({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                      "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-                      "log": log})
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
+                 "log": log}
+        if epoch_metrics is not None:
+            state["epoch_metrics"] = epoch_metrics.state_dict()
+        on_epoch_end(state)
     return log
 
 
-def _log_row(model, data: Splits, objective: Objective, epoch: int, train_loss: float) -> dict:
-    eval_loss, train_acc = evaluate(model, data.x_train, data.y_train, objective.eval_loss)
-    test_loss, test_acc = evaluate(model, data.x_test, data.y_test, objective.eval_loss)
+def _epoch_row(model, data: Splits, objective: Objective, epoch: int, train_loss: float,
+               recorder: EpochMetrics | None) -> dict:
+    """The log row of ``epoch``, measuring the layers too where ``recorder`` is due. A model
+    that diverged (non-finite training loss, activations or eval loss) records nothing."""
+    diverged = epoch > 0 and not math.isfinite(train_loss)
+    if recorder is None or not recorder.due(epoch) or diverged:
+        return _log_row(model, data, objective, epoch, train_loss)
+    tallies = {"train": Tally(objective.eval_loss), "test": Tally(objective.eval_loss)}
+    hook = (lambda split, out, y: tallies[split].add(out, y)) if recorder.fuses else None
+    try:
+        values = recorder.measure(model, data, hook)
+    except NonFiniteActivations:  # the row's own evaluation then says diverged
+        return _log_row(model, data, objective, epoch, train_loss)
+    evals = (tallies["train"].result(), tallies["test"].result()) if recorder.fuses else None
+    row = _log_row(model, data, objective, epoch, train_loss, evals)
+    if not row["diverged"]:
+        recorder.record(epoch, values)
+    return row
+
+
+def _log_row(model, data: Splits, objective: Objective, epoch: int, train_loss: float,
+             evals: tuple[tuple[float, float], tuple[float, float]] | None = None) -> dict:
+    """``evals``: the (loss, accuracy) of train and test where a measurement's passes gave
+    them, else two passes of :func:`evaluate`."""
+    model.eval()  # as evaluate leaves it, whichever gave the numbers
+    if evals is None:
+        evals = (evaluate(model, data.x_train, data.y_train, objective.eval_loss),
+                 evaluate(model, data.x_test, data.y_test, objective.eval_loss))
+    (eval_loss, train_acc), (test_loss, test_acc) = evals
     losses = (eval_loss, test_loss, train_loss) if epoch > 0 else (eval_loss, test_loss)
     diverged = not all(map(math.isfinite, losses))
     return {"epoch": epoch, "train_loss": train_loss, "eval_train_loss": eval_loss,

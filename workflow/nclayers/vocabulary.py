@@ -11,10 +11,16 @@ from __future__ import annotations
 
 # --- tidy tables ------------------------------------------------------------------------------
 
+IMPLICIT_GROUP = "main"  # the one group of a config without `groups:`
+DEFAULT_SELECT = ["lr", "weight_decay"]  # the papers select the best lr (and wd) per model
+
 RUN_COLUMNS = ["run", "dataset", "arch", "seed"]  # identify a run in every tidy table
 TIDY_COLUMNS = [*RUN_COLUMNS, "epoch", "layer", "layer_index", "split", "metric", "value"]
 SPECTRA_COLUMNS = [*RUN_COLUMNS, "epoch", "layer", "layer_index", "k", "sigma", "share"]
 TIDY_ORDER = ["run", "epoch", "split", "layer_index", "metric"]  # the sort of metrics.csv
+# The light metrics measured during training, at the epochs of train.epoch_metrics (one pass
+# over each split plus the class means; no sketch, no NC3), in epoch_metrics.csv.
+EPOCH_METRICS = ("nc1", "nc1_ratio", "cdnv", "ncc_accuracy", "nc4_mismatch")
 
 # The feature analysis's tables (one CSV each per run and epoch, run columns and epoch first).
 FEATURE_COLUMNS = {
@@ -56,14 +62,56 @@ LOG_METRICS = {"nc1", "cdnv", "cdnv_own", "tr_sigma_w", "tr_sigma_b", "tr_sigma_
 METHOD_LABELS = {"cosine": "cosine, complete, 0.7", "ward": "euclidean, ward, 0.5"}
 
 
-def model_label(dataset: str, arch: str) -> str:
-    """How a trained model (dataset × architecture) is named in figures and tables."""
-    return f"{dataset} / {arch}"
+def model_label(dataset: str, arch: str, *more: str) -> str:
+    """How a trained model (dataset × architecture, then its group and compared values where
+    the figure shows several) is named in figures and tables."""
+    return " / ".join([dataset, arch, *more])
+
+
+def axis_columns(table) -> list[str]:
+    """The axis columns of an aggregated table: those after ``group`` (sweeps.with_design
+    appends the group, then one column per axis)."""
+    columns = list(table.columns)
+    return columns[columns.index("group") + 1:] if "group" in columns else []
+
+
+def model_keys(table) -> list[str]:
+    """The columns that tell the models of ``table`` apart: dataset and architecture, the group
+    where there are several, and every axis whose value differs among its rows."""
+    varying = [c for c in axis_columns(table) if table[c].nunique(dropna=True) > 1]
+    group = ["group"] if "group" in table.columns and table["group"].nunique() > 1 else []
+    return ["dataset", "arch", *group, *varying]
+
+
+def _shown(value) -> str:
+    """An axis value as a label shows it: 5 rather than 5.0 (a CSV's integers with gaps
+    come back as floats)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def model_labels(table) -> list[str]:
+    """:func:`model_label` of each row of ``table``; an axis that is not one of the row's
+    model (empty) is left out."""
+    keys = model_keys(table)
+    labels = []
+    for row in table[keys].itertuples(index=False):
+        parts = [str(v) if k in ("dataset", "arch", "group") else f"{k}={_shown(v)}"
+                 for k, v in zip(keys, row, strict=True)
+                 if k in ("dataset", "arch", "group") or v == v and v is not None]
+        labels.append(model_label(*parts))
+    return labels
 
 
 def by_model(table):
-    """``[(model label, rows)]`` for each dataset × architecture in a tidy table, in order."""
-    return [(model_label(d, a), part) for (d, a), part in table.groupby(["dataset", "arch"])]
+    """``[(model label, rows)]`` for each model of a tidy table (:func:`model_keys`), in
+    order."""
+    if table.empty:
+        return []
+    labelled = table.assign(_model=model_labels(table))
+    return [(label, part.drop(columns="_model"))
+            for label, part in labelled.groupby("_model", sort=False)]
 
 
 # --- what the steps write ---------------------------------------------------------------------

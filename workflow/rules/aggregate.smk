@@ -1,12 +1,9 @@
 rule aggregate:
     input:
-        metrics=expand(
-            f"{RESULTS}/runs/{{run}}/metrics/epoch{{epoch}}.csv", run=RUNS, epoch=EPOCHS
-        ),
+        metrics=per_checkpoint(f"{RESULTS}/runs/{{run}}/metrics/epoch{{epoch}}.csv"),
         train_logs=expand(f"{RESULTS}/runs/{{run}}/train_log.csv", run=RUNS),
-        spectra=expand(
-            f"{RESULTS}/runs/{{run}}/spectra/epoch{{epoch}}.csv", run=RUNS, epoch=EPOCHS
-        ),
+        epoch_metrics=expand(f"{RESULTS}/runs/{{run}}/epoch_metrics.csv", run=RUNS),
+        spectra=per_checkpoint(f"{RESULTS}/runs/{{run}}/spectra/epoch{{epoch}}.csv"),
     output:
         metrics=report(
             f"{RESULTS}/tables/metrics.csv",
@@ -19,7 +16,9 @@ rule aggregate:
             category="Tables",
         ),
         spectra=f"{RESULTS}/tables/spectra.csv",
+        epoch_metrics=f"{RESULTS}/tables/epoch_metrics.csv",
     params:
+        design=json.dumps(DESIGN, sort_keys=True),
         out_dir=subpath(output.metrics, parent=True),
         collapse_eps=config["report"]["collapse_eps"],
         ncc_threshold=config["measure"]["ncc_threshold"],
@@ -31,6 +30,7 @@ rule aggregate:
     shell:
         "python -m nclayers aggregate --metrics {input.metrics}"
         " --train-logs {input.train_logs} --spectra {input.spectra}"
+        " --epoch-metrics {input.epoch_metrics} --design {params.design:q}"
         " --collapse-eps {params.collapse_eps} --ncc-threshold {params.ncc_threshold}"
         " --interpolation-threshold {params.interpolation_threshold}"
         " --out-dir {params.out_dir} > {log} 2>&1"
@@ -42,9 +42,12 @@ checkpoint select_best:
         infos=expand(f"{RESULTS}/runs/{{run}}/run.json", run=RUNS),
     output:
         report(f"{RESULTS}/tables/runs.csv", caption="../report/runs.rst", category="Tables"),
+    params:
+        design=json.dumps(DESIGN, sort_keys=True),
     log:
         f"{RESULTS}/logs/select_best.log",
     conda:
         "../../envs/nclayers.yaml"
     shell:
-        "python -m nclayers select --infos {input.infos} --out {output} > {log} 2>&1"
+        "python -m nclayers select --infos {input.infos} --design {params.design:q}"
+        " --out {output} > {log} 2>&1"

@@ -9,7 +9,13 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from nclayers.experiment import ConfigError, checkpoint_epochs, expand_runs
+from nclayers.experiment import (
+    ConfigError,
+    expand_runs,
+    feature_epochs,
+    resume_every,
+    run_design,
+)
 from nclayers.preflight import check_config, coerce_numbers, schema_error
 from nclayers.sweeps import analysed_runs, figure_run
 from nclayers.vocabulary import FEATURE_FIGURES, FEATURE_TABLES, FIGURES
@@ -23,16 +29,25 @@ try:
     problem = schema_error(config, yaml.safe_load(open(SCHEMA)))
     if problem:
         raise ConfigError(problem)
-    validate(config, SCHEMA)  # fills in the schema's defaults
+    # Fills in the schema's defaults, but not in the groups: a key a group leaves out takes
+    # the top-level value (nclayers.experiment.groups), not the schema's default.
+    groups = config.pop("groups", None)
+    validate(config, SCHEMA)
+    if groups is not None:
+        config["groups"] = groups
     check_config(config, local=workflow.local_exec)
+    RUNS = expand_runs(config)
+    # Each run's group and axis values, and each group's selected axes: for the tables only.
+    DESIGN = run_design(config)
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 
 RESULTS = f"results/{config['experiment']}"
-RUNS = expand_runs(config)
-EPOCHS = checkpoint_epochs(config)
-# Feature analysis: at the configured checkpoints (default: the last one).
-FEATURE_EPOCHS = sorted(config["features"]["epochs"]) or [config["train"]["epochs"]]
+# How often each run's train job saves its state (its group's train.resume_every).
+RESUME_EVERY = resume_every(config)
+# Per run: its checkpoints, and those the feature analysis reads (default: the last one).
+EPOCHS = {run: spec["train"]["checkpoints"] for run, spec in RUNS.items()}
+FEATURE_EPOCHS = {run: feature_epochs(config, spec) for run, spec in RUNS.items()}
 FEATURE_FIGURE = f"{RESULTS}/figures/features/{{run}}/epoch{{epoch}}/{{feature}}.pdf"
 CLUSTER_GPUS = config["cluster"]["gpus"]
 # The jobs' `python` is the interpreter of the environment that runs Snakemake, so that
@@ -67,23 +82,28 @@ def run_spec(wildcards):
     return json.dumps(RUNS[wildcards.run], sort_keys=True)
 
 
+def per_checkpoint(pattern, epochs=EPOCHS):
+    """``pattern`` ({run}, {epoch}) for every run and each of its checkpoints."""
+    return [pattern.format(run=run, epoch=e) for run in RUNS for e in epochs[run]]
+
+
 def feature_files(name):
     """Input function: the feature analysis's ``name``.csv of every analysed run and feature
     epoch (features.runs; which runs are selected is known once select_best has run)."""
 
     def files(wildcards):
         runs = analysed_runs(checkpoints.select_best.get().output[0], config["features"]["runs"])
-        return expand(
-            f"{RESULTS}/features/{{run}}/epoch{{epoch}}/{name}.csv",
-            run=runs,
-            epoch=FEATURE_EPOCHS,
-        )
+        return [
+            f"{RESULTS}/features/{run}/epoch{epoch}/{name}.csv"
+            for run in runs
+            for epoch in FEATURE_EPOCHS[run]
+        ]
 
     return files
 
 
 def report_feature_figures(wildcards):
     """The feature figures the report shows: those of the first selected run the feature
-    analysis reads, at the last feature epoch."""
+    analysis reads, at its last feature epoch."""
     run = figure_run(checkpoints.select_best.get().output[0], config["features"]["runs"])
-    return expand(FEATURE_FIGURE, run=run, epoch=FEATURE_EPOCHS[-1], feature=FEATURE_FIGURES)
+    return expand(FEATURE_FIGURE, run=run, epoch=FEATURE_EPOCHS[run][-1], feature=FEATURE_FIGURES)

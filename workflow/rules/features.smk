@@ -1,6 +1,6 @@
 rule features:
     input:
-        checkpoint=f"{RESULTS}/runs/{{run}}/checkpoints/epoch{{epoch}}.pt",
+        checkpoints=f"{RESULTS}/runs/{{run}}/checkpoints",
         info=f"{RESULTS}/runs/{{run}}/run.json",
     output:
         sample=f"{RESULTS}/features/{{run}}/epoch{{epoch}}/sample.npz",
@@ -22,7 +22,7 @@ rule features:
         runtime=60,
     shell:
         "python -m nclayers --threads {threads} features --info {input.info}"
-        " --checkpoint {input.checkpoint} --per-class {params.per_class}"
+        " --checkpoint {input.checkpoints}/epoch{wildcards.epoch}.pt --per-class {params.per_class}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 

@@ -1,6 +1,6 @@
 rule measure:
     input:
-        checkpoint=f"{RESULTS}/runs/{{run}}/checkpoints/epoch{{epoch}}.pt",
+        checkpoints=f"{RESULTS}/runs/{{run}}/checkpoints",
         info=f"{RESULTS}/runs/{{run}}/run.json",
     output:
         metrics=f"{RESULTS}/runs/{{run}}/metrics/epoch{{epoch}}.csv",
@@ -18,5 +18,5 @@ rule measure:
         runtime=30,
     shell:
         "python -m nclayers --threads {threads} measure --info {input.info}"
-        " --checkpoint {input.checkpoint} --batch-size {params.batch_size}"
+        " --checkpoint {input.checkpoints}/epoch{wildcards.epoch}.pt --batch-size {params.batch_size}"
         " --out {output.metrics} --spectra {output.spectra} > {log} 2>&1"

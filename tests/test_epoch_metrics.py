@@ -1,0 +1,272 @@
+"""Per-layer NC metrics during training (train.epoch_metrics): the schedule, the values (those of
+measure itself), the fused log (bitwise the unfused one), the subsample, divergence, and the
+files train_run writes. The kill-and-resume test is in test_train.py."""
+
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+import pytest
+import torch
+from conftest import tiny_config
+
+from nclayers import data, experiment, models, runs, train
+from nclayers.data import Batches
+from nclayers.epoch_metrics import (
+    LIGHT,
+    EpochMetrics,
+    EpochMetricsConfig,
+    EpochMetricsError,
+    balanced_subsample,
+    measured_epochs,
+)
+from nclayers.measurement import COLUMNS, measure, measure_rows
+from nclayers.metrics import pairwise
+from nclayers.train import Recipe, fit
+from nclayers.vocabulary import EPOCH_METRICS, TIDY_COLUMNS
+
+RECIPE = Recipe(epochs=3, batch_size=64, lr=0.05)
+
+
+def test_every_k_epochs_and_the_last():
+    assert measured_epochs(10, every=3) == [0, 3, 6, 9, 10]
+    assert measured_epochs(4, every=1) == [0, 1, 2, 3, 4]
+    assert measured_epochs(4, every=10) == [0, 4]
+    assert measured_epochs(0, every=2) == [0]
+
+
+def test_log_points_are_rounded_deduplicated_with_zero_and_the_last():
+    # 350^(i/4), i = 0..4: 1, 4.33, 18.7, 80.9, 350
+    assert measured_epochs(350, log_points=5) == [0, 1, 4, 19, 81, 350]
+    assert measured_epochs(3, log_points=10) == [0, 1, 2, 3]  # ten points, four epochs
+    assert measured_epochs(7, log_points=1) == [0, 1, 7]
+    assert measured_epochs(0, log_points=4) == [0]
+
+
+def test_off_and_bad_configs():
+    assert measured_epochs(10) == []
+    for entry in (None, {}, {"every": 0, "log_points": 0, "per_class": 5}):
+        assert not EpochMetricsConfig.from_spec(entry).enabled
+    assert EpochMetricsConfig.from_spec({"log_points": 3}).enabled
+    with pytest.raises(EpochMetricsError, match="not both"):
+        EpochMetricsConfig(every=2, log_points=3)
+    with pytest.raises(EpochMetricsError, match="every must be an integer ≥ 0, got -1"):
+        EpochMetricsConfig(every=-1)
+    with pytest.raises(EpochMetricsError, match="per_class must be a positive integer"):
+        EpochMetricsConfig(every=1, per_class=0)
+    with pytest.raises(EpochMetricsError, match="has no key evry"):
+        EpochMetricsConfig.from_spec({"evry": 1})
+    assert EPOCH_METRICS == LIGHT == ("nc1", "nc1_ratio", "cdnv", "ncc_accuracy", "nc4_mismatch")
+
+
+def digits_model(seed=0):
+    torch.manual_seed(seed)
+    return models.build("mlp", (1, 8, 8), 10, depth=3, width=32)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits")
+
+
+def train_with(digits, config, recipe=RECIPE, checkpoints=()):
+    """(log, recorder, {epoch: model copy}) of a short digits run with ``config``."""
+    recorder = EpochMetrics(config, recipe.epochs, seed=0) if config else None
+    copies = {}
+    log = fit(digits_model(), digits, recipe, seed=0, progress=False, epoch_metrics=recorder,
+              checkpoints=checkpoints,
+              on_checkpoint=lambda epoch, model: copies.update({epoch: copy.deepcopy(model)}))
+    return log, recorder, copies
+
+
+def rows_of(recorder, epoch):
+    table = recorder.table()
+    return table[table["epoch"] == epoch].drop(columns="epoch").reset_index(drop=True)
+
+
+def test_rows_at_a_measured_epoch_are_measure_itself(digits):
+    """The recorded rows of epochs 0 and 2 equal measure(..., metrics=LIGHT) on the model of that
+    epoch, bitwise, in the order train/test × layer × metric; epoch 1 is not measured."""
+    _, recorder, copies = train_with(digits, EpochMetricsConfig(every=2), checkpoints=[0, 1, 2])
+    assert recorder.measured == [0, 2, 3]
+    for epoch in (0, 2):
+        expected = measure(copies[epoch], Batches(digits.x_train, digits.y_train, 1024),
+                           Batches(digits.x_test, digits.y_test, 1024), metrics=LIGHT)
+        pd.testing.assert_frame_equal(rows_of(recorder, epoch), expected, check_exact=True)
+    assert rows_of(recorder, 1).empty
+    layers = copies[0].tapped_layers
+    assert len(rows_of(recorder, 3)) == len(layers) * 2 * len(LIGHT)
+
+
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+def test_fused_log_is_bitwise_the_unfused_one_and_skips_evaluate(digits, monkeypatch, loss):
+    recipe = Recipe(epochs=3, batch_size=64, lr=0.05, loss=loss)
+    plain, _, _ = train_with(digits, None, recipe)
+    calls = []
+    real = train.evaluate
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    fused, recorder, _ = train_with(digits, EpochMetricsConfig(every=1), recipe)
+    assert calls == []  # every epoch measured: the log's eval numbers came from measure's passes
+    assert recorder.measured == [0, 1, 2, 3]
+    pd.testing.assert_frame_equal(pd.DataFrame(fused), pd.DataFrame(plain), check_exact=True)
+    subsampled, _, _ = train_with(digits, EpochMetricsConfig(every=1, per_class=20), recipe)
+    assert len(calls) == 2 * 4  # on a subsample the log still evaluates the full splits
+    pd.testing.assert_frame_equal(pd.DataFrame(subsampled), pd.DataFrame(plain),
+                                  check_exact=True)
+
+
+def test_on_logits_sees_the_last_reading_of_each_split():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    x, y = torch.randn(50, 4), torch.arange(50) % 3
+    seen = []
+    plain = measure(net, Batches(x, y, 16), Batches(x[:20], y[:20], 16), layers=["1"])
+    hooked = measure(net, Batches(x, y, 16), Batches(x[:20], y[:20], 16), layers=["1"],
+                     on_logits=lambda split, out, labels: seen.append((split, out, labels)))
+    pd.testing.assert_frame_equal(plain, hooked, check_exact=True)
+    assert [(s, len(o)) for s, o, _ in seen] == [("train", 16), ("train", 16), ("train", 16),
+                                                 ("train", 2), ("test", 16), ("test", 4)]
+    with torch.no_grad():
+        assert torch.equal(torch.cat([o for s, o, _ in seen if s == "train"]), net(x))
+    assert torch.equal(torch.cat([labels for s, _, labels in seen if s == "test"]), y[:20])
+
+
+def test_subsample_is_class_balanced_fixed_and_clamped():
+    y = torch.cat([torch.full((n,), c) for c, n in enumerate((30, 12, 50))])[
+        torch.randperm(92, generator=torch.Generator().manual_seed(1))]
+    index, n = balanced_subsample(y, 10, torch.Generator().manual_seed(7))
+    assert n == 10 and torch.bincount(y[index]).tolist() == [10, 10, 10]
+    assert torch.equal(index, index.sort().values)
+    again, _ = balanced_subsample(y, 10, torch.Generator().manual_seed(7))
+    other, _ = balanced_subsample(y, 10, torch.Generator().manual_seed(8))
+    assert torch.equal(index, again) and not torch.equal(index, other)
+    index, n = balanced_subsample(y, 20, torch.Generator().manual_seed(7))
+    assert n == 12 and torch.bincount(y[index]).tolist() == [12, 12, 12]
+
+
+def test_the_recorder_measures_one_fixed_subsample_and_says_once_when_clamped(digits):
+    smallest_test = int(torch.bincount(digits.y_test).min())  # 53 of digits' 540 test images
+    messages = []
+    recorder = EpochMetrics(EpochMetricsConfig(every=1, per_class=100), 2, seed=4,
+                            log=messages.append)
+    model = digits_model().eval()
+    first = recorder.measure(model, digits)
+    assert torch.equal(recorder.measure(model, digits), first)
+    assert len(messages) == 1 and f"has {smallest_test} samples" in messages[0]
+    assert "test split" in messages[0]  # train's smallest class holds 124: no clamp there
+    train_batches, test_batches = recorder._splits(digits)
+    assert torch.bincount(test_batches.y).tolist() == [smallest_test] * 10
+    assert torch.bincount(train_batches.y).tolist() == [100] * 10
+    expected = measure(model, train_batches, test_batches, metrics=LIGHT)
+    got = {(r.layer_index, r.split, r.metric): r.value for r in expected.itertuples()}
+    assert first.tolist() == [[[got[i, s, m] for m in LIGHT] for s in ("train", "test")]
+                              for i in range(len(model.tapped_layers))]
+
+
+def test_non_finite_activations_record_nothing_and_do_not_stop_the_log(digits):
+    """A model whose activations are NaN at a measured epoch: no ValueError, no rows, and the
+    log (diverged) as without the measurement."""
+    bad = data.Splits(digits.name, digits.x_train, digits.y_train,
+                      digits.x_test.clone().index_fill_(0, torch.tensor([3]), float("nan")),
+                      digits.y_test, digits.num_classes)
+    plain, _, _ = train_with(bad, None)
+    log, recorder, _ = train_with(bad, EpochMetricsConfig(every=1))
+    assert log[-1]["diverged"] and recorder.measured == [] and recorder.table().empty
+    assert pd.DataFrame(log).equals(pd.DataFrame(plain))
+
+
+def spec_for(tmp_path, **train_options):
+    config = tiny_config()
+    config["train"].update({"epochs": 3, "checkpoints": [], **train_options})
+    return next(iter(experiment.expand_runs(config).values()))
+
+
+def test_train_run_writes_the_rows_and_leaves_the_train_log_alone(tmp_path):
+    off = runs.train_run(spec_for(tmp_path), tmp_path / "off", progress=False)
+    header = (tmp_path / "off" / "epoch_metrics.csv").read_text()
+    assert header.strip() == ",".join(TIDY_COLUMNS)
+    spec = spec_for(tmp_path, epoch_metrics={"every": 2})
+    runs.train_run(spec, tmp_path / "on", progress=False)
+    logs = [(tmp_path / d / "train_log.csv").read_bytes() for d in ("off", "on")]
+    assert logs[0] == logs[1]
+    table = pd.read_csv(tmp_path / "on" / "epoch_metrics.csv")
+    assert list(table.columns) == TIDY_COLUMNS
+    assert sorted(set(table["epoch"])) == [0, 2, 3]
+    assert set(table["metric"]) == set(LIGHT) and set(table["split"]) == {"train", "test"}
+    assert (table["run"] == off["run"]).all() and (table["dataset"] == "digits").all()
+    assert (table["arch"] == "mlp6").all() and (table["seed"] == 0).all()
+    assert table["value"].notna().all()
+
+
+def test_a_diverged_run_keeps_its_earlier_rows_and_writes_every_file(tmp_path):
+    options = {"lr": 1e4, "epochs": 5}
+    spec_off, spec_on = spec_for(tmp_path, **options), spec_for(
+        tmp_path, **options, epoch_metrics={"every": 1})
+    for spec in (spec_off, spec_on):
+        spec["arch"]["batchnorm"] = False
+    runs.train_run(spec_off, tmp_path / "off", progress=False)
+    info = runs.train_run(spec_on, tmp_path / "on", progress=False)
+    assert info["diverged"]
+    logs = [pd.read_csv(tmp_path / d / "train_log.csv") for d in ("off", "on")]
+    pd.testing.assert_frame_equal(logs[0], logs[1], check_exact=True)
+    table = pd.read_csv(tmp_path / "on" / "epoch_metrics.csv")
+    assert set(table["epoch"]) == set(range(info["final_epoch"]))  # not the diverged epoch
+    assert table["value"].notna().any()
+
+
+def test_resume_in_process_carries_the_rows(digits):
+    config, recipe = EpochMetricsConfig(every=1, per_class=30), Recipe(epochs=4, batch_size=64,
+                                                                       lr=0.05)
+    _, straight, _ = train_with(digits, config, recipe)
+    saved = {}
+    first = EpochMetrics(config, recipe.epochs, seed=0)
+    fit(digits_model(), digits, recipe, seed=0, progress=False, epoch_metrics=first,
+        on_epoch_end=lambda state: saved.update(copy.deepcopy(state))
+        if state["log"][-1]["epoch"] == 2 else None)
+    resumed = EpochMetrics(config, recipe.epochs, seed=0)
+    fit(digits_model(seed=9), digits, recipe, seed=0, progress=False, epoch_metrics=resumed,
+        resume=saved)
+    assert resumed.measured == [0, 1, 2, 3, 4]
+    pd.testing.assert_frame_equal(resumed.table(), straight.table(), check_exact=True)
+
+
+def test_pairwise_is_the_row_loop_bitwise():
+    g = torch.Generator().manual_seed(0)
+    for k, p, block in ((2, 1, 1 << 22), (10, 256, 1 << 22), (10, 256, 3000), (7, 33, 1),
+                        (100, 40, 1 << 22)):
+        rows = torch.randn(k, p, dtype=torch.float64, generator=g) * 1e3 + 5.0
+        for op in (torch.mul, lambda a, b: (a - b) ** 2):
+            loop = torch.stack([op(rows, r).sum(dim=1) for r in rows])
+            assert torch.equal(pairwise(rows, op, block), loop), (k, p, block)
+
+
+@pytest.mark.parametrize("subset", [LIGHT, ["nc3_pabs", "nc3_duality"],
+                                    ["cdnv_own", "nc2_equinorm"], ["stable_rank", "tr_sigma_w"]])
+def test_a_subset_of_metrics_has_the_values_of_all(digits, subset):
+    """Metrics left out skip their work (the sketch, the own-means sums, NC2, NC3); the rest
+    are bitwise those of a full measurement."""
+    model = digits_model().eval()
+    train_b = Batches(digits.x_train, digits.y_train, 500)
+    test_b = Batches(digits.x_test, digits.y_test, 500)
+    full = measure(model, train_b, test_b)
+    part = measure(model, train_b, test_b, metrics=subset)
+    expected = full[full["metric"].isin(subset)].reset_index(drop=True)
+    assert not part.empty
+    pd.testing.assert_frame_equal(part, expected, check_exact=True)
+
+
+@pytest.mark.parametrize("keep_bytes", [0, 1 << 30, 300_000])  # 300 kB: one batch
+def test_keeping_train_activations_gives_the_same_rows(digits, keep_bytes):
+    """measure_rows(keep_bytes=...) reads train's kept activations instead of a second forward
+    pass (and falls back to it where they do not fit): the same numbers on the CPU."""
+    model = digits_model().eval()
+    args = (model, Batches(digits.x_train, digits.y_train, 300),
+            Batches(digits.x_test, digits.y_test, 300))
+    logits = []
+    rows = measure_rows(*args, keep_bytes=keep_bytes,
+                        on_logits=lambda split, out, y: logits.append((split, out)))
+    assert pd.DataFrame(rows, columns=COLUMNS).equals(measure(*args))
+    with torch.no_grad():
+        assert torch.equal(torch.cat([o for s, o in logits if s == "train"]),
+                           model(digits.x_train))
