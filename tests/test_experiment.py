@@ -224,3 +224,13 @@ def test_a_selected_axis_of_one_model_only_still_selects_in_the_others():
     table = select_best(run_records(infos, design), design)
     assert set(table.loc[table["selected"], "run"]) == {"digits-a-relu-lr0.1-s0",
                                                         "digits-b-lr0.1-s0"}
+
+
+def test_changing_select_or_turning_sections_off_changes_no_spec():
+    """What is selected is the tables' business (run_design), not the runs': no retraining."""
+    config = two_groups()
+    before = experiment.expand_runs(config)
+    config["groups"]["mse"]["select"] = []
+    config["groups"]["ce"]["train"]["augment"] = {"crop": 0, "flip": False}  # still off
+    assert experiment.expand_runs(config) == before
+    assert experiment.run_design(config)["select"]["mse"] == []
