@@ -9,7 +9,7 @@ of a long run: the median epoch of each fit, then the median of ``--repeat`` fit
 warm-up round; the modes take turns, so that a machine that slows down slows all three.
 ``--clock process`` times the CPU time of this process instead of the wall clock (on a CPU
 shared with other jobs). ``--malloc keep`` lets glibc keep freed memory (see
-``nclayers.cli.keep_freed_memory``, which the train step calls). Prints a Markdown table.
+``keep_freed_memory``). Prints a Markdown table.
 
     python benchmarks/bench_epoch_metrics.py                       # CPU: MLP on digits, ResNet18
     python benchmarks/bench_epoch_metrics.py --device cuda --n-train 10000 --n-test 2000 \\
@@ -23,6 +23,7 @@ Cases: (a) the default MLP (depth 6, width 256, batchnorm) on the digits dataset
 from __future__ import annotations
 
 import argparse
+import ctypes
 import itertools
 import statistics
 import time
@@ -30,12 +31,23 @@ import time
 import torch
 
 from nclayers import data, models
-from nclayers.cli import keep_freed_memory
 from nclayers.epoch_metrics import EpochMetrics, EpochMetricsConfig
 from nclayers.train import Recipe, fit
 
 MODES = ("alone", "full splits", "subsample")
 CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
+
+
+def keep_freed_memory() -> bool:
+    """glibc: keep freed blocks of up to 32 MB in the heap (no munmap, no trim of its top), so
+    that the next batch's tensors reuse pages instead of faulting in fresh ones."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)
+                and libc.mallopt(m_trim_threshold, 1 << 30))
 
 
 def random_images(n_train: int, n_test: int, num_classes: int = 10) -> data.Splits:

@@ -3,8 +3,6 @@ runs, the checkpoint protocol, the report's macros and its page check."""
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 import torch
@@ -131,24 +129,3 @@ def test_overfull_boxes_are_found_in_a_latex_log():
            "Overfull \\hbox (0.4pt too wide) in paragraph at lines 3--4\n"
            "Underfull \\hbox (badness 10000) in paragraph\n")
     assert overfull_boxes(log) == ["52.3pt too wide in alignment at lines 10--20"]
-
-
-def test_keeping_freed_memory_changes_no_number(tmp_path):
-    """The train step's mallopt (glibc keeps freed blocks): the same run gives the same log."""
-    import subprocess
-    import sys
-
-    from nclayers.cli import keep_freed_memory
-
-    assert keep_freed_memory() in (True, False)  # False only without glibc
-    config = tiny_config()
-    spec = next(iter(experiment.expand_runs(config).values()))
-    logs = []
-    for name, code in (("plain", ""), ("kept", "from nclayers.cli import keep_freed_memory; "
-                                              "keep_freed_memory(); ")):
-        out = tmp_path / name
-        subprocess.run([sys.executable, "-c", code + "import json, sys; from nclayers import runs; "
-                        "runs.train_run(json.loads(sys.argv[1]), sys.argv[2], progress=False)",
-                        json.dumps(spec), str(out)], check=True, capture_output=True)
-        logs.append((out / "train_log.csv").read_bytes())
-    assert logs[0] == logs[1]

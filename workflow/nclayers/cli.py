@@ -111,26 +111,8 @@ def read_info(path: str | Path) -> dict:
     return info
 
 
-def keep_freed_memory() -> bool:
-    """glibc: keep freed blocks of up to 32 MB in the heap (no munmap, no trimming of its
-    top), so that each batch's tensors reuse pages instead of faulting in fresh ones: a train
-    job of the default MLP spends ~10 % less time, and its per-epoch metrics less still
-    (benchmarks/README.md). Changes no number. False where there is no glibc."""
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, 32 << 20) and mallopt(m_trim_threshold, 1 << 30))
-
-
 def cmd_train(args: argparse.Namespace) -> None:
     from nclayers import runs
-
-    keep_freed_memory()
 
     info = runs.train_run(json.loads(args.spec), Path(args.out_dir),
                           resume_every=args.resume_every)
