@@ -43,6 +43,7 @@ def measure(
     metrics: Iterable[str] | None = None,
     progress: bool = False,
     on_logits: OnLogits | None = None,
+    keep_bytes: int | None = None,
 ) -> pd.DataFrame:
     """NC metrics of each layer on the train (and test) split, as a tidy DataFrame.
 
@@ -62,14 +63,39 @@ def measure(
     split (train's second, test's only), in order: a caller gets the model's outputs on the
     whole split without a pass of its own (training logs its eval loss this way).
 
+    ``keep_bytes``: where train's activations and logits of every tapped layer fit in that
+    many bytes, they are kept from the first reading and read again instead of a second
+    forward pass (the same numbers from a model whose forward pass is deterministic); by
+    default a quarter of the memory free on the model's device (:func:`default_keep_bytes`),
+    0 to always read train twice.
+
     A ValueError says what cannot be measured: an unknown layer (listing known ones), fewer
     than two classes, a split without samples, a one-shot iterator as ``train``, or NaN or
     ±inf activations (naming the first such layer, the split and the batch; the accumulated
     sums are checked after each batch, O(C·p) per layer; :class:`NonFiniteActivations`).
     """
+    if keep_bytes is None:
+        keep_bytes = default_keep_bytes(device if device is not None else _model_device(model))
     rows = measure_rows(model, train, test, layers=layers, device=device, consumers=consumers,
-                        metrics=metrics, progress=progress, on_logits=on_logits)
+                        metrics=metrics, progress=progress, on_logits=on_logits,
+                        keep_bytes=keep_bytes)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def default_keep_bytes(device: torch.device | str) -> int:
+    """A quarter of the memory free on ``device``: the GPU's free memory for CUDA, the
+    system's available memory (``MemAvailable``) for the CPU; 0 where it cannot be read."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0] // 4
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 // 4
+    except OSError:
+        pass
+    return 0
 
 
 def measure_rows(
