@@ -7,7 +7,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 CORES  ?= all
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test install latex lint bench clean
+.PHONY: run test install latex lint bench smoke clean
 
 run: $(VENV)/.installed latex
 	snakemake --cores $(CORES)
@@ -34,6 +34,10 @@ latex:
 lint: $(VENV)/.installed-test
 	ruff check .
 	snakemake --lint
+
+# Every paper preset at smoke scale, each to results/<paper>-smoke/report.pdf (scripts/smoke.sh).
+smoke: $(VENV)/.installed latex
+	bash scripts/smoke.sh
 
 bench: $(VENV)/.installed
 	python benchmarks/bench_measure.py

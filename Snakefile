@@ -27,7 +27,8 @@ include: "workflow/rules/measure.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/figures.smk"
-include: "workflow/rules/paper.smk"
+include: "workflow/rules/papers.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

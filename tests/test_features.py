@@ -110,6 +110,101 @@ def test_cluster_class_matrix_sorted_by_induced_class_then_size():
     assert matrix.loc[0, 0] == 0.75
 
 
+# --- the scaling of the ward method (docs/ward_scaling.md) -------------------------------------
+
+def _scaled_by_hand(x: np.ndarray, scaling: str) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return {"raw": x, "l2": x / norms, "mean_norm": x / norms.mean()}[scaling]
+
+
+@pytest.mark.parametrize("scaling", ft.WARD_SCALINGS)
+def test_ward_clusters_are_scikit_learns_on_the_scaled_features(scaling):
+    """Every scaling clusters exactly as AgglomerativeClustering does on features scaled by
+    hand, on data where the partition is far from trivial."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    x, y = gaussian_clusters(per_class=20, noise=0.25, scale=1.0, seed=6)
+    x = np.abs(x) * {"raw": 0.1, "l2": 1.0, "mean_norm": 1.0}[scaling]  # post-ReLU-like
+    result = ft.cluster(x, y, "ward", ward_scaling=scaling)
+    expected = AgglomerativeClustering(n_clusters=None, metric="euclidean", linkage="ward",
+                                       distance_threshold=0.5).fit(_scaled_by_hand(x, scaling))
+    assert np.array_equal(result.ids, expected.labels_)
+    assert result.summary["clusters"] > 1 and result.summary["excluded"] < len(y)
+    assert adjusted_rand_score(y, result.ids) < 1  # not merely the classes
+
+
+def test_default_ward_scaling_is_free_of_the_layers_scale_and_raw_is_not():
+    x, y = gaussian_clusters(per_class=20, noise=0.25, scale=1.0, seed=6)
+    x = np.abs(x)
+    assert ft.DEFAULT_WARD_SCALING == "mean_norm"
+    base = ft.cluster(x, y, "ward")
+    for factor in (1e-3, 7.0, 1e3):
+        for scaling in ("mean_norm", "l2"):
+            scaled = ft.cluster(factor * x, y, "ward", ward_scaling=scaling)
+            assert adjusted_rand_score(ft.cluster(x, y, "ward", ward_scaling=scaling).ids,
+                                       scaled.ids) == 1.0
+        assert adjusted_rand_score(base.ids, ft.cluster(factor * x, y, "ward").ids) == 1.0
+    # Raw: a large layer is all singletons, a tiny one a single cluster.
+    assert ft.cluster(1e3 * x, y, "ward", ward_scaling="raw").summary["excluded"] == len(y)
+    assert ft.cluster(1e-3 * x, y, "ward", ward_scaling="raw").summary["clusters"] == 1
+    # l2 ignores each sample's own norm too; cosine ignores the scaling altogether.
+    rows = np.random.default_rng(0).uniform(0.5, 2.0, (len(y), 1))
+    assert np.array_equal(ft.cluster(rows * x, y, "ward", ward_scaling="l2").ids,
+                          ft.cluster(x, y, "ward", ward_scaling="l2").ids)
+    assert np.array_equal(ft.cluster(x, y, "cosine", ward_scaling="raw").ids,
+                          ft.cluster(x, y, "cosine").ids)
+
+
+def test_scale_for_ward_values():
+    x = np.array([[3.0, 4.0], [0.0, 0.0], [0.0, 1.0]])  # norms 5, 0, 1: mean 2
+    assert np.allclose(ft.scale_for_ward(x, "mean_norm"), x / 2)
+    assert np.allclose(ft.scale_for_ward(x, "l2"), [[0.6, 0.8], [0, 0], [0, 1]])
+    unit = ft.scale_for_ward(x[[0, 2]], "l2")  # on the sphere: |u - v|^2 = 2 - 2 cos
+    assert np.sum((unit[0] - unit[1]) ** 2) == pytest.approx(2 - 2 * 0.8)
+    assert np.array_equal(ft.scale_for_ward(np.zeros((3, 2)), "mean_norm"), np.zeros((3, 2)))
+    assert np.array_equal(ft.scale_for_ward(x, "raw"), x)
+    with pytest.raises(ValueError, match="unknown ward scaling 'zscore'"):
+        ft.cluster(x, np.zeros(3, dtype=int), "ward", ward_scaling="zscore")
+
+
+# --- clustering a sample too large for memory ------------------------------------------------
+
+def test_max_points_is_the_edge_of_the_size_check():
+    assert ft.max_points(2 * 2**30) == 16_384
+    for budget in (1e5, 3.3e6, 2 * 2**30):
+        n = ft.max_points(budget)
+        assert ft.check_sample_size(n, budget) <= budget
+        with pytest.raises(ValueError):
+            ft.check_sample_size(n + 1, budget)
+
+
+def test_too_large_a_sample_is_clustered_on_a_seeded_balanced_subsample():
+    x, y = gaussian_clusters(per_class=30, noise=0.3, scale=2.0, seed=4)
+    budget = ft.clustering_bytes(100)  # room for 100 of the 300 points: 10 per class
+    chosen = ft.clustering_index(y, budget, seed=3)
+    assert np.array_equal(chosen, ft.clustering_index(y, budget, seed=3))
+    assert not np.array_equal(chosen, ft.clustering_index(y, budget, seed=4))
+    assert np.array_equal(np.bincount(y[chosen]), np.full(C, 10))
+    assert np.all(np.diff(chosen) > 0)
+    assert np.array_equal(ft.clustering_index(y, None), np.arange(len(y)))
+    assert np.array_equal(ft.clustering_index(y, ft.clustering_bytes(300)), np.arange(300))
+
+    sample = {"labels": y, "pred": y, "index": np.arange(len(y)), "layers": ["a", "b"],
+              "a": x, "b": np.abs(x)}
+    said: list[str] = []
+    tables = ft.analyse_layers(sample, seed=3, umap=False, max_bytes=budget, log=said.append)
+    assert "clustering a class-balanced subsample of 100 points (seed 3)" in said[0]
+    assert set(tables["clusters"]["points"]) == {100.0}
+    points = tables["assignments"].groupby(["layer", "method"])["point"]
+    assert all(np.array_equal(p.to_numpy(), chosen) for _, p in points)
+    assert len(tables["retention"]) == 2 and tables["retention"]["retention"].notna().any()
+    assert len(tables["sparsity"]) == 2 * x.shape[1]  # PCA and sparsity: the whole sample
+    # The clusters are those of the subsample on its own.
+    alone = ft.cluster(np.abs(x)[chosen], y[chosen], "ward")
+    b = tables["assignments"].query("layer == 'b' and method == 'ward'")
+    assert np.array_equal(b["cluster"].to_numpy(), alone.ids)
+
+
 # --- PCA and ℓ1 dimensionality ----------------------------------------------------------------
 
 def test_l1_dimension_of_known_vectors():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from nclayers.errors import UserError
 from nclayers.io import read_csv, write_csv
-from nclayers.vocabulary import FEATURE_FIGURES, FIGURES
+from nclayers.vocabulary import FEATURE_FIGURES, FIGURES, PAPER_FIGURES, PAPER_TABLES
 
 # Heavy libraries (torch, matplotlib, seaborn, umap) are imported inside the steps that use
 # them, so that a short step starts fast.
@@ -191,12 +191,17 @@ def cmd_tables(args: argparse.Namespace) -> None:
 
 
 def cmd_features(args: argparse.Namespace) -> None:
+    from nclayers import numba_cache
+
+    if args.numba_cache:  # before anything imports numba
+        numba_cache.use_folder(args.numba_cache)
     from nclayers import runs
     from nclayers.features import save_sample
 
     spec = read_info(args.info)
     sample, tables = runs.analyse_checkpoint(spec, args.checkpoint, args.per_class,
-                                             threads=args.threads)
+                                             threads=args.threads,
+                                             ward_scaling=args.ward_scaling)
     save_sample(Path(args.out_dir) / "sample.npz", sample)
     for name, table in tables.items():
         write_csv(Path(args.out_dir) / f"{name}.csv", table)
@@ -232,11 +237,50 @@ def cmd_feature_figure(args: argparse.Namespace) -> None:
     _save(fig, args.out)
 
 
+def _paper_tables(args: argparse.Namespace):
+    from nclayers.papers import FEATURE_PAPER_TABLES, Tables
+
+    known = (PAPER_FIGURES if args.step == "paper-figure" else PAPER_TABLES)[args.paper]
+    if args.name not in known:
+        raise StepError(f"argument name: {args.paper} has no {args.step[6:]} {args.name!r}; "
+                        f"its {args.step[6:]}s: {', '.join(known)}")
+    features = {name: getattr(args, name) for name in FEATURE_PAPER_TABLES}
+    return Tables.read(args.tables, features, collapse_eps=args.collapse_eps,
+                       ncc_threshold=args.ncc_threshold,
+                       interpolation_threshold=args.interpolation_threshold)
+
+
+def cmd_paper_figure(args: argparse.Namespace) -> None:
+    from nclayers import plots
+    from nclayers.papers import paper
+
+    tables = _paper_tables(args)
+    plots.use_style()
+    if not tables.runs["selected"].any():
+        fig = plots.placeholder("no selected run: every run diverged (see tables/runs.csv)")
+    else:
+        fig = paper(args.paper).FIGURES[args.name](tables)
+    _save(fig, args.out)
+
+
+def cmd_paper_table(args: argparse.Namespace) -> None:
+    from nclayers.io import write_text
+    from nclayers.papers import paper
+    from nclayers.tables import claims_tex, frame_tex
+
+    tables = _paper_tables(args)
+    table = paper(args.paper).TABLES[args.name](tables)
+    write_csv(args.out_csv, table)
+    write_text(args.out_tex, claims_tex(table) if args.name == "claims" else frame_tex(table))
+    print(f"wrote {args.out_csv} and {args.out_tex} ({len(table)} rows)", flush=True)
+
+
 def cmd_report(args: argparse.Namespace) -> None:
-    from nclayers.report import build_pdf, feature_macros
+    from nclayers.report import build_pdf, feature_macros, sections
 
     macros = feature_macros(args.runs_table, args.feature_figures, args.results)
-    build_pdf(Path(args.tex), Path(args.results), Path(args.out), macros=macros)
+    build_pdf(Path(args.tex), Path(args.results), Path(args.out), macros=macros,
+              sections=sections(bool(args.feature_figures), args.papers))
     print(f"wrote {args.out}", flush=True)
 
 
@@ -314,6 +358,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--info", required=True, help="the run's run.json")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--per-class", type=_positive_int, required=True)
+    p.add_argument("--ward-scaling", default=None,
+                   help="how the ward clustering scales each layer (nclayers.features."
+                   "WARD_SCALINGS; default: features.DEFAULT_WARD_SCALING)")
+    p.add_argument("--numba-cache", default=None,
+                   help="numba's cache folder for UMAP's compiled code, shared by the jobs "
+                   "(default: numba's own, beside the installed sources)")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_features, inputs=("info", "checkpoint"))
 
@@ -332,12 +382,36 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_feature_figure, inputs=("dir",))
 
+    for step, kind, func in (("paper-figure", "figure", cmd_paper_figure),
+                             ("paper-table", "table", cmd_paper_table)):
+        p = sub.add_parser(step, help=f"draw one {kind} of a paper's section of the report")
+        p.add_argument("paper", choices=PAPER_FIGURES)
+        p.add_argument("name", help=f"the paper's {kind} (nclayers.vocabulary.PAPER_"
+                       f"{kind.upper()}S)")
+        p.add_argument("--tables", required=True,
+                       help="the folder of the aggregated tables and runs.csv (tables/)")
+        for name in ("clusters", "retention", "pca_summary"):
+            p.add_argument(f"--{name.replace('_', '-')}", nargs="*", default=[],
+                           help=f"the feature analysis's {name}.csv of each analysed run")
+        p.add_argument("--collapse-eps", type=float, default=0.2)
+        p.add_argument("--ncc-threshold", type=float, default=0.99)
+        p.add_argument("--interpolation-threshold", type=float, default=0.995)
+        if kind == "figure":
+            p.add_argument("--out", required=True)
+        else:
+            p.add_argument("--out-csv", required=True)
+            p.add_argument("--out-tex", required=True)
+        p.set_defaults(func=func, inputs=("tables", "clusters", "retention", "pca_summary"))
+
     p = sub.add_parser("report", help="build the LaTeX report with latexmk")
     p.add_argument("--tex", required=True)
     p.add_argument("--results", required=True)
     p.add_argument("--runs-table", required=True, help="tables/runs.csv written by select")
-    p.add_argument("--feature-figures", nargs="+", required=True,
-                   help="the feature figures the report shows (one run's)")
+    p.add_argument("--feature-figures", nargs="*", default=[],
+                   help="the feature figures the report shows (one run's); none leaves the "
+                   "feature analysis out")
+    p.add_argument("--papers", nargs="*", default=[], choices=PAPER_FIGURES,
+                   help="papers whose section the report holds (paper/sections/<paper>.tex)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_report,
                    inputs=("tex", "results", "runs_table", "feature_figures"))

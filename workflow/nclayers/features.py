@@ -4,8 +4,10 @@ On one class-balanced activation sample per run (the input is layer 0):
 
 - :func:`umap_embedding`: UMAP 2-D, cosine metric, 20 neighbours (§3.4.1, §4.3.1);
 - :func:`cluster`: agglomerative clustering, cosine + complete linkage at 0.7 (§4.3.2) and
-  euclidean + ward at 0.5 (App. C.2.2.1); clusters of ≥ 3 points take their majority class,
-  smaller ones are excluded (Tables 4.3.1, C.2.1);
+  euclidean + ward at 0.5 (App. C.2.2.1) on features scaled by :func:`scale_for_ward`
+  (docs/ward_scaling.md); clusters of ≥ 3 points take their majority class, smaller ones are
+  excluded (Tables 4.3.1, C.2.1); a sample too large to cluster in memory is clustered on a
+  seeded class-balanced subsample (:func:`clustering_index`);
 - :func:`retention`: hierarchy retention between consecutive layers (eq. 4.1, Table 4.3.2);
 - :func:`pca`: covariance spectrum, and the ℓ1 norm and "corresponding dimensionality"
   d = π‖v‖₁²/2 of each unit principal direction against a random orthonormal basis (§3.5);
@@ -35,18 +37,22 @@ from nclayers.io import atomic_path
 from nclayers.taps import layer_names, tap
 from nclayers.vocabulary import FEATURE_COLUMNS
 
-# Clustering methods of the thesis. Ward runs on the raw activations, not unit-normalised ones:
-# App. C.2.2.1 names only "euclidean distance, ward linkage-method, and a distance threshold of
-# 0.5", and Table C.2.1 is consistent only with raw features whose scale shrinks with depth
-# (§4.4.3: means fall ~half an order of magnitude per layer): ward merges 121 points per cluster
-# in layer 2, where cosine/complete at 0.7 gets 4.2 (Table 4.3.1). On the unit sphere, where
-# ‖x − y‖² = 2·cosine distance, ward at 0.5 would be far stricter than complete linkage at a
-# cosine distance of 0.7, and its clusters smaller, not larger. Normalisation is only listed
-# among the variants tried in the hyper-parameter search (§3.4, footnote 2).
+# Clustering methods of the thesis: cosine + complete linkage at 0.7 (§4.3.2) and euclidean + ward
+# at 0.5 (App. C.2.2.1, which names no scaling of the features).
 METHODS: dict[str, dict[str, Any]] = {
     "cosine": {"metric": "cosine", "linkage": "complete", "distance_threshold": 0.7},
     "ward": {"metric": "euclidean", "linkage": "ward", "distance_threshold": 0.5},
 }
+# What the ward method clusters: a fixed threshold of 0.5 means nothing without a scale, and raw
+# activations have whatever scale training left them (docs/ward_scaling.md has the evidence):
+# - "mean_norm" (default): the layer divided by its samples' mean euclidean norm, one scalar per
+#   layer: the geometry is the raw one, the threshold 0.5 becomes half the typical norm;
+# - "l2": every sample on the unit sphere (thesis §3.4 footnote 2, "normalization to the
+#   1-sphere"), where ‖x − y‖² = 2 − 2 cos(x, y): ward on cosine geometry;
+# - "raw": the activations as they are (every point is its own cluster unless the network's
+#   activations are far smaller than the threshold, as the thesis' long-trained MLP's were).
+WARD_SCALINGS = ("mean_norm", "l2", "raw")
+DEFAULT_WARD_SCALING = "mean_norm"
 MIN_CLUSTER = 3  # clusters of fewer points are "excluded" (§4.3.2)
 UMAP_NEIGHBOURS = 20  # §4.3.1
 EXPLAINED = 0.99  # n_components_99: first k with 1 − cumulative share < 0.01 (Fig. 4.4.1b)
@@ -155,15 +161,47 @@ def check_sample_size(n: int, max_bytes: float = DEFAULT_MAX_BYTES) -> int:
     Memory is quadratic in the sample: ``DISTANCE_COPIES`` condensed distance matrices of
     n(n−1)/2 float64 (10,000 points: 763 MiB). Time is quadratic too.
     """
-    need = DISTANCE_COPIES * 8 * n * (n - 1) // 2
+    need = clustering_bytes(n)
     if need > max_bytes:
-        n_max = int((1 + math.sqrt(1 + 4 * max_bytes / (4 * DISTANCE_COPIES))) / 2)
+        n_max = max_points(max_bytes)
         raise ValueError(
             f"a feature sample of {n:,} points needs about {need / 2**30:.2f} GiB for "
             f"agglomerative clustering ({DISTANCE_COPIES} condensed distance matrices of "
             f"n(n-1)/2 float64), over the budget of {max_bytes / 2**30:.2f} GiB; lower "
             f"features.per_class so that per_class x classes <= {n_max:,}")
     return need
+
+
+def clustering_bytes(n: int) -> int:
+    """Bytes agglomerative clustering of ``n`` points holds (see :data:`DISTANCE_COPIES`)."""
+    return DISTANCE_COPIES * 8 * n * (n - 1) // 2
+
+
+def max_points(max_bytes: float = DEFAULT_MAX_BYTES) -> int:
+    """The most points whose agglomerative clustering fits ``max_bytes``."""
+    n = int((1 + math.sqrt(1 + 4 * max_bytes / (4 * DISTANCE_COPIES))) / 2)
+    while clustering_bytes(n + 1) <= max_bytes:
+        n += 1
+    while n > 1 and clustering_bytes(n) > max_bytes:
+        n -= 1
+    return n
+
+
+def clustering_index(labels: np.ndarray, max_bytes: float | None = DEFAULT_MAX_BYTES,
+                     seed: int = 0) -> np.ndarray:
+    """Positions in the sample of the points the clustering uses: all of them where their
+    clustering fits ``max_bytes`` (or ``max_bytes`` is None); else a class-balanced subsample
+    of ``max_points(max_bytes) // classes`` per class drawn with ``seed``
+    (:func:`class_balanced_index`: the same points on any machine), sorted. Every layer
+    clusters the same points, so that retention compares like with like."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if max_bytes is None or clustering_bytes(len(labels)) <= max_bytes:
+        return np.arange(len(labels))
+    per_class = max_points(max_bytes) // max(len(np.unique(labels)), 1)
+    if per_class < MIN_CLUSTER:
+        raise ValueError(f"a clustering budget of {max_bytes:,.0f} bytes leaves fewer than "
+                         f"{MIN_CLUSTER} points per class")
+    return class_balanced_index(labels, per_class, seed)
 
 
 # --- clustering and retention ----------------------------------------------------------------
@@ -174,10 +212,28 @@ class Clustering(NamedTuple):
     summary: dict[str, float]  # one row of Table 4.3.1
 
 
+def scale_for_ward(features: np.ndarray, scaling: str = DEFAULT_WARD_SCALING) -> np.ndarray:
+    """The rows of ``features`` as the ward method clusters them (see :data:`WARD_SCALINGS`):
+    ``mean_norm`` divides by the mean row norm (a zero layer stays zero), ``l2`` puts every
+    nonzero row on the unit sphere (zero rows stay zero), ``raw`` leaves them; float64."""
+    if scaling not in WARD_SCALINGS:
+        raise ValueError(f"unknown ward scaling {scaling!r}; known: {', '.join(WARD_SCALINGS)}")
+    x = np.asarray(features, dtype=np.float64)
+    if scaling == "raw" or len(x) == 0:
+        return x
+    norms = np.linalg.norm(x, axis=1)
+    if scaling == "l2":
+        return x / np.where(norms > 0, norms, 1.0)[:, None]
+    mean = norms.mean()
+    return x / mean if mean > 0 else x
+
+
 def cluster(features: np.ndarray, labels: np.ndarray, method: str = "cosine",
-            threshold: float | None = None) -> Clustering:
+            threshold: float | None = None,
+            ward_scaling: str = DEFAULT_WARD_SCALING) -> Clustering:
     """Agglomerative clustering of the rows of ``features`` by ``method`` (see :data:`METHODS`;
-    ``threshold`` overrides its distance threshold), with the labels clusters induce.
+    ``threshold`` overrides its distance threshold), with the labels clusters induce. The ward
+    method clusters ``scale_for_ward(features, ward_scaling)``; cosine ignores the scaling.
 
     A cluster of ≥ 3 points takes its majority class (ties: the lowest class); the points of
     smaller clusters are excluded (induced −1). Summary: ``points``, ``clusters`` (of ≥ 3
@@ -188,10 +244,15 @@ def cluster(features: np.ndarray, labels: np.ndarray, method: str = "cosine",
 
     if method not in METHODS:
         raise ValueError(f"unknown clustering method {method!r}; known: {', '.join(METHODS)}")
+    if ward_scaling not in WARD_SCALINGS:
+        raise ValueError(f"unknown ward scaling {ward_scaling!r}; known: "
+                         f"{', '.join(WARD_SCALINGS)}")
     params = dict(METHODS[method])
     if threshold is not None:
         params["distance_threshold"] = threshold
     x = np.asarray(features)
+    if method == "ward":
+        x = scale_for_ward(x, ward_scaling)
     labels = np.asarray(labels, dtype=np.int64)
     n = len(x)
     # A zero vector has no direction: under cosine it is a cluster of its own (so excluded);
@@ -275,9 +336,14 @@ def umap_embedding(features: np.ndarray, seed: int) -> np.ndarray:
     """UMAP to 2-D (cosine, 20 neighbours); (n, 2) float32.
 
     ``random_state`` makes umap-learn run single-threaded, which is what makes the result
-    identical for the same seed. The first call in a process spends ~7–20 s compiling numba.
+    identical for the same seed. numba compiles UMAP's kernels on the first call of a process
+    (~20 s) unless its disk cache holds them (:mod:`nclayers.numba_cache`, enabled here).
     """
     import umap
+
+    from nclayers import numba_cache
+
+    numba_cache.enable()
 
     with warnings.catch_warnings():
         # "n_jobs overridden to 1 by setting random_state": intended, see above.
@@ -360,7 +426,8 @@ def sparsity(features: np.ndarray) -> pd.DataFrame:
 def analyse_layers(sample: dict[str, Any], seed: int = 0,
                    methods: Sequence[str] = tuple(METHODS), umap: bool = True,
                    max_bytes: float | None = DEFAULT_MAX_BYTES,
-                   log: Callable[[str], None] | None = None) -> dict[str, pd.DataFrame]:
+                   log: Callable[[str], None] | None = None,
+                   ward_scaling: str = DEFAULT_WARD_SCALING) -> dict[str, pd.DataFrame]:
     """Every analysis of every layer of ``sample`` (see :func:`sample_activations`), as tidy
     DataFrames (``layer_index`` is the position in ``sample["layers"]``, the input is 0):
 
@@ -373,12 +440,25 @@ def analyse_layers(sample: dict[str, Any], seed: int = 0,
       l1, dim, random_l1, random_dim;
     - ``pca_summary``: layer, layer_index, units, components, total_variance, n_components_99;
     - ``sparsity``: layer, layer_index, unit_rank, unit, zero_share, mean, std.
+
+    The ward method clusters the features scaled by ``ward_scaling`` (:func:`scale_for_ward`).
+    A sample too large for clustering within ``max_bytes`` (None: no limit) is clustered on a
+    seeded class-balanced subsample (:func:`clustering_index`, said in ``log``); ``point`` in
+    ``assignments`` is the position in the sample, ``points`` in ``clusters`` the number
+    clustered. UMAP, PCA and sparsity always use the whole sample.
     """
     labels = np.asarray(sample["labels"])
     names = list(sample["layers"])
-    if max_bytes is not None:
-        check_sample_size(len(labels), max_bytes)
+    if ward_scaling not in WARD_SCALINGS:
+        raise ValueError(f"unknown ward scaling {ward_scaling!r}; known: "
+                         f"{', '.join(WARD_SCALINGS)}")
     say = log or (lambda _msg: None)
+    chosen = clustering_index(labels, max_bytes, seed)
+    if len(chosen) < len(labels):
+        say(f"features: {len(labels):,} points need {clustering_bytes(len(labels)) / 2**30:.2f}"
+            f" GiB to cluster, over the budget of {max_bytes / 2**30:.2f} GiB: clustering a "
+            f"class-balanced subsample of {len(chosen):,} points (seed {seed}); UMAP, PCA and "
+            f"sparsity use all {len(labels):,}")
     parts: dict[str, list[pd.DataFrame]] = {k: [] for k in (
         "clusters", "assignments", "umap", "pca", "pca_summary", "sparsity")}
     kept_ids: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {m: [] for m in methods}
@@ -387,12 +467,12 @@ def analyse_layers(sample: dict[str, Any], seed: int = 0,
         feats = np.asarray(sample[name])
         where = {"layer": name, "layer_index": index}
         for method in methods:
-            result = cluster(feats, labels, method)
+            result = cluster(feats[chosen], labels[chosen], method, ward_scaling=ward_scaling)
             kept_ids[method].append((np.where(result.induced >= 0, result.ids, -1), result.ids))
             parts["clusters"].append(pd.DataFrame([{**where, "method": method,
                                                     **result.summary}]))
             parts["assignments"].append(pd.DataFrame({
-                **where, "method": method, "point": np.arange(len(labels)), "label": labels,
+                **where, "method": method, "point": chosen, "label": labels[chosen],
                 "cluster": result.ids, "induced": result.induced}))
         if umap:
             emb = umap_embedding(feats, seed)

@@ -24,11 +24,20 @@ def feature_macros(runs_table: str | Path, feature_figures: Sequence[str | Path]
     from nclayers.sweeps import figure_run
     from nclayers.tables import tex_escape
 
+    if not feature_figures:  # features.runs: none; the report has no such section
+        return {}
     folders = {Path(f).parent for f in feature_figures}
     if len(folders) != 1:
         raise ValueError(f"the report's feature figures must lie in one folder, got {folders}")
     folder = os.path.relpath(folders.pop(), results)
     return {"FeatureRun": tex_escape(figure_run(runs_table)), "FeatureDir": folder}
+
+
+def sections(features: bool, papers: Sequence[str]) -> str:
+    """The report's optional sections (paper/sections/): the feature analysis where it ran,
+    then each paper's, as ``\\input`` lines for ``report_sections.tex``."""
+    names = (["features"] if features else []) + list(papers)
+    return "".join(f"\\input{{sections/{name}.tex}}\n" for name in names)
 
 
 def overfull_boxes(log: str) -> list[str]:
@@ -38,12 +47,13 @@ def overfull_boxes(log: str) -> list[str]:
     return [f"{width}pt too wide{where}" for width, where in found if float(width) > 1.0]
 
 
-def build_pdf(tex: Path, results: Path, out: Path, macros: dict[str, str] | None = None
-              ) -> None:
+def build_pdf(tex: Path, results: Path, out: Path, macros: dict[str, str] | None = None,
+              sections: str = "") -> None:
     """Compile ``tex``; ``\\input{tables/...}`` and figures resolve relative to ``results``;
-    ``macros`` go to ``report_macros.tex`` in the build folder, which the document inputs (a
-    file, so that latexmk sees when they change). Content wider than the text block (an
-    overfull box) is reported on stdout."""
+    ``macros`` go to ``report_macros.tex`` and ``sections`` (:func:`sections`) to
+    ``report_sections.tex`` in the build folder, which the document inputs (files, so that
+    latexmk sees when they change). Content wider than the text block (an overfull box) is
+    reported on stdout."""
     if shutil.which("latexmk") is None:
         raise SystemExit(f"latexmk not found: {LATEX_HINT}")
     build = results / "build" / "latex"
@@ -53,9 +63,12 @@ def build_pdf(tex: Path, results: Path, out: Path, macros: dict[str, str] | None
     env["TEXINPUTS"] = f"{build.resolve()}/:{results.resolve()}/:{tex.parent.resolve()}/:"
     write_text(build / "report_macros.tex",
                "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in (macros or {}).items()))
+    write_text(build / "report_sections.tex", sections or "% no optional section\n")
     cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error",
            f"-outdir={build.resolve()}", str(tex.resolve())]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    # LaTeX's messages may quote text in its font encoding, which is not UTF-8.
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, encoding="utf-8",
+                          errors="replace")
     log = build / f"{tex.stem}.log"
     if proc.returncode != 0:
         raise SystemExit(f"latexmk failed (exit {proc.returncode}); see {log}\n"

@@ -163,11 +163,12 @@ def measure_checkpoint(spec: dict, path: str | Path, batch_size: int = 1024
     return with_run(table, spec, epoch), with_run(spectra, spec, epoch)
 
 
-def analyse_checkpoint(spec: dict, path: str | Path, per_class: int, threads: int = 1
-                       ) -> tuple[dict, dict[str, pd.DataFrame]]:
+def analyse_checkpoint(spec: dict, path: str | Path, per_class: int, threads: int = 1,
+                       ward_scaling: str | None = None) -> tuple[dict, dict[str, pd.DataFrame]]:
     """(activation sample, tables) of the feature analysis of the run's checkpoint at ``path``
-    (:func:`nclayers.features.analyse_layers`), the tables with the run's columns and the
-    epoch; an empty sample and empty tables for a run that diverged before it."""
+    (:func:`nclayers.features.analyse_layers`; ``ward_scaling`` None is its default), the
+    tables with the run's columns and the epoch; an empty sample and empty tables for a run
+    that diverged before it."""
     import numpy as np
     from threadpoolctl import threadpool_limits
 
@@ -187,7 +188,8 @@ def analyse_checkpoint(spec: dict, path: str | Path, per_class: int, threads: in
                                          per_class=per_class, seed=spec["seed"])
     # Few BLAS threads per job: small eigendecompositions are far slower oversubscribed.
     with threadpool_limits(threads):
-        tables = features.analyse_layers(sample, seed=spec["seed"], log=print)
+        scaling = {} if ward_scaling is None else {"ward_scaling": ward_scaling}
+        tables = features.analyse_layers(sample, seed=spec["seed"], log=print, **scaling)
     return sample, {name: with_run(table, spec, epoch) for name, table in tables.items()}
 
 

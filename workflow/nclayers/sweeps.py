@@ -95,10 +95,13 @@ def only_selected(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def analysed_runs(runs_csv: str | Path, choice: str | list[str]) -> list[str]:
-    """The runs the feature analysis reads (``features.runs``): ``"selected"`` (the runs
-    runs.csv marks selected; the first run when every run diverged, so that the report still
-    has its placeholders), ``"all"``, or a list of run ids, in runs.csv's order."""
+    """The runs the feature analysis reads (``features.runs``): ``"none"``, ``"selected"``
+    (the runs runs.csv marks selected; the first run when every run diverged, so that the
+    report still has its placeholders), ``"all"``, or a list of run ids, in runs.csv's
+    order."""
     runs = pd.read_csv(runs_csv)
+    if choice == "none":
+        return []
     if choice == "all":
         return list(runs["run"])
     if choice == "selected":

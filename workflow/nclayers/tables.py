@@ -16,10 +16,24 @@ LAST_LAYER_METRICS = ["nc1", "nc1_ratio", "cdnv", "stable_rank", "nc2_equinorm",
                       "nc3_duality", "ncc_accuracy", "nc4_mismatch"]
 
 
+# Characters the papers' claims use that pdflatex (T1, no unicode setup) cannot typeset.
+UNICODE_TEX = {"Σ": r"$\Sigma$", "Λ": r"$\Lambda$", "ℓ": r"$\ell$", "ε": r"$\varepsilon$",
+               "α": r"$\alpha$", "γ": r"$\gamma$", "λ": r"$\lambda$", "μ": r"$\mu$",
+               "ρ": r"$\rho$", "σ": r"$\sigma$", "Δ": r"$\Delta$",
+               "≥": r"$\geq$", "≤": r"$\leq$", "≈": r"$\approx$", "×": r"$\times$",
+               "±": r"$\pm$", "→": r"$\to$", "−": "-", "–": "--", "—": "---", "·": r"$\cdot$",
+               "∗": r"$^*$", "²": r"$^2$", "…": r"\ldots{}", "‖": r"$\|$",
+               "§": r"\S{}", "°": r"$^\circ$", "∞": r"$\infty$", "≠": r"$\neq$"}
+
+
 def tex_escape(text: object) -> str:
+    """``text`` as LaTeX text: its specials escaped, the unicode of :data:`UNICODE_TEX` as
+    math."""
     out = str(text)
     for char, repl in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"),
-                       ("#", r"\#"), ("$", r"\$")):
+                       ("#", r"\#"), ("$", r"\$"), ("^", r"\^{}"), ("~", r"\~{}")):
+        out = out.replace(char, repl)
+    for char, repl in UNICODE_TEX.items():
         out = out.replace(char, repl)
     return out
 
@@ -106,16 +120,32 @@ def setup_table(infos: list[dict]) -> str:
     return booktabs(["Setting", "Value"], [(k, tex_escape(v)) for k, v in rows], "lp{11cm}")
 
 
+def _run_axes(runs: pd.DataFrame) -> list[str]:
+    """The compared and selected axes of runs.csv beyond lr and weight decay whose values
+    differ among the runs (the columns run.csv puts between ``seed`` and ``diverged``), with
+    the group first where there are several."""
+    columns = list(runs.columns)
+    between = columns[columns.index("seed") + 1:columns.index("diverged")]
+    axes = [c for c in between if c not in ("lr", "weight_decay") and runs[c].nunique() > 1]
+    return (["group"] if runs["group"].nunique() > 1 else []) + axes
+
+
 def runs_tex(runs: pd.DataFrame) -> str:
-    """Every run with its outcome: selected for the figures, not selected, or diverged."""
+    """Every run with its outcome (selected for the figures, not selected, or diverged), its
+    lr, weight decay and the axes that tell it apart from the others."""
+    axes = _run_axes(runs) if {"group", "seed", "diverged"} <= set(runs.columns) else []
     rows = []
-    for r in runs.sort_values(["dataset", "arch", "lr", "weight_decay", "seed"]).itertuples():
-        status = (f"diverged (epoch {r.final_epoch})" if r.diverged
-                  else "selected" if r.selected else "")
-        rows.append([tex_escape(r.run), f"{r.lr:g}", f"{r.weight_decay:g}",
-                     f"{100 * r.final_train_acc:.1f}", f"{100 * r.final_test_acc:.1f}", status])
-    header = ["Run", "lr", "wd", "Train acc. (\\%)", "Test acc. (\\%)", "Status"]
-    return booktabs(header, rows, "lllrrl")
+    order = [c for c in ("group", "dataset", "arch", *axes, "lr", "weight_decay", "seed")
+             if c in runs.columns]
+    for r in runs.sort_values(list(dict.fromkeys(order))).to_dict("records"):
+        status = (f"diverged (epoch {r['final_epoch']})" if r["diverged"]
+                  else "selected" if r["selected"] else "")
+        rows.append([tex_escape(r["run"]), *[_cell(r[a]) for a in axes], f"{r['lr']:g}",
+                     f"{r['weight_decay']:g}", f"{100 * r['final_train_acc']:.1f}",
+                     f"{100 * r['final_test_acc']:.1f}", status])
+    header = ["Run", *map(tex_escape, axes), "lr", "wd", "Train acc. (\\%)",
+              "Test acc. (\\%)", "Status"]
+    return booktabs(header, rows, "l" * (1 + len(axes)) + "llrrl")
 
 
 def _final(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -276,3 +306,35 @@ def retention_tex(retention: pd.DataFrame) -> str:
                   *(_pct(r[m]) for m in methods)] for _, r in wide.iterrows()]
     header = ["Layers", "", *(f"{tex_escape(METHOD_LABELS.get(m, m))} (\\%)" for m in methods)]
     return booktabs(header, rows, "ll" + "r" * len(methods))
+
+
+VERDICTS = {True: "holds", False: "does not hold", None: "not measured"}
+
+
+def claims_tex(claims: pd.DataFrame) -> str:
+    """A paper's claims table (nclayers.papers.CLAIM_COLUMNS): the claim, where the paper makes
+    it, what was measured, and the verdict in words."""
+    rows = []
+    for r in claims.itertuples(index=False):
+        holds = None if r.holds is None or r.holds != r.holds else bool(r.holds)
+        verdict = VERDICTS[holds]
+        rows.append([tex_escape(r.claim), tex_escape(r.where), tex_escape(r.measured),
+                     rf"\textbf{{{verdict}}}" if holds is False else verdict])
+    ragged = r">{\raggedright\arraybackslash}"  # narrow columns: no stretched spaces
+    return booktabs(["Claim", "Where", "Measured", "Verdict"], rows,
+                    f"{ragged}p{{5.4cm}}{ragged}p{{1.9cm}}{ragged}p{{5.6cm}}l")
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "--" if value != value else f"{value:.3g}"
+    return tex_escape(value)
+
+
+def frame_tex(table: pd.DataFrame) -> str:
+    """Any small table as booktabs: a column per column, numbers to three significant
+    digits."""
+    rows = [[_cell(v) for v in row] for row in table.itertuples(index=False)]
+    colspec = "".join("r" if pd.api.types.is_numeric_dtype(table[c]) else "l"
+                      for c in table.columns)
+    return booktabs([tex_escape(c) for c in table.columns], rows, colspec)

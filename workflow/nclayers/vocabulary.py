@@ -120,3 +120,21 @@ FIGURES = ("training_curves", "nc1_by_layer", "nc1_ratio_by_layer", "ncc_accurac
            "nc_metrics_final", "weight_spectra")
 FEATURE_FIGURES = ("umap_class", "umap_cosine", "umap_ward", "clusters_cosine",
                    "clusters_ward", "pca_spectrum", "pca_l1", "neuron_sparsity")
+
+# The papers a report can hold a section for (report.papers): each paper's figures
+# (figures/<paper>/<name>.pdf) and tables (tables/<paper>/<name>.csv and .tex; "claims" in
+# each). The functions are nclayers.papers.<paper>.FIGURES and .TABLES.
+PAPER_FIGURES = {
+    "rangamani2023": ("fig2_traces", "fig3_nc2", "fig4_pabs", "fig5_ncc", "fig6_ranks",
+                      "fig7_etf", "fig8_no_collapse"),
+    "parker2023": tuple(f"{metric}_{activation}"
+                        for activation in ("relu", "tanh", "leaky_relu")
+                        for metric in ("nc1", "equinorm", "maxangle", "nc4")),
+    "lindegaard2023": ("fig4_1_nc_by_layer", "fig4_2_1_collapse_vs_accuracy",
+                       "fig4_3_feature_shape"),
+}
+PAPER_TABLES = {
+    "rangamani2023": ("claims",),
+    "parker2023": ("claims",),
+    "lindegaard2023": ("claims",),
+}

@@ -18,7 +18,13 @@ from nclayers.experiment import (
 )
 from nclayers.preflight import check_config, coerce_numbers, schema_error
 from nclayers.sweeps import analysed_runs, figure_run
-from nclayers.vocabulary import FEATURE_FIGURES, FEATURE_TABLES, FIGURES
+from nclayers.vocabulary import (
+    FEATURE_FIGURES,
+    FEATURE_TABLES,
+    FIGURES,
+    PAPER_FIGURES,
+    PAPER_TABLES,
+)
 
 
 # Everything that can fail before a job runs fails here, at `snakemake -n`: a job that fails
@@ -50,6 +56,27 @@ EPOCHS = {run: spec["train"]["checkpoints"] for run, spec in RUNS.items()}
 FEATURE_EPOCHS = {run: feature_epochs(config, spec) for run, spec in RUNS.items()}
 FEATURE_FIGURE = f"{RESULTS}/figures/features/{{run}}/epoch{{epoch}}/{{feature}}.pdf"
 CLUSTER_GPUS = config["cluster"]["gpus"]
+# UMAP's compiled code, shared by the features jobs of this working directory (and of a
+# cluster's nodes, on a shared file system): nclayers.numba_cache.
+NUMBA_CACHE = ".snakemake/nclayers/numba"
+# features.runs: none turns the feature analysis, and its section of the report, off.
+FEATURES_ON = config["features"]["runs"] != "none"
+PAPERS = config["report"]["papers"]
+# The report's optional sections, in paper/sections/ (nclayers.report.sections).
+REPORT_SECTIONS = [
+    f"{workflow.basedir}/paper/sections/{name}.tex"
+    for name in (["features"] if FEATURES_ON else []) + PAPERS
+]
+# What a paper's figure or table job reads: the aggregated tables (nclayers.papers.Tables).
+PAPER_INPUTS = {
+    name: f"{RESULTS}/tables/{name}.csv"
+    for name in ("metrics", "training", "spectra", "epoch_metrics", "runs")
+}
+THRESHOLD_ARGS = (
+    f"--collapse-eps {config['report']['collapse_eps']}"
+    f" --ncc-threshold {config['measure']['ncc_threshold']}"
+    f" --interpolation-threshold {config['measure']['interpolation_threshold']}"
+)
 # The jobs' `python` is the interpreter of the environment that runs Snakemake, so that
 # `.venv/bin/snakemake` works from a shell without the venv on PATH (jobs inherit this PATH);
 # under --sdm conda the env's activation puts its own `python` first.
@@ -74,6 +101,9 @@ wildcard_constraints:
     epoch=r"\d+",
     name="|".join(FIGURES),
     feature="|".join(FEATURE_FIGURES),
+    paper="|".join(PAPER_FIGURES),
+    figure="|".join(sorted({f for names in PAPER_FIGURES.values() for f in names})),
+    table="|".join(sorted({t for names in PAPER_TABLES.values() for t in names})),
 
 
 def run_spec(wildcards):
@@ -102,8 +132,25 @@ def feature_files(name):
     return files
 
 
+# What a paper's figure or table job reads besides the aggregated tables: the feature
+# analysis's tables of the analysed runs (none with features.runs: none).
+PAPER_FEATURE_INPUTS = {
+    name: feature_files(name) if FEATURES_ON else []
+    for name in ("clusters", "retention", "pca_summary")
+}
+
+
+def paper_outputs(wildcards=None):
+    """The figures and tables of the papers the report holds a section for."""
+    return [f"{RESULTS}/figures/{paper}/{name}.pdf" for paper in PAPERS
+            for name in PAPER_FIGURES[paper]] + [
+        f"{RESULTS}/tables/{paper}/{name}.tex" for paper in PAPERS for name in PAPER_TABLES[paper]]
+
+
 def report_feature_figures(wildcards):
     """The feature figures the report shows: those of the first selected run the feature
-    analysis reads, at its last feature epoch."""
+    analysis reads, at its last feature epoch (none with features.runs: none)."""
+    if not FEATURES_ON:
+        return []
     run = figure_run(checkpoints.select_best.get().output[0], config["features"]["runs"])
     return expand(FEATURE_FIGURE, run=run, epoch=FEATURE_EPOCHS[run][-1], feature=FEATURE_FIGURES)

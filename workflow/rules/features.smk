@@ -11,6 +11,8 @@ rule features:
         ),
     params:
         per_class=config["features"]["per_class"],
+        ward_scaling=config["features"]["ward_scaling"],
+        numba_cache=NUMBA_CACHE,
         out_dir=subpath(output.sample, parent=True),
     log:
         f"{RESULTS}/logs/features/{{run}}/epoch{{epoch}}.log",
@@ -23,6 +25,7 @@ rule features:
     shell:
         "python -m nclayers --threads {threads} features --info {input.info}"
         " --checkpoint {input.checkpoints}/epoch{wildcards.epoch}.pt --per-class {params.per_class}"
+        " --ward-scaling {params.ward_scaling} --numba-cache {params.numba_cache}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 

@@ -26,15 +26,18 @@ rule tables:
 rule report:
     input:
         tex=f"{workflow.basedir}/paper/report.tex",
+        sections=REPORT_SECTIONS,
         runs=rules.select_best.output[0],
         tables=rules.tables.output,
         figures=expand(f"{RESULTS}/figures/{{name}}.pdf", name=FIGURES),
-        feature_tables=rules.feature_tables.output,
+        feature_tables=rules.feature_tables.output if FEATURES_ON else [],
         feature_figures=report_feature_figures,
+        papers=paper_outputs(),
     output:
         report(f"{RESULTS}/report.pdf", caption="../report/report.rst", category="Report"),
     params:
         results=subpath(output[0], parent=True),
+        papers=" ".join(PAPERS),
     log:
         f"{RESULTS}/logs/report.log",
     conda:
@@ -42,4 +45,5 @@ rule report:
     shell:
         "python -m nclayers report --tex {input.tex} --results {params.results}"
         " --runs-table {input.runs} --feature-figures {input.feature_figures}"
+        " --papers {params.papers}"
         " --out {output} > {log} 2>&1"

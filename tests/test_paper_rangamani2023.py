@@ -1,0 +1,327 @@
+"""Rangamani et al. (2023) (nclayers.papers.rangamani2023): the claims on small hand-built tidy
+tables with known answers (a model collapsed from layer 3 where every claim holds, a weakly
+collapsed one where none of the later ones does, one without collapse, one collapsed only in
+its last layer, an ETF experiment), which runs each figure reads, and every figure on such
+tables and on tables without the ETF axis (a placeholder that names the config it needs)."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from nclayers.papers import CLAIM_COLUMNS, Tables
+from nclayers.papers import rangamani2023 as rg
+from nclayers.vocabulary import PAPER_FIGURES, PAPER_TABLES
+
+MAX_WIDTH, MAX_HEIGHT = 9.5, 11.0
+C = 4  # classes
+WIDTH = 20  # singular values of each hidden weight (the classifier has C)
+LAYERS = 7  # input + 6 hidden layers, indices 0 … 6
+EPOCHS = (0, 5, 10)
+
+# Per model, the per-layer values at the last epoch (train split), input first.
+GOOD = {  # collapsed from layer 3 on, every claim holds
+    "nc1_ratio": [0.6, 0.5, 0.4, 0.15, 0.1, 0.05, 0.02],
+    "ncc_accuracy": [0.7, 0.8, 0.9, 0.995, 1.0, 1.0, 1.0],
+    "nc2_equinorm": [0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01],
+    "nc2_equiangle_ratio": [3.0, 2.5, 2.0, 1.0, 0.5, 0.2, 0.1],
+    "nc3_pabs": [0.3, 0.35, 0.4, 0.8, 0.85, 0.9, 0.95],
+    "stable_rank": [10.0, 20.0, 15.0, 5.0, 3.0, 2.0, 1.5],
+    "low_rank": 3,  # the weights reading layers ≥ 3 have C dominant singular values
+}
+WEAK = {  # collapsed from layer 3 on (NC1), but none of the other claims holds
+    **GOOD,
+    "ncc_accuracy": [0.7, 0.8, 0.9, 0.9, 0.95, 0.97, 1.0],  # 0.1 below the network at ℓ*
+    "nc2_equinorm": [0.5, 0.01, 0.3, 0.2, 0.1, 0.05, 0.04],  # best at layer 1
+    "nc3_pabs": [0.3, 0.3, 0.3, 0.35, 0.35, 0.35, 0.35],  # +0.05 over initialisation
+    "low_rank": None,  # flat spectra everywhere
+}
+NONE = {**GOOD, "nc1_ratio": [0.6, 0.5, 0.4, 0.3, 0.3, 0.3, 0.25]}  # never below ε = 0.2
+LAST_ONLY = {**GOOD, "nc1_ratio": [0.6, 0.5, 0.4, 0.3, 0.3, 0.3, 0.1]}  # only layer 6
+PABS_INIT = 0.3
+
+
+def run_rows(run: str, values: dict, *, group: str, dataset: str = "digits",
+             arch: str = "mlp", seed: int = 0, axes: dict | None = None,
+             logits: bool = False) -> tuple[list[dict], list[dict]]:
+    """Tidy metric rows (train and test) and spectra rows of one run: at the last epoch the
+    ``values``, at epoch 0 nothing collapsed (ratio 0.6, PABS 0.3, flat spectra), halfway
+    between at the middle epoch; ``logits`` adds a tapped ``classifier`` (a ResNet's output)
+    collapsed to a ratio of 0.01."""
+    axes = axes or {}
+    ids = {"run": run, "dataset": dataset, "arch": arch, "seed": seed}
+    design = {"group": group, **axes}
+    names = ["input", *(f"layer{i}" for i in range(1, LAYERS))]
+    metrics, spectra = [], []
+    for epoch in EPOCHS:
+        share = epoch / EPOCHS[-1]
+        for index, name in enumerate(names):
+            at = {"nc1_ratio": 0.6, "ncc_accuracy": 0.5, "nc2_equinorm": 0.6,
+                  "nc2_equiangle_ratio": 3.0, "nc3_pabs": PABS_INIT, "stable_rank": 10.0}
+            now = {m: at[m] + share * (values[m][index] - at[m]) for m in at}
+            ratio = now.pop("nc1_ratio")
+            now.update(nc1_ratio=ratio, tr_sigma_t=10.0, tr_sigma_w=10.0 * ratio,
+                       tr_sigma_b=10.0 * (1 - ratio))
+            for split in ("train", "test"):
+                for metric, value in now.items():
+                    metrics.append({**ids, "epoch": epoch, "layer": name,
+                                    "layer_index": index, "split": split, "metric": metric,
+                                    "value": value - (0.01 if split == "test" and
+                                                      metric == "ncc_accuracy" else 0),
+                                    **design})
+            if logits and index == LAYERS - 1:
+                metrics += [{**ids, "epoch": epoch, "layer": "classifier",
+                             "layer_index": LAYERS, "split": split, "metric": metric,
+                             "value": 0.01, **design}
+                            for split in ("train", "test") for metric in now]
+            low = (values["low_rank"] is not None and epoch == EPOCHS[-1]
+                   and index >= values["low_rank"])
+            count = C if index == LAYERS - 1 else WIDTH
+            sigmas = [1.0 if k < C or not low else 0.01 for k in range(count)]
+            for k, sigma in enumerate(sigmas):
+                spectra.append({**ids, "epoch": epoch, "layer": name, "layer_index": index,
+                                "k": k, "sigma": sigma, "share": sigma / sum(sigmas),
+                                **design})
+    return metrics, spectra
+
+
+def make_tables(models: list[dict]) -> Tables:
+    """Tables of ``models``: dicts with run, values, group, and optionally dataset, arch,
+    seed, axes, selected, train (final train acc), test (final test acc), diverged."""
+    metrics, spectra, runs = [], [], []
+    for m in models:
+        rows, spec = run_rows(m["run"], m["values"], group=m["group"],
+                              dataset=m.get("dataset", "digits"), arch=m.get("arch", "mlp"),
+                              seed=m.get("seed", 0), axes=m.get("axes"),
+                              logits=m.get("logits", False))
+        metrics += rows
+        spectra += spec
+        runs.append({"run": m["run"], "group": m["group"], "dataset": m.get("dataset", "digits"),
+                     "arch": m.get("arch", "mlp"), "seed": m.get("seed", 0),
+                     **m.get("axes", {}), "diverged": m.get("diverged", False),
+                     "final_epoch": EPOCHS[-1], "final_train_acc": m.get("train", 1.0),
+                     "final_test_acc": m.get("test", 0.95),
+                     "selected": m.get("selected", True)})
+    metrics, spectra, runs = pd.DataFrame(metrics), pd.DataFrame(spectra), pd.DataFrame(runs)
+    # The axis columns after group, as sweeps.with_design writes them (NaN off their group).
+    axes = [c for c in runs.columns if c not in (
+        "run", "group", "dataset", "arch", "seed", "diverged", "final_epoch",
+        "final_train_acc", "final_test_acc", "selected")]
+    runs = runs[["run", "group", "dataset", "arch", "seed", *axes, "diverged", "final_epoch",
+                 "final_train_acc", "final_test_acc", "selected"]]
+    columns = ["run", "dataset", "arch", "seed", "epoch", "layer", "layer_index"]
+    metrics = metrics.reindex(columns=[*columns, "split", "metric", "value", "group", *axes])
+    spectra = spectra.reindex(columns=[*columns, "k", "sigma", "share", "group", *axes])
+    return Tables(metrics=metrics, training=pd.DataFrame(), spectra=spectra,
+                  epoch_metrics=pd.DataFrame(), runs=runs)
+
+
+def mlp_models(accuracy: dict[int, float] | None) -> list[dict]:
+    """The MLP group: its free model (GOOD, etf_layers 0, selected at lr 0.01), a worse lr of
+    it that does not collapse, and, for each other key of ``accuracy`` (etf_layers k → final
+    test accuracy), the model with its top k layers fixed, selected at lr 0.001. ``None``:
+    no ETF axis at all."""
+    if accuracy is None:
+        return [{"run": "mlp-s0", "group": "mlp", "values": GOOD, "axes": {"lr": 0.01}},
+                {"run": "mlp-lr1-s0", "group": "mlp", "values": NONE, "axes": {"lr": 1.0},
+                 "selected": False, "test": 0.5}]
+    models = [{"run": f"mlp-etf{k}-s0", "group": "mlp", "values": GOOD,
+               "axes": {"lr": 0.01 if k == 0 else 0.001, "etf_layers": k}, "test": acc}
+              for k, acc in accuracy.items()]
+    if 0 in accuracy:
+        models.append({"run": "mlp-etf0-lr1-s0", "group": "mlp", "values": NONE,
+                       "axes": {"lr": 1.0, "etf_layers": 0}, "test": 0.5, "selected": False})
+    return models
+
+
+def experiment(etf: bool = True) -> Tables:
+    """Three free models in three groups (GOOD, WEAK, NONE), a non-selected lr of the first
+    that does not collapse, and in the first group an ETF experiment whose k = 2 keeps and
+    k = 5 loses accuracy (the free model's ℓ* = 3 of 6: k* = 4)."""
+    models = [
+        *mlp_models({0: 0.95, 2: 0.945, 5: 0.80} if etf else None),
+        {"run": "conv-s0", "group": "convnet", "arch": "convnet", "values": WEAK,
+         "axes": {"lr": 0.01}},
+        {"run": "res-s0", "group": "resnet", "arch": "resnet18", "values": NONE,
+         "axes": {"lr": 0.01}},
+    ]
+    return make_tables(models)
+
+
+def claims_of(table: pd.DataFrame, model: str) -> pd.DataFrame:
+    return table[table["claim"].str.endswith(f"[{model}]")].reset_index(drop=True)
+
+
+def test_the_module_draws_exactly_the_figures_and_tables_the_vocabulary_names():
+    assert tuple(rg.FIGURES) == PAPER_FIGURES["rangamani2023"]
+    assert tuple(rg.TABLES) == PAPER_TABLES["rangamani2023"]
+
+
+def test_a_model_collapsed_from_layer_3_holds_every_claim():
+    table = rg.claims(experiment())
+    assert list(table.columns) == CLAIM_COLUMNS
+    good = claims_of(table, "digits / mlp")
+    assert len(good) == 7  # five of §4–5.2, two of the ETF experiment in the same model
+    good = good.iloc[:5]
+    assert "ℓ* = layer3 (index 3) of 6" in good.loc[0, "measured"]
+    assert good["holds"].tolist() == [True] * 5, good.to_string()
+    assert "gain 0.575" in good.loc[3, "measured"]  # PABS 0.8 … 0.95 (mean 0.875) vs 0.3
+    assert "top-C share 0.962" in good.loc[4, "measured"]  # 4 / (4 + 16 · 0.01)
+
+
+def test_a_weakly_collapsed_model_fails_the_later_claims():
+    weak = claims_of(rg.claims(experiment()), "digits / convnet")
+    assert weak["holds"].tolist() == [True, False, False, False, False], weak.to_string()
+    assert "largest gap 0.100" in weak.loc[1, "measured"]
+    assert "equinorm smallest at layer1" in weak.loc[2, "measured"]
+
+
+def test_a_model_without_collapse_fails_nc1_and_cannot_tell_the_rest():
+    none = claims_of(rg.claims(experiment()), "digits / resnet18")
+    assert none.loc[0, "holds"] is False or none.loc[0, "holds"] == False  # noqa: E712
+    assert "no layer ℓ*" in none.loc[0, "measured"]
+    # NCC, PABS and spectra speak of the collapsed layers: there are none to look at.
+    assert none.loc[[1, 3, 4], "holds"].isna().all()
+    assert none.loc[2, "holds"] == True  # noqa: E712  (NC2 is best in the last layer)
+
+
+def test_collapse_only_in_the_last_layer_is_not_intermediate_collapse():
+    tables = make_tables([{"run": "m-s0", "group": "mlp", "values": LAST_ONLY}])
+    first = rg.claims(tables).iloc[0]
+    assert first["holds"] == False  # noqa: E712
+    assert "index 6" in first["measured"] and "only the last layer" in first["measured"]
+    # …and such a run is a solution without intermediate collapse (Fig. 8).
+    assert list(rg._no_collapse(tables)["run"]) == ["m-s0"]
+
+
+def test_the_logits_are_no_layer_of_the_papers_figures_and_claims():
+    tables = make_tables([{"run": "r-s0", "group": "resnet", "arch": "resnet18",
+                           "values": NONE, "logits": True}])
+    assert "classifier" in set(tables.metrics["layer"])
+    first = rg.claims(tables).iloc[0]
+    assert first["holds"] == False and "no layer ℓ*" in first["measured"]  # noqa: E712
+    fig = rg.fig2_traces(tables)
+    assert "classifier" not in {t.get_text() for t in fig.axes[0].get_xticklabels()}
+
+
+def test_the_etf_claims_compare_with_the_free_model_at_its_collapse_layer():
+    table = rg.claims(experiment())
+    etf = claims_of(table, "digits / mlp").iloc[5:].reset_index(drop=True)
+    assert etf["holds"].tolist() == [True, True], etf.to_string()
+    assert "k* = 4" in etf.loc[0, "measured"] and "k=2: 0.945" in etf.loc[0, "measured"]
+    assert "k=5: 0.800" in etf.loc[1, "measured"]
+    worse = make_tables(mlp_models({0: 0.95, 2: 0.90, 5: 0.945}))
+    etf = claims_of(rg.claims(worse), "digits / mlp").iloc[5:]
+    assert etf["holds"].tolist() == [False, False], etf.to_string()
+
+
+def test_without_an_etf_axis_the_etf_claims_are_not_measured():
+    table = rg.claims(experiment(etf=False))
+    etf = table[table["where"].str.contains("5.3")]
+    assert len(etf) == 2 and etf["holds"].isna().all()
+    assert etf["measured"].str.contains("no etf_layers axis").all()
+
+
+def test_the_free_models_are_the_selected_runs_without_fixed_layers():
+    t = experiment()
+    assert rg._models(rg._free(t)) == [("digits / mlp", ["mlp-etf0-s0"]),
+                                       ("digits / convnet", ["conv-s0"]),
+                                       ("digits / resnet18", ["res-s0"])]
+    # lr is selected (a function of etf_layers), etf_layers compared: the label leaves both out
+    experiments = rg._etf_experiments(t)
+    assert [(label, sorted(rows["_k"]), free) for label, rows, free in experiments] == [
+        ("digits / mlp", [0, 2, 5], ["mlp-etf0-s0"])]
+
+
+def test_compared_axes_are_told_from_selected_ones():
+    runs = pd.DataFrame({"run": list("abcd"), "group": "g", "dataset": "d", "arch": "a",
+                         "seed": 0, "depth": [2, 2, 3, 3], "width": [8, 16, 8, 16],
+                         "lr": [0.1, 0.1, 0.01, 0.1], "weight_decay": 1e-4,
+                         "selected": True})
+    assert rg._compared(runs) == ["depth", "width"]
+
+
+def test_seeds_of_a_model_are_one_model_and_diverged_runs_are_left_out():
+    t = make_tables([{"run": "m-s0", "group": "g", "values": GOOD},
+                     {"run": "m-s1", "group": "g", "values": GOOD, "seed": 1},
+                     {"run": "x-s0", "group": "g", "arch": "other", "values": NONE,
+                      "diverged": True}])
+    assert rg._models(rg._free(t)) == [("digits / mlp", ["m-s0", "m-s1"])]
+    assert rg._no_collapse(t).empty
+
+
+def test_the_solutions_without_collapse_are_every_non_etf_run_that_does_not_collapse():
+    t = experiment()
+    assert set(rg._no_collapse(t)["run"]) == {"mlp-etf0-lr1-s0", "res-s0"}
+    titles = {ax.get_title() for ax in rg.fig8_no_collapse(t).axes}
+    # a point of a sweep is named by its settings, selected or not
+    assert "digits / mlp / lr=1 / etf_layers=0: NC1 ratio" in titles, titles
+
+
+def check_figure(fig: Figure, draw: bool = False) -> None:
+    """The figure fits the page; ``draw`` also lays it out and renders it (slow: a second a
+    figure), which fails where that cannot be done."""
+    width, height = fig.get_size_inches()
+    assert width <= MAX_WIDTH and height <= MAX_HEIGHT, (width, height)
+    if draw:
+        fig.savefig(io.BytesIO(), format="png", dpi=20)
+
+
+def placeholder_text(fig: Figure) -> str:
+    return " ".join(t.get_text() for t in fig.texts)
+
+
+@pytest.mark.parametrize("name", PAPER_FIGURES["rangamani2023"])
+def test_every_figure_draws_on_the_experiment(name):
+    fig = rg.FIGURES[name](experiment())
+    check_figure(fig, draw=True)
+    assert fig.axes, placeholder_text(fig)
+
+
+def test_without_an_etf_axis_fig7_names_the_config_it_needs_and_the_rest_draw():
+    t = experiment(etf=False)
+    fig = rg.fig7_etf(t)
+    assert not fig.axes and "etf_layers" in placeholder_text(fig)
+    for name, draw in rg.FIGURES.items():
+        if name != "fig7_etf":
+            check_figure(draw(t))
+
+
+def test_figures_of_missing_groups_are_placeholders_never_errors():
+    only_fixed = make_tables(mlp_models({2: 0.95, 5: 0.9}))  # no etf_layers = 0
+    for name in ("fig2_traces", "fig3_nc2", "fig4_pabs", "fig5_ncc", "fig6_ranks"):
+        fig = rg.FIGURES[name](only_fixed)
+        assert not fig.axes and "free models" in placeholder_text(fig), name
+    check_figure(rg.fig7_etf(only_fixed))  # no free model: no k* line, the accuracies drawn
+    etf = rg.claims(only_fixed)
+    assert len(etf) == 2 and etf["holds"].isna().all()
+    assert etf["measured"].str.contains("no free run").all()
+    collapsed = make_tables([{"run": "m-s0", "group": "mlp", "values": GOOD}])
+    fig = rg.fig8_no_collapse(collapsed)
+    assert not fig.axes and "every run collapses" in placeholder_text(fig)
+
+
+def test_many_models_wrap_within_the_page():
+    models = [{"run": f"m{i}-s0", "group": "g", "dataset": f"d{i}", "values": GOOD}
+              for i in range(12)]
+    t = make_tables(models)
+    fig = rg.fig2_traces(t)  # two panels a model: two models a row, six rows
+    check_figure(fig)
+    assert sum(ax.get_visible() for ax in fig.axes) == 24
+    for count in (1, 5, 15):
+        for per_model in (1, 2):
+            fig, axes = rg._panels(count, per_model, "")
+            check_figure(fig)
+            assert len(axes) == count and {len(a) for a in axes} == {per_model}
+
+
+def test_the_collapse_layer_follows_the_reports_epsilon():
+    t = experiment()
+    loose = Tables(**{**t.__dict__, "collapse_eps": 0.45})
+    assert rg._lstar(t.metrics, ["mlp-etf0-s0"], t.collapse_eps) == 3
+    assert rg._lstar(loose.metrics, ["mlp-etf0-s0"], loose.collapse_eps) == 2
+    assert math.isnan(rg._lstar(t.metrics, ["res-s0"], t.collapse_eps))

@@ -1,0 +1,137 @@
+"""The papers' sections of the report (nclayers.papers): the registry against the vocabulary,
+the schema, the presets and the sections; the claims table's TeX; the steps that draw a
+paper's figures and tables."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT
+
+from nclayers.papers import CLAIM_COLUMNS, Tables, claims_frame, paper
+from nclayers.report import sections
+from nclayers.sweeps import analysed_runs
+from nclayers.tables import claims_tex, frame_tex, runs_tex, tex_escape
+from nclayers.vocabulary import PAPER_FIGURES, PAPER_TABLES
+
+PAPERS = sorted(PAPER_FIGURES)
+
+
+@pytest.mark.parametrize("name", PAPERS)
+def test_each_paper_module_draws_the_figures_and_tables_the_vocabulary_names(name):
+    module = paper(name)
+    assert tuple(module.FIGURES) == PAPER_FIGURES[name]
+    assert tuple(module.TABLES) == PAPER_TABLES[name]
+    assert "claims" in module.TABLES
+
+
+@pytest.mark.parametrize("name", PAPERS)
+def test_each_paper_has_a_report_section_showing_all_its_figures_and_tables(name):
+    tex = (ROOT / "paper" / "sections" / f"{name}.tex").read_text()
+    assert r"\section{" in tex
+    for figure in PAPER_FIGURES[name]:
+        assert f"figures/{name}/{figure}.pdf" in tex, figure
+    for table in PAPER_TABLES[name]:
+        assert f"tables/{name}/{table}.tex" in tex, table
+
+
+@pytest.mark.parametrize("name", PAPERS)
+def test_each_paper_has_a_full_and_a_smoke_preset_that_report_it(name):
+    for scale in ("full", "smoke"):
+        config = yaml.safe_load((ROOT / "workflow" / "presets" / name / f"{scale}.yaml")
+                                .read_text())
+        assert name in config["report"]["papers"], scale
+        assert config["experiment"] == (name if scale == "full" else f"{name}-smoke")
+
+
+def test_the_schema_knows_exactly_the_registered_papers():
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    papers = schema["properties"]["report"]["properties"]["papers"]["items"]["enum"]
+    assert sorted(papers) == PAPERS
+
+
+def test_an_unknown_paper_names_the_known_ones():
+    with pytest.raises(ValueError, match="unknown paper 'smith2020'; known: "):
+        paper("smith2020")
+
+
+def test_claims_tex_says_each_verdict_in_words_and_bolds_a_claim_that_fails():
+    claims = claims_frame([
+        {"claim": "NC1 ratio < ε from ℓ* on", "where": "§5", "measured": "ℓ* = 3",
+         "holds": True},
+        {"claim": "top C singular values ≥ 90 %", "where": "Fig. 6", "measured": "0.42",
+         "holds": False},
+        {"claim": "ETF layers keep accuracy", "where": "Fig. 7", "measured": "no etf axis",
+         "holds": None},
+    ])
+    assert list(claims.columns) == CLAIM_COLUMNS
+    tex = claims_tex(claims)
+    assert r"\textbf{does not hold}" in tex and " & holds \\" in tex
+    assert "not measured" in tex
+    assert r"$\varepsilon$" in tex and r"$\ell$" in tex and r"90 \%" in tex
+    assert not re.search(r"[^\x00-\x7f]", tex), "pdflatex cannot typeset raw unicode"
+
+
+def test_claims_tex_reads_verdicts_back_from_a_csv_as_well():
+    """A claims.csv read back has NaN, not None, where nothing was measured."""
+    claims = pd.DataFrame({"claim": ["a", "b"], "where": ["", ""], "measured": ["", ""],
+                           "holds": [float("nan"), True]})
+    assert claims_tex(claims).count("not measured") == 1
+
+
+def test_frame_tex_writes_numbers_to_three_digits_and_missing_values_as_dashes():
+    tex = frame_tex(pd.DataFrame({"depth": [2, 16], "nc_1": [0.123456, float("nan")]}))
+    assert r"depth & nc\_1 \\" in tex and "2 & 0.123" in tex and "16 & --" in tex
+
+
+def test_tex_escape_turns_specials_and_unicode_into_latex():
+    assert tex_escape("a_b 5% x^2 Σ_W ≤ 1") == r"a\_b 5\% x\^{}2 $\Sigma$\_W $\leq$ 1"
+
+
+def test_runs_tex_shows_the_axes_that_tell_runs_apart():
+    runs = pd.DataFrame({
+        "run": ["a", "b"], "group": ["g", "g"], "dataset": ["digits"] * 2, "arch": ["mlp"] * 2,
+        "seed": [0, 0], "etf_layers": [0, 2], "lr": [0.01, 0.01], "weight_decay": [5e-4] * 2,
+        "diverged": [False, False], "final_epoch": [3, 3], "final_train_acc": [1.0, 0.9],
+        "final_test_acc": [0.95, 0.9], "selected": [True, True]})
+    tex = runs_tex(runs)
+    assert r"Run & etf\_layers & lr & wd" in tex and "b & 2 & 0.01" in tex
+    assert "group" not in tex  # one group: no column
+
+
+def test_report_sections_hold_the_feature_analysis_where_it_ran_then_the_papers():
+    assert sections(True, ["parker2023"]) == (
+        "\\input{sections/features.tex}\n\\input{sections/parker2023.tex}\n")
+    assert sections(False, []) == ""
+    assert (ROOT / "paper" / "sections" / "features.tex").exists()
+
+
+def test_features_runs_none_analyses_no_run(tmp_path):
+    path = tmp_path / "runs.csv"
+    pd.DataFrame({"run": ["r0"], "selected": [True]}).to_csv(path, index=False)
+    assert analysed_runs(path, "none") == []
+
+
+def test_the_paper_figure_step_refuses_a_figure_the_paper_does_not_have(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "nclayers", "paper-figure", PAPERS[0], "fig99",
+         "--tables", str(tmp_path), "--out", str(tmp_path / "x.pdf")],
+        capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert f"{PAPERS[0]} has no figure 'fig99'; its figures: " in proc.stderr
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_tables_read_holds_the_aggregated_tables_and_the_selected_rows(tmp_path):
+    runs = pd.DataFrame({"run": ["a", "b"], "selected": [True, False]})
+    for name in ("metrics", "training", "spectra", "epoch_metrics"):
+        pd.DataFrame({"run": ["a", "b"], "value": [1.0, 2.0]}).to_csv(
+            tmp_path / f"{name}.csv", index=False)
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    tables = Tables.read(tmp_path, collapse_eps=0.1)
+    assert tables.collapse_eps == 0.1 and list(tables.selected(tables.metrics)["run"]) == ["a"]

@@ -1,0 +1,100 @@
+"""The papers' presets (workflow/presets/<paper>/): the full ones plan the paper's runs per
+group with the SLURM profile, and `make smoke` builds every smoke preset's report with its
+paper's figures and claims, as CI runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT, snakemake, without_venv
+
+from nclayers.vocabulary import PAPER_FIGURES, PAPER_TABLES
+
+PRESETS = ROOT / "workflow" / "presets"
+PAPERS = sorted(p.name for p in PRESETS.iterdir() if (p / "smoke.yaml").exists())
+
+
+def planned_runs_per_group(workdir: Path, preset: Path) -> Counter:
+    """The train jobs ``snakemake -n`` plans with the SLURM profile, counted per group (an
+    explicit group prefixes its run ids)."""
+    proc = snakemake(workdir, "-n", "--profile", str(ROOT / "workflow" / "profiles" / "slurm"),
+                     "--configfile", str(preset))
+    runs = re.findall(r"rule train:\n(?:\s+\S.*\n)*?\s+wildcards: run=(\S+)", proc.stdout)
+    assert runs, proc.stdout[-2000:]
+    return Counter(run.split("-")[0] for run in runs)
+
+
+# The runs each full preset plans per group, as the paper's design implies.
+FULL_RUNS = {
+    "rangamani2023": {
+        # MNIST, FashionMNIST, SVHN, CIFAR10 × 0…10 top layers fixed to ETFs (Fig. 7; 0 is
+        # the free MLP of Figs. 2–6) × 8 log-spaced lr
+        "mlp": 4 * 11 * 8,
+        "convnet": 4 * 8,
+        "resnet": 4 * 8,  # ResNet18 on MNIST and FashionMNIST, 34 on SVHN, 50 on CIFAR10
+    },
+    "parker2023": {
+        "mlp": 5 * 3,  # MLP6 on MNIST, FashionMNIST, SVHN, CIFAR10, CIFAR100 × 3 activations
+        "conv": 5 * 2 * 3,  # VGG11 and ResNet18 on the 5 datasets × 3 activations
+    },
+    "lindegaard2023": {
+        "sweep": 4 * 2 * 11,  # 4 datasets × MLP-10, ConvNet-20 × 11 lr (§3.3)
+        "sweep_resnet": 4 * 11,  # ResNet50 with its own weight decay
+        "grid": 2 * 11 * 3 * 3,  # CIFAR10, MLP and ConvNet × lr × 3 wd × 3 seeds (Fig. 4.2.1)
+        "grid_resnet": 11 * 3 * 3,
+        "features": 1,  # the §4.3 MLP-10 on CIFAR10, 500 epochs
+    },
+}
+
+
+@pytest.mark.parametrize("paper", sorted(FULL_RUNS))
+def test_full_preset_plans_the_papers_runs_per_group(paper, tmp_path):
+    """With the SLURM profile; the datasets' files are not here, so the plan lets torchvision
+    download them (data.download), which the dry run does not do."""
+    config = yaml.safe_load((PRESETS / paper / "full.yaml").read_text())
+    config["data"]["download"] = True
+    preset = tmp_path / "full.yaml"
+    preset.write_text(yaml.safe_dump(config))
+    assert planned_runs_per_group(tmp_path, preset) == Counter(FULL_RUNS[paper])
+
+
+def test_every_paper_with_a_section_has_its_presets():
+    assert sorted(PAPER_FIGURES) == PAPERS
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> tuple[Path, str]:
+    """`make smoke` (the README's command) with its results in a folder of its own, from a
+    shell without the venv on PATH; returns the folder and the timings it printed."""
+    workdir = tmp_path_factory.mktemp("smoke")
+    env = dict(os.environ, PATH=without_venv(os.environ["PATH"]), SMOKE_DIR=str(workdir),
+               CORES="2")
+    env.pop("VIRTUAL_ENV", None)
+    proc = subprocess.run(["make", "smoke"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    print(proc.stdout)  # each preset's wall time, for the log
+    return workdir, proc.stdout
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_smoke_preset_builds_the_papers_section_with_its_claims(smoke, paper):
+    workdir, timings = smoke
+    results = workdir / "results" / f"{paper}-smoke"
+    assert (results / "report.pdf").stat().st_size > 10_000
+    for name in PAPER_FIGURES[paper]:
+        assert (results / "figures" / paper / f"{name}.pdf").exists(), name
+    for name in PAPER_TABLES[paper]:
+        assert (results / "tables" / paper / f"{name}.tex").exists(), name
+    claims = pd.read_csv(results / "tables" / paper / "claims.csv")
+    assert len(claims) >= 3 and claims["measured"].notna().all()
+    assert claims["holds"].notna().any(), "no claim could be checked at smoke scale"
+    assert re.search(rf"^{paper}: \d+ s$", timings, re.M)
+    log = (results / "build" / "latex" / "report.log").read_text(errors="replace")
+    assert f"sections/{paper}.tex" in log and f"tables/{paper}/claims.tex" in log
