@@ -313,7 +313,8 @@ VERDICTS = {True: "holds", False: "does not hold", None: "not measured"}
 
 def claims_tex(claims: pd.DataFrame) -> str:
     """A paper's claims table (nclayers.papers.CLAIM_COLUMNS): the claim, where the paper makes
-    it, what was measured, and the verdict in words."""
+    it, what was measured, and the verdict in words; a longtable (it breaks across pages, its
+    header repeated), captioned ``\\ClaimsCaption`` (the report's ``\\claimstable``)."""
     rows = []
     for r in claims.itertuples(index=False):
         holds = None if r.holds is None or r.holds != r.holds else bool(r.holds)
@@ -321,8 +322,14 @@ def claims_tex(claims: pd.DataFrame) -> str:
         rows.append([tex_escape(r.claim), tex_escape(r.where), tex_escape(r.measured),
                      rf"\textbf{{{verdict}}}" if holds is False else verdict])
     ragged = r">{\raggedright\arraybackslash}"  # narrow columns: no stretched spaces
-    return booktabs(["Claim", "Where", "Measured", "Verdict"], rows,
-                    f"{ragged}p{{5.4cm}}{ragged}p{{1.9cm}}{ragged}p{{5.6cm}}l")
+    colspec = f"{ragged}p{{4.9cm}}{ragged}p{{1.8cm}}{ragged}p{{5.1cm}}l"
+    header = r"Claim & Where & Measured & Verdict \\"
+    lines = [r"\providecommand{\ClaimsCaption}{Claims checked against the measured numbers.}",
+             rf"\begin{{longtable}}{{{colspec}}}", r"\caption{\ClaimsCaption} \\",
+             r"\toprule", header, r"\midrule", r"\endfirsthead",
+             r"\toprule", header, r"\midrule", r"\endhead", r"\bottomrule", r"\endlastfoot"]
+    lines += [" & ".join(row) + r" \\" for row in rows]
+    return "\n".join([*lines, r"\end{longtable}", ""])
 
 
 def _cell(value: object) -> str:
