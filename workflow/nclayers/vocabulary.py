@@ -83,7 +83,7 @@ def model_keys(table) -> list[str]:
     return ["dataset", "arch", *group, *varying]
 
 
-def _shown(value) -> str:
+def shown_value(value) -> str:
     """An axis value as a label shows it: 5 rather than 5.0 (a CSV's integers with gaps
     come back as floats)."""
     if isinstance(value, float) and value.is_integer():
@@ -97,7 +97,7 @@ def model_labels(table) -> list[str]:
     keys = model_keys(table)
     labels = []
     for row in table[keys].itertuples(index=False):
-        parts = [str(v) if k in ("dataset", "arch", "group") else f"{k}={_shown(v)}"
+        parts = [str(v) if k in ("dataset", "arch", "group") else f"{k}={shown_value(v)}"
                  for k, v in zip(keys, row, strict=True)
                  if k in ("dataset", "arch", "group") or v == v and v is not None]
         labels.append(model_label(*parts))

@@ -146,19 +146,13 @@ def _models(runs: pd.DataFrame, axes: Sequence[str] | None = None) -> Models:
             labelled.groupby("_label", sort=False)]
 
 
-def _shown(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def _named(runs: pd.DataFrame, axes: Sequence[str]) -> Models:
     """``[(label, runs)]`` per setting of ``axes`` (all of them in every label, where the run
     has a value): runs from different points of a sweep, told apart."""
     out: dict[str, list[str]] = {}
     several = runs.groupby(["dataset", "arch"])["group"].nunique().gt(1)
     for row in runs.itertuples(index=False):
-        values = [f"{a}={_shown(getattr(row, a))}" for a in axes
+        values = [f"{a}={vocabulary.shown_value(getattr(row, a))}" for a in axes
                   if pd.notna(getattr(row, a))]
         group = [row.group] if several[(row.dataset, row.arch)] else []
         out.setdefault(vocabulary.model_label(row.dataset, row.arch, *group, *values),
