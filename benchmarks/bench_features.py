@@ -14,6 +14,11 @@ clusterings (scipy) are single-threaded anyway, and on a busy 2-core machine mul
 OpenBLAS made PCA's 512 × 512 eigh ~100× slower (3.9 s instead of 0.03 s).
 Prints a Markdown table for benchmarks/README.md.
 Target: UMAP + both clusterings + retention ≤ 60 s per layer on 2 cores.
+
+Then, on the first layer, each clustering the naive way against ours in the same run:
+scikit-learn's ``AgglomerativeClustering`` (scipy's ``pdist``, then its linkage) against
+``features.agglomerative_labels`` (``features.condensed_distances`` from matrix products, then
+the same linkage), split into distances and linkage, with the labels checked equal.
 """
 
 from __future__ import annotations
@@ -143,6 +148,37 @@ def run(args: argparse.Namespace) -> None:
     print(f"\nPeak RSS (the process's RSS + the largest step's growth): "
           f"{max(r['peak'] for r in rows):.0f} MiB; check_sample_size budgets "
           f"{need / 2**20:.0f} MiB for one clustering.")
+    compare_clusterings(layer_features(args.n, args.p, 0, rng, means, y))
+
+
+def compare_clusterings(x: np.ndarray) -> None:
+    """scikit-learn's clustering against ours on one layer: seconds of each part, labels equal."""
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import pdist
+    from sklearn.cluster import AgglomerativeClustering
+
+    print("\n| method | pdist | linkage | scikit-learn in all | condensed_distances "
+          "| ours in all | ratio | labels equal |")
+    print("|---|---|---|---|---|---|---|---|")
+    for method, params in ft.METHODS.items():
+        points = ft.scale_for_ward(x) if method == "ward" else x
+        start = time.perf_counter()
+        expected = AgglomerativeClustering(n_clusters=None, **params).fit(points).labels_
+        naive = time.perf_counter() - start
+        start = time.perf_counter()
+        ours = ft.agglomerative_labels(points, **params)
+        fast = time.perf_counter() - start
+        t = {}
+        for name, func in (("pdist", pdist), ("condensed", ft.condensed_distances)):
+            start = time.perf_counter()
+            condensed = func(points.astype(np.float64), params["metric"])
+            t[name] = time.perf_counter() - start
+        start = time.perf_counter()
+        linkage(condensed, method=params["linkage"])
+        t["linkage"] = time.perf_counter() - start
+        print(f"| {method} | {t['pdist']:.2f} s | {t['linkage']:.2f} s | {naive:.2f} s | "
+              f"{t['condensed']:.2f} s | {fast:.2f} s | **{naive / fast:.1f}x** | "
+              f"{np.array_equal(expected, ours)} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -172,3 +172,28 @@ def test_epoch_metrics_rows_for_every_bert_layer(splits):
     # The measurement's passes also gave the log's accuracies.
     ncc = table.query("layer == 'classifier' and metric == 'ncc_accuracy' and split == 'train'")
     assert len(ncc) == 3 and len(log) == EPOCHS + 1
+
+
+def test_resume_with_dropout_and_adamw_is_bitwise(splits):
+    """Dropout draws from torch's global generator: the resume state carries it, so a run
+    resumed in a process whose global generator is elsewhere continues bitwise."""
+    options = {"optimizer": "adamw", "lr": 1e-3, "momentum": 0.9}
+    recipe = Recipe(epochs=EPOCHS, batch_size=8, weight_decay=0.01, loss="ce", **options)
+    torch.manual_seed(0)
+    full = model(seed=0)
+    log_full = fit(full, splits, recipe, seed=0, progress=False)
+    assert log_full[-1]["train_acc"] > log_full[0]["train_acc"]
+    saved = {}
+
+    def keep(state):
+        if state["log"][-1]["epoch"] == 2:
+            saved.update(copy.deepcopy(state))
+
+    torch.manual_seed(0)
+    fit(model(seed=0), splits, recipe, seed=0, on_epoch_end=keep, progress=False)
+    torch.manual_seed(123)  # the resuming process's generator is not where the first one was
+    resumed = model(seed=7)
+    log_resumed = fit(resumed, splits, recipe, seed=0, resume=saved, progress=False)
+    assert repr(log_resumed) == repr(log_full)
+    for (k, v), w in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(v, w), k

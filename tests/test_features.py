@@ -133,6 +133,48 @@ def test_ward_clusters_are_scikit_learns_on_the_scaled_features(scaling):
     assert adjusted_rand_score(y, result.ids) < 1  # not merely the classes
 
 
+def relu_layer(n: int = 600, p: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A post-ReLU-like layer with the awkward cases of real ones: overlapping classes, dead
+    units, and repeated rows (samples the layer maps to the same point)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, C, n)
+    x = np.maximum(rng.standard_normal((C, p))[y] + 0.8 * rng.standard_normal((n, p)), 0)
+    x[:, :5] = 0
+    x[n // 2:n // 2 + 20] = x[:20]
+    return x, y
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_condensed_distances_equal_scipys_pdist(metric):
+    from scipy.spatial.distance import pdist
+
+    x, _ = relu_layer()
+    for block in (1024, 7):  # one block, and blocks that end mid-matrix
+        fast = ft.condensed_distances(x, metric, block=block)
+        assert fast.shape == (len(x) * (len(x) - 1) // 2,)
+        assert np.allclose(fast, pdist(x, metric), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="unknown metric 'cityblock'"):
+        ft.condensed_distances(x, "cityblock")
+
+
+@pytest.mark.parametrize("method", list(ft.METHODS))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_agglomerative_labels_are_scikit_learns(method, seed):
+    """The fast route gives scikit-learn's labels themselves (not only the same partition),
+    on layers whose clusterings are far from trivial."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    x, y = relu_layer(seed=seed)
+    # Thresholds that cut this layer into tens of clusters (the thesis' would give ~20 cosine
+    # clusters and ~500 ward ones here).
+    params = {**ft.METHODS[method], "distance_threshold": {"cosine": 0.5, "ward": 1.0}[method]}
+    if method == "ward":
+        x = ft.scale_for_ward(x)
+    expected = AgglomerativeClustering(n_clusters=None, **params).fit(x).labels_
+    assert 5 < len(np.unique(expected)) < len(x) // 2
+    assert np.array_equal(ft.agglomerative_labels(x, **params), expected)
+
+
 def test_default_ward_scaling_is_free_of_the_layers_scale_and_raw_is_not():
     x, y = gaussian_clusters(per_class=20, noise=0.25, scale=1.0, seed=6)
     x = np.abs(x)

@@ -49,6 +49,23 @@ def test_constant_schedule_and_unknown_names():
         Recipe(epochs=1, batch_size=1, lr=1.0, loss="hinge")
     with pytest.raises(ValueError, match="unknown schedule 'cosine'"):
         Recipe(epochs=1, batch_size=1, lr=1.0, schedule="cosine")
+    with pytest.raises(ValueError, match="unknown optimizer 'adam'; known: sgd, adamw"):
+        Recipe(epochs=1, batch_size=1, lr=1.0, optimizer="adam")
+
+
+def test_make_optimizer_builds_sgd_or_adamw_over_the_trainable_parameters():
+    from nclayers.train import make_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    model[1].weight.requires_grad_(False)
+    sgd = make_optimizer(Recipe(1, 1, 0.1, momentum=0.8, weight_decay=1e-3), model)
+    adamw = make_optimizer(Recipe(1, 1, 0.1, momentum=0.8, weight_decay=1e-2,
+                                  optimizer="adamw"), model)
+    assert type(sgd) is torch.optim.SGD and sgd.defaults["momentum"] == 0.8
+    assert type(adamw) is torch.optim.AdamW and adamw.defaults["betas"] == (0.8, 0.999)
+    assert adamw.defaults["weight_decay"] == 1e-2
+    for opt in (sgd, adamw):  # the fixed weight is neither updated nor decayed
+        assert sum(len(g["params"]) for g in opt.param_groups) == 3
 
 
 def test_svsl_term_equals_the_papers_sum():

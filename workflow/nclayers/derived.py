@@ -8,6 +8,11 @@ import math
 import pandas as pd
 
 
+def last_epoch(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each run of a tidy table at that run's last epoch (its final checkpoint)."""
+    return table[table["epoch"] == table.groupby("run")["epoch"].transform("max")]
+
+
 def collapse_layer(ratios: pd.Series, eps: float) -> float:
     """First layer index from which on every NC1 ratio is below ``eps`` (rangamani2023,
     lindegaard2023 §4.1); NaN if even the last layer is not. ``ratios``: indexed by layer."""

@@ -132,7 +132,7 @@ TAGS = {"lr": "lr", "weight_decay": "wd", "momentum": "m", "batch_size": "bs", "
         "schedule": "", "lr_decay": "decay", "warmup_epochs": "warm", "depth": "d",
         "width": "w", "activation": "", "batchnorm": "bn", "etf_layers": "etf", "stem": "",
         "taps": "taps", "label_noise": "noise", "per_class": "n", "test_per_class": "ntest",
-        "resize": "px", "normalize": "norm"}
+        "resize": "px", "normalize": "norm", "optimizer": ""}
 
 
 def groups(config: dict) -> dict[str, dict]:

@@ -61,6 +61,9 @@ EXPLAINED = 0.99  # n_components_99: first k with 1 − cumulative share < 0.01 
 # float64, and a working copy of it: the peak RSS growth measured for n = 3,000 … 14,000 points
 # of 512 dimensions is 1.85–2.03 × the condensed matrix, for both methods.
 DISTANCE_COPIES = 2
+# condensed_distances: a pair whose squared distance is below this share of ‖a‖² + ‖b‖² is
+# computed from a − b (the product form loses ~log10(1/share) digits to cancellation there).
+CANCELLATION = 1e-3
 DEFAULT_MAX_BYTES = 2 * 2**30
 _RESERVED = ("labels", "pred", "index", "layers")
 
@@ -240,8 +243,6 @@ def cluster(features: np.ndarray, labels: np.ndarray, method: str = "cosine",
     points), ``small_clusters``, ``avg_points`` (points per cluster of ≥ 3), ``accuracy``
     (induced = true label, on the non-excluded points), ``excluded`` (points). Deterministic.
     """
-    from sklearn.cluster import AgglomerativeClustering
-
     if method not in METHODS:
         raise ValueError(f"unknown clustering method {method!r}; known: {', '.join(METHODS)}")
     if ward_scaling not in WARD_SCALINGS:
@@ -260,13 +261,63 @@ def cluster(features: np.ndarray, labels: np.ndarray, method: str = "cosine",
     rows = np.any(x != 0, axis=1) if params["metric"] == "cosine" else np.ones(n, dtype=bool)
     ids = np.empty(n, dtype=np.int64)
     if rows.sum() >= 2:
-        model = AgglomerativeClustering(n_clusters=None, **params)
-        ids[rows] = model.fit(x[rows]).labels_
+        ids[rows] = agglomerative_labels(x[rows], **params)
     else:
         ids[rows] = np.arange(rows.sum())
     first = ids[rows].max() + 1 if rows.any() else 0
     ids[~rows] = first + np.arange((~rows).sum())
     return Clustering(ids, *_induce(ids, labels))
+
+
+def condensed_distances(x: np.ndarray, metric: str, block: int = 1024) -> np.ndarray:
+    """scipy's ``pdist(x, metric)`` for ``metric`` "cosine" or "euclidean", from matrix products
+    (BLAS) instead of scipy's pair-by-pair loop, and equal to it to rounding (cosine: 1 − the
+    dot product of the unit rows; euclidean: √(‖a‖² + ‖b‖² − 2a·b), or from a − b itself for
+    pairs closer than :data:`CANCELLATION` of their squared norms).
+    Rows of ``block`` samples at a time, so that no n × n matrix is ever held."""
+    x = np.asarray(x, dtype=np.float64)
+    if metric == "cosine":
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    elif metric != "euclidean":
+        raise ValueError(f"unknown metric {metric!r}; known: cosine, euclidean")
+    n = len(x)
+    squares = np.einsum("ij,ij->i", x, x)
+    out = np.empty(n * (n - 1) // 2)
+    for first in range(0, n, block):
+        gram = x[first:first + block] @ x[first:].T
+        for r in range(first, min(first + block, n)):
+            dots = gram[r - first, r - first + 1:]
+            start = r * n - r * (r + 1) // 2  # where row r's pairs (r, r+1 …) begin
+            seg = out[start:start + n - r - 1]
+            if metric == "cosine":
+                np.subtract(1.0, dots, out=seg)
+            else:
+                scale = squares[r] + squares[r + 1:]
+                np.subtract(scale, 2 * dots, out=seg)
+                # ‖a‖² + ‖b‖² − 2a·b cancels for close pairs (a repeated row would come out
+                # at ~1e-7, not 0): those pairs are computed from their difference, as pdist.
+                close = np.flatnonzero(seg < CANCELLATION * scale) + r + 1
+                np.maximum(seg, 0.0, out=seg)
+                np.sqrt(seg, out=seg)
+                if len(close):
+                    seg[close - r - 1] = np.sqrt(((x[close] - x[r]) ** 2).sum(axis=1))
+    if metric == "cosine":
+        np.clip(out, 0.0, 2.0, out=out)  # pdist's cosine is never outside [0, 2] either
+    return out
+
+
+def agglomerative_labels(x: np.ndarray, metric: str, linkage: str,
+                         distance_threshold: float) -> np.ndarray:
+    """The labels of scikit-learn's ``AgglomerativeClustering(n_clusters=None, metric=metric,
+    linkage=linkage, distance_threshold=distance_threshold).fit(x)``, by scikit-learn's own
+    steps (scipy's linkage, then its cut of the tree: every merge at or above the threshold
+    splits a cluster) from :func:`condensed_distances` instead of scipy's slower ``pdist``."""
+    from scipy.cluster.hierarchy import linkage as scipy_linkage
+    from sklearn.cluster._agglomerative import _hc_cut
+
+    tree = scipy_linkage(condensed_distances(x, metric), method=linkage)
+    n_clusters = int(np.count_nonzero(tree[:, 2] >= distance_threshold)) + 1
+    return _hc_cut(n_clusters, tree[:, :2].astype(np.intp), len(x))
 
 
 def _induce(ids: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:

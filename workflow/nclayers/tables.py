@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nclayers.derived import last_epoch
 from nclayers.io import write_text
 from nclayers.vocabulary import METHOD_LABELS, METRIC_LABELS, by_model
 
@@ -148,10 +149,6 @@ def runs_tex(runs: pd.DataFrame) -> str:
     return booktabs(header, rows, "l" * (1 + len(axes)) + "llrrl")
 
 
-def _final(metrics: pd.DataFrame) -> pd.DataFrame:
-    return metrics[metrics["epoch"] == metrics.groupby("run")["epoch"].transform("max")]
-
-
 def _last_layer(final: pd.DataFrame) -> pd.DataFrame:
     """The rows of each run's deepest tapped layer."""
     deepest = final.groupby("run")["layer_index"].transform("max")
@@ -160,7 +157,7 @@ def _last_layer(final: pd.DataFrame) -> pd.DataFrame:
 
 def last_layer_table(metrics: pd.DataFrame) -> str:
     """Last hidden layer at the last checkpoint, mean ± sd over seeds; a block per model."""
-    models = by_model(_last_layer(_final(metrics)))
+    models = by_model(_last_layer(last_epoch(metrics)))
     rows = []
     for model, last in models:
         for metric in LAST_LAYER_METRICS:
@@ -176,7 +173,7 @@ def by_layer_table(metrics: pd.DataFrame) -> str:
     """Per layer at the last checkpoint, mean ± sd over seeds; a block per model."""
     columns = [("nc1", "train"), ("nc1_ratio", "train"), ("cdnv", "train"),
                ("ncc_accuracy", "train"), ("ncc_accuracy", "test")]
-    models = by_model(_final(metrics))
+    models = by_model(last_epoch(metrics))
     rows = []
     for model, final in models:
         for (index, layer), part in final.groupby(["layer_index", "layer"]):
@@ -204,7 +201,7 @@ def macros(metrics: pd.DataFrame, training: pd.DataFrame, runs: pd.DataFrame,
     model, first = by_model(metrics)[0]
     metrics = first
     training = training[training["run"].isin(set(first["run"]))]
-    final = _final(metrics)
+    final = last_epoch(metrics)
     last = _last_layer(final)
     end = training[training["epoch"] == training.groupby("run")["epoch"].transform("max")]
 

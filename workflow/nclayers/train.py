@@ -23,11 +23,14 @@ if TYPE_CHECKING:
 
 LOSSES = ("mse", "ce", "svsl")
 SCHEDULES = ("constant", "onecycle", "multistep")
+OPTIMIZERS = ("sgd", "adamw")
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything that defines how a run is trained (SGD with momentum and weight decay)."""
+    """Everything that defines how a run is trained: SGD with momentum and weight decay, or
+    AdamW (decoupled weight decay; ``momentum`` is then its β1), as fine-tuning a pretrained
+    transformer needs."""
 
     epochs: int
     batch_size: int
@@ -44,6 +47,7 @@ class Recipe:
     milestones: Sequence[int] = field(default_factory=list)  # multistep: epochs of lr × gamma
     lr_decay: float = 0.1  # multistep: the gamma of each milestone
     warmup_epochs: int = 0  # multistep: linear warm-up from lr/warmup_steps
+    optimizer: str = "sgd"
     amp: bool = False  # bf16 autocast of the training forward pass, CUDA only
     # Train-split augmentation (nclayers.augment.Augment's options: crop, flip, rotate), drawn
     # from the run's generator; empty = none, which draws nothing.
@@ -54,6 +58,20 @@ class Recipe:
             raise ValueError(f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; "
+                             f"known: {', '.join(OPTIMIZERS)}")
+
+
+def make_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
+    """The recipe's optimiser over the trainable parameters; parameters with requires_grad
+    False (fixed ETF layers) are neither updated nor decayed."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=recipe.lr, betas=(recipe.momentum, 0.999),
+                                 weight_decay=recipe.weight_decay)
+    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
+                           weight_decay=recipe.weight_decay)
 
 
 def lr_factor(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
@@ -202,9 +220,7 @@ def fit(
         model.to(memory_format=torch.channels_last)
     steps_per_epoch = _steps_per_epoch(recipe, data)
     generator = torch.Generator().manual_seed(seed)
-    # Parameters with requires_grad False (fixed ETF layers) are neither updated nor decayed.
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=recipe.lr,
-                                momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    optimizer = make_optimizer(recipe, model)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(recipe, step, steps_per_epoch))
     autocast = torch.autocast("cuda", torch.bfloat16) if recipe.amp and data.x_train.is_cuda \
@@ -218,6 +234,8 @@ def fit(
         optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["scheduler"])
         generator.set_state(resume["generator"])
+        if "global_rng" in resume:  # a state saved before it was kept has none
+            set_global_rng(resume["global_rng"])
         log = list(resume["log"])
         if epoch_metrics is not None:
             epoch_metrics.load_state_dict(resume["epoch_metrics"])
@@ -252,11 +270,28 @@ def fit(
             on_checkpoint(epoch, model)
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-                 "log": log}
+                 "global_rng": global_rng(data.x_train.device), "log": log}
         if epoch_metrics is not None:
             state["epoch_metrics"] = epoch_metrics.state_dict()
         on_epoch_end(state)
     return log
+
+
+def global_rng(device: torch.device) -> dict:
+    """The state of torch's global generators, which dropout draws from (the run's own
+    generator draws the batches and augmentations): part of a resumable state, so that a model
+    with dropout resumes bitwise."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_global_rng(state: dict) -> None:
+    """Restore :func:`global_rng`'s state."""
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 def _epoch_row(model, data: Splits, objective: Objective, epoch: int, train_loss: float,

@@ -38,7 +38,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from nclayers import vocabulary
-from nclayers.derived import collapse_layer
+from nclayers.derived import collapse_layer, last_epoch
 from nclayers.papers import Tables, claims_frame
 from nclayers.plots import placeholder
 
@@ -170,11 +170,6 @@ def _rows(table: pd.DataFrame, runs: Sequence[str], split: str | None = "train"
     return rows
 
 
-def _last(rows: pd.DataFrame) -> pd.DataFrame:
-    """Each run's rows at its last epoch."""
-    return rows[rows["epoch"] == rows.groupby("run")["epoch"].transform("max")]
-
-
 def _by_layer(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Mean, sd and name of ``metric`` per layer index (over seeds), sorted by depth."""
     part = rows[rows["metric"] == metric]
@@ -185,7 +180,7 @@ def _by_layer(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def _lstar(metrics: pd.DataFrame, runs: Sequence[str], eps: float) -> float:
     """ℓ*: the collapse layer of the seed-mean NC1 ratios at the runs' last epoch (train)."""
-    ratios = _by_layer(_last(_rows(metrics, runs)), "nc1_ratio")["mean"]
+    ratios = _by_layer(last_epoch(_rows(metrics, runs)), "nc1_ratio")["mean"]
     return collapse_layer(ratios, eps) if len(ratios) else math.nan
 
 
@@ -199,7 +194,7 @@ def _no_collapse(t: Tables) -> pd.DataFrame:
     in one pass over the table (a sweep has hundreds of runs)."""
     runs = _runs(t)
     runs = runs[_etf(runs) == 0]
-    rows = _last(_rows(t.metrics, list(runs["run"])))
+    rows = last_epoch(_rows(t.metrics, list(runs["run"])))
     ratios = rows[rows["metric"] == "nc1_ratio"]
     lstar = pd.Series({run: collapse_layer(part.set_index("layer_index")["value"],
                                            t.collapse_eps)
@@ -224,7 +219,7 @@ def _spectrum_stats(spectra: pd.DataFrame, runs: Sequence[str], classes: int) ->
     """Per layer index at the last epoch (seed means): ``top_c``, the share of Σσ the top C
     singular values of the weight reading the layer carry; ``rank``, how many carry
     :data:`SPECTRUM_SHARE`; ``n``, how many there are."""
-    rows = _last(_rows(spectra, runs, split=None)).sort_values("k")
+    rows = last_epoch(_rows(spectra, runs, split=None)).sort_values("k")
     out = []
     for (run, index), part in rows.groupby(["run", "layer_index"]):
         share = part["share"].to_numpy() / part["share"].sum()
@@ -315,7 +310,7 @@ def fig2_traces(t: Tables) -> Figure:
     styles = {"tr_sigma_w": ":", "tr_sigma_b": "--", "tr_sigma_t": "-"}
     names = {"tr_sigma_w": "Tr Σ_W", "tr_sigma_b": "Tr Σ_B", "tr_sigma_t": "Tr Σ_T"}
     for (raw, norm), (model, runs) in zip(axes, models, strict=True):
-        rows = _last(_rows(t.metrics, runs))
+        rows = last_epoch(_rows(t.metrics, runs))
         for metric, style in styles.items():
             _line(raw, _by_layer(rows, metric), names[metric], color="k", linestyle=style)
         raw.set_yscale("log")
@@ -386,7 +381,7 @@ def fig4_pabs(t: Tables) -> Figure:
         first = rows[rows["epoch"] == rows.groupby("run")["epoch"].transform("min")]
         _line(ax, _by_layer(first, "nc3_pabs"), f"initialisation (epoch {first['epoch'].min()})",
               color="grey", linestyle="--")
-        last = _last(rows)
+        last = last_epoch(rows)
         _line(ax, _by_layer(last, "nc3_pabs"), "last epoch", color="tab:blue")
         _collapse_line(ax, _lstar(t.metrics, runs, t.collapse_eps))
         ax.set_ylim(0, 1.02)
@@ -409,7 +404,7 @@ def fig5_ncc(t: Tables) -> Figure:
     colors = {"train": "tab:blue", "test": "tab:orange"}
     for (ax,), (model, ids) in zip(axes, models, strict=True):
         own = runs[runs["run"].isin(ids)]
-        rows = _last(_rows(t.metrics, ids, split=None))
+        rows = last_epoch(_rows(t.metrics, ids, split=None))
         for split, color in colors.items():
             _line(ax, _by_layer(rows[rows["split"] == split], "ncc_accuracy"),
                   f"NCC, {split}", color=color)
@@ -436,7 +431,7 @@ def fig6_ranks(t: Tables) -> Figure:
 
     cmap = colormaps["viridis"]
     for (spec_ax, rank_ax), (model, runs) in zip(axes, models, strict=True):
-        spectra = _last(_rows(t.spectra, runs, split=None))
+        spectra = last_epoch(_rows(t.spectra, runs, split=None))
         classes = _classes(t.spectra, runs) or 1
         shown = spectra[spectra["k"] < 3 * classes]
         top = shown["layer_index"].max()
@@ -453,7 +448,7 @@ def fig6_ranks(t: Tables) -> Figure:
         if len(stats):
             _line(rank_ax, pd.DataFrame({"mean": stats["rank"]}),
                   f"weight: σ's carrying {SPECTRUM_SHARE:.0%} of Σσ", color="tab:red")
-        rows = _last(_rows(t.metrics, runs))
+        rows = last_epoch(_rows(t.metrics, runs))
         _line(rank_ax, _by_layer(rows, "stable_rank"), "features: within-class stable rank",
               color="tab:blue")
         rank_ax.axhline(classes, color="k", linestyle=":", linewidth=1)
@@ -531,7 +526,7 @@ def fig8_no_collapse(t: Tables) -> Figure:
     fig, axes = _panels(len(models), 2, "Solutions without intermediate collapse "
                         f"(Rangamani et al. Fig. 8){hidden}")
     for (ratio_ax, ncc_ax), (model, ids) in zip(axes, models, strict=True):
-        rows = _last(_rows(t.metrics, ids, split=None))
+        rows = last_epoch(_rows(t.metrics, ids, split=None))
         train = rows[rows["split"] == "train"]
         _line(ratio_ax, _by_layer(train, "nc1_ratio"), "Tr Σ_W / Tr Σ_T", color="k",
               linestyle=":")
@@ -597,7 +592,7 @@ def _model_claims(t: Tables, model: str, runs: Sequence[str], own: pd.DataFrame)
     def claim(key: str, measured: str, holds: bool | None) -> dict:
         return _claim(texts[key][0], model, texts[key][1], measured, holds)
 
-    rows = _last(_rows(t.metrics, runs))
+    rows = last_epoch(_rows(t.metrics, runs))
     ratios = _by_layer(rows, "nc1_ratio")["mean"]
     if ratios.empty:
         return [claim(key, "no measurements of this model", None) for key in texts]
