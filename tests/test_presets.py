@@ -33,6 +33,15 @@ def planned_runs_per_group(workdir: Path, preset: Path) -> Counter:
 
 # The runs each full preset plans per group, as the paper's design implies.
 FULL_RUNS = {
+    "synthesis": {
+        # one group per recipe: MNIST, FashionMNIST, CIFAR10 × MLP, ResNet18 × 3 lr; mse_step
+        # also the MLP with its top k = 1, 3, 5, 7, 9 layers fixed to ETFs (× 3 lr)
+        "mse_onecycle": 3 * 2 * 3,
+        "mse_step": 3 * (2 + 5) * 3,
+        "ce_step_aug": 3 * 2 * 3,
+        "ce_step": 3 * 2 * 3,
+        "svsl_step": 3 * 2 * 3,
+    },
     "rangamani2023": {
         # MNIST, FashionMNIST, SVHN, CIFAR10 × 0…10 top layers fixed to ETFs (Fig. 7; 0 is
         # the free MLP of Figs. 2–6) × 8 log-spaced lr
@@ -44,12 +53,26 @@ FULL_RUNS = {
         "mlp": 5 * 3,  # MLP6 on MNIST, FashionMNIST, SVHN, CIFAR10, CIFAR100 × 3 activations
         "conv": 5 * 2 * 3,  # VGG11 and ResNet18 on the 5 datasets × 3 activations
     },
+    "galanti2022": {
+        "mlp_depth": 5,  # MLP-d-100, d = 2, 3, 4, 8, 16 on CIFAR10 (Fig. 1)
+        "convnet400_depth": 5,  # ConvNet-d-400, d = 3, 4, 5, 8, 16 (Fig. 2)
+        "convnet100_depth": 5,  # ConvNet-d-100 (Fig. 6)
+        "mlp_noise": 4,  # MLP-10-500 × 0, 25, 50, 75 % random labels (Fig. 3)
+        "convnet_noise": 4,  # ConvNet-10-500 × the same (Fig. 4)
+        "resnet18": 2,  # ResNet-18 on CIFAR10, CIFAR100, augmented (Fig. 5)
+        "resnet18_plain": 3,  # on MNIST, SVHN, STL10
+    },
     "lindegaard2023": {
         "sweep": 4 * 2 * 11,  # 4 datasets × MLP-10, ConvNet-20 × 11 lr (§3.3)
         "sweep_resnet": 4 * 11,  # ResNet50 with its own weight decay
         "grid": 2 * 11 * 3 * 3,  # CIFAR10, MLP and ConvNet × lr × 3 wd × 3 seeds (Fig. 4.2.1)
         "grid_resnet": 11 * 3 * 3,
         "features": 1,  # the §4.3 MLP-10 on CIFAR10, 500 epochs
+    },
+    "benshaul2022": {
+        # one group per dataset (Table 2's SVSL setting) × CE and SVSL (§6.2); ResNet18 on the
+        # first three, ResNet50 on CIFAR100 and STL10 (§5.2)
+        "mnist": 2, "fashion_mnist": 2, "cifar10": 2, "cifar100": 2, "stl10": 2,
     },
 }
 

@@ -132,9 +132,17 @@ PAPER_FIGURES = {
                         for metric in ("nc1", "equinorm", "maxangle", "nc4")),
     "lindegaard2023": ("fig4_1_nc_by_layer", "fig4_2_1_collapse_vs_accuracy",
                        "fig4_3_feature_shape"),
+    "synthesis": ("q1_collapse_by_recipe", "q2_depths", "q2_depths_through_training",
+                  "q3_etf_collapse", "q4_retention"),
+    "galanti2022": ("fig1_mlp_depth", "fig2_convnet400_depth", "fig6_convnet100_depth",
+                    "fig3_mlp_noise", "fig4_convnet_noise", "fig5_resnet18"),
+    "benshaul2022": ("fig1_accuracy", "fig2_ncc_mismatch"),
 }
 PAPER_TABLES = {
     "rangamani2023": ("claims",),
     "parker2023": ("claims",),
     "lindegaard2023": ("claims",),
+    "synthesis": ("claims", "depths", "etf", "retention"),
+    "galanti2022": ("claims", "effective_depth"),
+    "benshaul2022": ("table1_accuracy", "table2_svsl", "claims"),
 }

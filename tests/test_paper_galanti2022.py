@@ -1,0 +1,220 @@
+"""Galanti & Galanti (2022) (nclayers.papers.galanti2022): the claims on small hand-built tidy
+tables (depth, noise and ResNet experiments where every claim holds, and ones where they fail),
+the effective-depth table, and every figure on such tables and on tables without its group."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from nclayers.papers import CLAIM_COLUMNS, Tables
+from nclayers.papers import galanti2022 as gl
+from nclayers.vocabulary import PAPER_FIGURES, PAPER_TABLES
+
+LAST = 10  # the last epoch of every synthetic run
+CURVE_EPOCHS = (0, 1, 3, LAST)
+START = {"cdnv": 2.0, "ncc_accuracy": 0.3}  # every layer at initialisation
+
+
+def run_tables(group: str, arch: str, depth: int, ncc: list[float], cdnv: list[float],
+               train_acc: float = 1.0, test_acc: float = 0.9, dataset: str = "digits",
+               noise: float | None = None, stem: bool = False, seed: int = 0
+               ) -> dict[str, list[dict]]:
+    """One run's rows: ``ncc`` and ``cdnv`` are its hidden layers' final train values (test:
+    NCC 0.05 lower, CDNV doubled), reached linearly from START over the curve's epochs."""
+    tag = f"-noise{noise:g}" if noise is not None else ""
+    run = f"{group}-{dataset}-{arch}-d{depth}{tag}-s{seed}"
+    axes = {"group": group, "depth": depth, "label_noise": noise}
+    layers = ["input", *(["stem"] if stem else []), *(f"layer{k}" for k in range(1, depth + 1))]
+    final = {"ncc_accuracy": [0.5, *([0.6] if stem else []), *ncc],
+             "cdnv": [3.0, *([2.5] if stem else []), *cdnv]}
+    test = {"ncc_accuracy": lambda v: v - 0.05, "cdnv": lambda v: 2 * v}
+
+    def rows(epochs) -> list[dict]:
+        out = []
+        for epoch in epochs:
+            share = epoch / LAST
+            for index, layer in enumerate(layers):
+                for metric, values in final.items():
+                    value = START[metric] + share * (values[index] - START[metric])
+                    for split in ("train", "test"):
+                        shown = value if split == "train" else test[metric](value)
+                        out.append({"run": run, "dataset": dataset, "arch": arch, "seed": seed,
+                                    "epoch": epoch, "layer": layer, "layer_index": index,
+                                    "split": split, "metric": metric, "value": shown, **axes})
+        return out
+
+    training = [{"run": run, "epoch": e, "train_acc": train_acc * (0.5 + 0.5 * e / LAST),
+                 "test_acc": test_acc, **axes} for e in range(LAST + 1)]
+    return {"metrics": rows((0, LAST)), "epoch_metrics": rows(CURVE_EPOCHS),
+            "training": training,
+            "runs": [{"run": run, "dataset": dataset, "arch": arch, "seed": seed, **axes,
+                      "diverged": False, "final_train_acc": train_acc,
+                      "final_test_acc": test_acc, "selected": True}]}
+
+
+def make_tables(*runs: dict[str, list[dict]]) -> Tables:
+    def frame(name: str) -> pd.DataFrame:
+        rows = [row for run in runs for row in run[name]]
+        table = pd.DataFrame(rows)
+        front = ["run", "group", "dataset", "arch", "seed", "depth", "label_noise"]
+        if name == "runs":  # as sweeps.run_records orders them: group, then the axes
+            return table[[*front, *[c for c in table.columns if c not in front]]]
+        return table
+    return Tables(metrics=frame("metrics"), training=frame("training"),
+                  spectra=pd.DataFrame(), epoch_metrics=frame("epoch_metrics"),
+                  runs=frame("runs"), ncc_threshold=0.99, interpolation_threshold=0.99)
+
+
+def empty_tables() -> Tables:
+    empty = pd.DataFrame()
+    return Tables(metrics=empty, training=empty, spectra=empty, epoch_metrics=empty,
+                  runs=pd.DataFrame(columns=["run", "group", "selected"]))
+
+
+# Depth experiments. GOOD: MLP-2 fits without collapse (last layer NCC 0.9), MLP-4 is the
+# minimal NCC depth, MLP-8 is NCC separable from layer 4 on. BAD: the deep net separates only
+# at layer 7, and no shallow net fits without collapse.
+def good_depths(group: str = "mlp_depth", arch: str = "mlp", stem: bool = False) -> list[dict]:
+    return [
+        run_tables(group, arch, 2, [0.7, 0.9], [1.0, 0.5], stem=stem),
+        run_tables(group, arch, 4, [0.8, 0.9, 0.97, 0.995], [1.0, 0.5, 0.2, 0.1], stem=stem),
+        run_tables(group, arch, 8, [0.8, 0.9, 0.97, 0.992, 1.0, 1.0, 1.0, 1.0],
+                   [1.0, 0.5, 0.2, 0.1, 0.05, 0.04, 0.03, 0.02], stem=stem),
+    ]
+
+
+def bad_depths() -> list[dict]:
+    return [
+        run_tables("mlp_depth", "mlp", 2, [0.8, 0.995], [1.0, 0.1], train_acc=1.0),
+        run_tables("mlp_depth", "mlp", 8, [0.8, 0.9, 0.95, 0.96, 0.97, 0.98, 0.995, 0.999],
+                   [1.0, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.04]),
+    ]
+
+
+def noise_runs(cdnv4: list[float], ncc4: list[float], effective: list[int | None],
+               group: str = "mlp_noise", train_acc: float = 1.0) -> list[dict]:
+    """MLP-10 runs at 0, 25, 50, 75 % noise, layer 4's CDNV and NCC given, NCC separable from
+    layer ``effective`` on (None: never)."""
+    runs = []
+    for noise, c4, n4, eff in zip((0.0, 0.25, 0.5, 0.75), cdnv4, ncc4, effective, strict=True):
+        ncc = [n4 if k == 4 else (1.0 if eff is not None and k >= eff else 0.9)
+               for k in range(1, 11)]
+        cdnv = [c4 if k == 4 else 1.0 / k for k in range(1, 11)]
+        runs.append(run_tables(group, "mlp", 10, ncc, cdnv, train_acc=train_acc,
+                               dataset="digits_noisy", noise=noise))
+    return runs
+
+
+def resnet_runs(good: bool = True) -> list[dict]:
+    ncc = [0.8, 0.95, 1.0, 1.0] if good else [0.8, 0.9, 0.95, 0.97]
+    cdnv = [1.0, 0.5, 0.1, 0.05]
+    return [run_tables("resnet18", "resnet18", 4, ncc, cdnv, test_acc=0.96, dataset=d)
+            for d in ("cifar10", "mnist")]
+
+
+def claim_rows(claims: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    return claims[claims["claim"].str.startswith(prefix)]
+
+
+def test_hidden_numbers_are_the_papers_layers_and_skip_input_stem_and_head():
+    assert [gl.hidden_number(n) for n in ("input", "stem", "layer1", "layer12", "avgpool",
+                                          "layer1.0", "classifier")] == [
+        None, None, 1, 12, None, None, None]
+
+
+def test_depth_claims_hold_where_deep_networks_collapse_from_the_minimal_depth():
+    claims = gl.claims(make_tables(*good_depths()))
+    assert list(claims.columns) == CLAIM_COLUMNS
+    mlp = claim_rows(claims, "MLP-d-100")
+    assert mlp["holds"].tolist() == [True, True, True]
+    assert "d* = 4" in mlp.iloc[0]["measured"] and "layers 5-8" in mlp.iloc[0]["measured"]
+    assert "d=8: 4" in mlp.iloc[1]["measured"]
+    assert "d=2: train 1.000, last layer NCC 0.900" in mlp.iloc[2]["measured"]
+
+
+def test_depth_claims_fail_where_the_deep_network_separates_late():
+    mlp = claim_rows(gl.claims(make_tables(*bad_depths())), "MLP-d-100")
+    assert mlp["holds"].tolist() == [False, False, False]
+    assert "d* = 2" in mlp.iloc[0]["measured"] and "d=8: 7" in mlp.iloc[1]["measured"]
+    assert "every fitting network is NCC separable" in mlp.iloc[2]["measured"]
+
+
+def test_the_convnet_stem_is_not_a_hidden_layer():
+    conv = gl.models(make_tables(*good_depths("convnet400_depth", "convnet", stem=True)),
+                     "convnet400_depth", "depth")
+    assert [m.depth for m in conv] == [2, 4, 8]
+    assert [m.effective_depth for m in conv][1:] == [4, 4]
+
+
+def test_noise_claims_hold_with_the_papers_numbers():
+    t = make_tables(*noise_runs([0.28, 0.6, 1.2, 1.5], [1.0, 0.95, 0.9, 0.8], [4, 6, 9, None]))
+    noise = claim_rows(gl.claims(t), "MLP-10-500")
+    assert noise["holds"].tolist() == [True] * 5
+    assert "0 %: 0.28 (paper ≈ 0.28)" in noise.iloc[1]["measured"]
+    assert "75 %: none" in noise.iloc[4]["measured"]
+
+
+def test_noise_claims_fail_where_noise_does_not_weaken_the_collapse():
+    t = make_tables(*noise_runs([0.05, 0.04, 0.5, 0.6], [1.0, 1.0, 1.0, 1.0], [4, 4, 4, 4],
+                                train_acc=0.9))
+    noise = claim_rows(gl.claims(t), "MLP-10-500")
+    assert noise["holds"].tolist() == [False] * 5
+
+
+def test_resnet_claims_hold_and_fail():
+    good = claim_rows(gl.claims(make_tables(*resnet_runs())), "ResNet-18")
+    assert good["holds"].tolist() == [True, True]
+    assert "stages 3, 4" in good.iloc[1]["measured"]
+    bad = claim_rows(gl.claims(make_tables(*resnet_runs(good=False))), "ResNet-18")
+    assert bad["holds"].tolist()[0] is False
+    assert bad.iloc[1]["holds"] is None and "no collapsed stage" in bad.iloc[1]["measured"]
+
+
+def test_claims_without_the_groups_cannot_tell():
+    claims = gl.claims(empty_tables())
+    assert len(claims) == 3 * 3 + 2 * 5 + 2
+    assert claims["holds"].isna().all() and claims["measured"].str.len().gt(0).all()
+
+
+def test_effective_depth_table_has_a_row_per_network_of_the_depth_and_noise_groups():
+    t = make_tables(*good_depths(),
+                    *noise_runs([0.28, 0.6, 1.2, 1.5], [1.0, 0.95, 0.9, 0.8], [4, 6, 9, None]))
+    table = gl.effective_depth_table(t)
+    assert len(table) == 3 + 4
+    depth = table[table["figure"] == "Fig. 1"]
+    assert depth["effective depth"].tolist() == ["none", "4", "4"]
+    noise = table[table["figure"] == "Fig. 3"]
+    assert noise["label noise"].tolist() == ["0 %", "25 %", "50 %", "75 %"]
+    assert noise["effective depth"].tolist() == ["4", "6", "9", "none"]
+
+
+def test_seeds_are_averaged_into_one_model():
+    runs = [run_tables("mlp_depth", "mlp", 2, [0.8, 0.98], [1.0, 0.4], seed=s) for s in (0, 1)]
+    (model,) = gl.models(make_tables(*runs), "mlp_depth", "depth")
+    assert len(model.runs) == 2 and model.last_ncc == pytest.approx(0.98)
+
+
+@pytest.mark.parametrize("name", PAPER_FIGURES["galanti2022"])
+def test_every_figure_draws_on_its_group_and_says_what_is_missing_without_it(name):
+    t = make_tables(*good_depths(), *good_depths("convnet400_depth", "convnet", stem=True),
+                    *good_depths("convnet100_depth", "convnet", stem=True),
+                    *noise_runs([0.28, 0.6, 1.2, 1.5], [1.0, 0.95, 0.9, 0.8], [4, 6, 9, None]),
+                    *noise_runs([0.28, 0.6, 1.2, 1.5], [1.0, 0.95, 0.9, 0.8], [4, 6, 9, None],
+                                group="convnet_noise"),
+                    *resnet_runs())
+    fig = gl.FIGURES[name](t)
+    assert isinstance(fig, Figure) and len(fig.axes) > 4
+    width, height = fig.get_size_inches()
+    assert width <= 11.0 and height <= 11.0
+    fig.savefig(io.BytesIO(), format="pdf")
+    empty = gl.FIGURES[name](empty_tables())
+    assert "needs the group" in empty.texts[0].get_text()
+
+
+def test_registry_matches_the_vocabulary():
+    assert tuple(gl.FIGURES) == PAPER_FIGURES["galanti2022"]
+    assert tuple(gl.TABLES) == PAPER_TABLES["galanti2022"]
