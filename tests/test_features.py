@@ -175,6 +175,42 @@ def test_agglomerative_labels_are_scikit_learns(method, seed):
     assert np.array_equal(ft.agglomerative_labels(x, **params), expected)
 
 
+def test_cosine_knn_is_the_exact_neighbours_under_umaps_cosine():
+    """Against umap-learn's own cosine, zero rows (dead post-ReLU samples) and a repeated row
+    included; blocks that end mid-matrix."""
+    from umap.distances import cosine
+
+    x, _ = relu_layer(n=150, p=12)
+    x[[5, 9]] = 0
+    indices, distances = ft.cosine_knn(x, 10, block=32)
+    full = np.array([[cosine(a, b) for b in x] for a in x])
+    np.fill_diagonal(full, 0.0)
+    assert indices.shape == distances.shape == (len(x), 10)
+    assert np.allclose(distances, np.sort(full, axis=1)[:, :10], atol=1e-6)
+    assert np.allclose(np.take_along_axis(full, indices, axis=1), distances, atol=1e-6)
+    assert (np.diff(distances, axis=1) >= 0).all()
+    zero = np.flatnonzero(~x.any(axis=1))  # 5, 9 and any the ReLU zeroed
+    assert set(indices[5, :len(zero)]) == set(zero) and (distances[5, :len(zero)] == 0).all()
+
+
+def test_umap_from_the_exact_neighbours_is_reproducible_and_keeps_classes_apart(monkeypatch):
+    """From UMAP_EXACT_FROM points on (lowered here) the embedding starts from cosine_knn."""
+    real, calls = ft.cosine_knn, []
+
+    def spy(x, k):
+        calls.append(len(x))
+        return real(x, k)
+
+    monkeypatch.setattr(ft, "UMAP_EXACT_FROM", 100)
+    monkeypatch.setattr(ft, "cosine_knn", spy)
+    x, y = gaussian_clusters(per_class=12)
+    first, second = ft.umap_embedding(x, seed=3), ft.umap_embedding(x, seed=3)
+    assert calls == [len(x), len(x)]
+    assert first.shape == (len(x), 2) and np.array_equal(first, second)
+    gaps = np.linalg.norm(first[:, None] - first[None], axis=2) + np.eye(len(x)) * 1e9
+    assert (y[gaps.argmin(axis=1)] == y).mean() > 0.95
+
+
 def test_default_ward_scaling_is_free_of_the_layers_scale_and_raw_is_not():
     x, y = gaussian_clusters(per_class=20, noise=0.25, scale=1.0, seed=6)
     x = np.abs(x)

@@ -55,6 +55,11 @@ WARD_SCALINGS = ("mean_norm", "l2", "raw")
 DEFAULT_WARD_SCALING = "mean_norm"
 MIN_CLUSTER = 3  # clusters of fewer points are "excluded" (§4.3.2)
 UMAP_NEIGHBOURS = 20  # §4.3.1
+# From this many points on, umap-learn finds the neighbours approximately with PyNNDescent,
+# whose numba functions cannot be cached on disk (~20 s of compilation in every process):
+# umap_embedding gives it the exact ones instead (cosine_knn, ~1 s at 10,000 × 512). Below it,
+# umap-learn computes them exactly itself.
+UMAP_EXACT_FROM = 4096
 EXPLAINED = 0.99  # n_components_99: first k with 1 − cumulative share < 0.01 (Fig. 4.4.1b)
 
 # scikit-learn (scipy's linkage underneath) holds the condensed distance matrix, n(n−1)/2
@@ -384,7 +389,8 @@ def retention(clusters_from: np.ndarray, clusters_to: np.ndarray) -> float:
 # --- UMAP, PCA, sparsity -----------------------------------------------------------------------
 
 def umap_embedding(features: np.ndarray, seed: int) -> np.ndarray:
-    """UMAP to 2-D (cosine, 20 neighbours); (n, 2) float32.
+    """UMAP to 2-D (cosine, 20 neighbours, exact nearest neighbours at every size); (n, 2)
+    float32.
 
     ``random_state`` makes umap-learn run single-threaded, which is what makes the result
     identical for the same seed. numba compiles UMAP's kernels on the first call of a process
@@ -396,13 +402,41 @@ def umap_embedding(features: np.ndarray, seed: int) -> np.ndarray:
 
     numba_cache.enable()
 
+    x = np.asarray(features, dtype=np.float32)
+    knn = cosine_knn(x, UMAP_NEIGHBOURS) if len(x) >= UMAP_EXACT_FROM else (None, None, None)
     with warnings.catch_warnings():
-        # "n_jobs overridden to 1 by setting random_state": intended, see above.
+        # "n_jobs overridden to 1 by setting random_state": intended, see above; "no search
+        # index": only transform() would need one.
         warnings.filterwarnings("ignore", message=".*n_jobs.*", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*knn_search_index.*", category=UserWarning)
         reducer = umap.UMAP(n_neighbors=UMAP_NEIGHBOURS, metric="cosine", n_components=2,
-                            random_state=seed)
-        return np.asarray(reducer.fit_transform(np.asarray(features, dtype=np.float32)),
-                          dtype=np.float32)
+                            random_state=seed, precomputed_knn=knn)
+        return np.asarray(reducer.fit_transform(x), dtype=np.float32)
+
+
+def cosine_knn(x: np.ndarray, k: int, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """The exact ``k`` nearest neighbours of each row under cosine distance, the point itself
+    included, as umap-learn's ``precomputed_knn`` takes them: (indices int64, distances
+    float32), each (n, k), nearest first. Zero rows follow umap's cosine: at distance 1 from
+    every other row and 0 from each other. From matrix products, ``block`` rows at a time."""
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1)
+    zero = norms == 0
+    unit = x / np.where(zero, 1.0, norms)[:, None]
+    n = len(x)
+    indices = np.empty((n, k), dtype=np.int64)
+    distances = np.empty((n, k), dtype=np.float32)
+    for first in range(0, n, block):
+        rows = np.arange(first, min(first + block, n))
+        d = np.clip(1.0 - unit[rows] @ unit.T, 0.0, 2.0)
+        d[np.ix_(zero[rows], zero)] = 0.0
+        d[np.arange(len(rows)), rows] = 0.0
+        nearest = np.argpartition(d, k - 1, axis=1)[:, :k]
+        near = np.take_along_axis(d, nearest, axis=1)
+        order = np.argsort(near, axis=1, kind="stable")
+        indices[rows] = np.take_along_axis(nearest, order, axis=1)
+        distances[rows] = np.take_along_axis(near, order, axis=1)
+    return indices, distances
 
 
 def l1_dimension(l1: np.ndarray | float) -> np.ndarray | float:
