@@ -257,13 +257,7 @@ def fig1_accuracy(tables: Tables) -> Figure:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if column == "test_acc":  # train accuracy is 1 all through the TPT
                 _zoom_on_tpt(ax, model, end, draw, (0.42, 0.08, 0.55, 0.5))
-            ax.tick_params(labelsize="x-small")
-            if r == 0:
-                ax.set_title(model.label, fontsize="small")
-            else:
-                ax.set_xlabel("epoch", fontsize="small")
-            if c == 0:
-                ax.set_ylabel(f"{what} accuracy", fontsize="small")
+            _label_panel(ax, model, r, c, f"{what} accuracy")
     losses = {loss for m in shown for loss in m.losses}
     handles = [Line2D([], [], color=LOSS_COLORS[loss], label=LOSSES[loss])
                for loss in LOSSES if loss in losses] + _tpt_handles(losses)
@@ -272,6 +266,18 @@ def fig1_accuracy(tables: Tables) -> Figure:
                  f"TPT: train accuracy ≥ {tables.interpolation_threshold:g})",
                  fontsize="medium")
     return fig
+
+
+def _label_panel(ax: Axes, model: Model, row: int, col: int, ylabel: str) -> None:
+    """A two-row grid's labels: the model above the top row, the epoch below the bottom one,
+    the quantity left of the first column."""
+    ax.tick_params(labelsize="x-small")
+    if row == 0:
+        ax.set_title(model.label, fontsize="small")
+    else:
+        ax.set_xlabel("epoch", fontsize="small")
+    if col == 0:
+        ax.set_ylabel(ylabel, fontsize="small")
 
 
 def _layer_colors(layers: Sequence[str]) -> dict[str, object]:
@@ -314,13 +320,7 @@ def fig2_ncc_mismatch(tables: Tables) -> Figure:
             ax.set_xlim(0, end)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             _zoom_on_tpt(ax, model, end, draw, (0.42, 0.38, 0.55, 0.5))
-            ax.tick_params(labelsize="x-small")
-            if r == 0:
-                ax.set_title(model.label, fontsize="small")
-            else:
-                ax.set_xlabel("epoch", fontsize="small")
-            if c == 0:
-                ax.set_ylabel(f"{split} NCC mismatch", fontsize="small")
+            _label_panel(ax, model, r, c, f"{split} NCC mismatch")
     colors = _layer_colors(layers)
     losses = {loss for m in shown for loss in m.losses}
     handles = ([Line2D([], [], color=colors[layer], label=layer_name(layer)) for layer in layers]
