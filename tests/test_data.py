@@ -243,7 +243,10 @@ def test_dataset_options_and_bad_options():
     assert data.dataset_options("synthetic") == ["num_classes", "dim", "n_train", "n_test",
                                                   "separation", *GENERIC]
     assert all(data.dataset_options(name) == GENERIC for name in VISION)
-    assert list(data.DATASETS) == ["digits", "synthetic", *VISION]
+    assert list(data.DATASETS) == ["digits", "synthetic", *VISION, "cola", "sst2", "mrpc",
+                                   "rte"]
+    assert all(data.dataset_options(name) == ["tokenizer", "max_length", *GENERIC]
+               for name in ("cola", "sst2", "mrpc", "rte"))
     with pytest.raises(KeyError, match="unknown dataset 'cifar'; known: digits, synthetic"):
         data.dataset_options("cifar")
     with pytest.raises(ValueError, match="no option depth; allowed: test_fraction, per_class"):

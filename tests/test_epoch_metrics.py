@@ -22,7 +22,7 @@ from nclayers.epoch_metrics import (
     measured_epochs,
 )
 from nclayers.measurement import COLUMNS, measure, measure_rows
-from nclayers.metrics import pairwise
+from nclayers.metrics import ClassMeans, SplitStats, labels, pairwise
 from nclayers.train import Recipe, fit
 from nclayers.vocabulary import EPOCH_METRICS, TIDY_COLUMNS
 
@@ -104,8 +104,8 @@ def test_fused_log_is_bitwise_the_unfused_one_and_skips_evaluate(digits, monkeyp
     recipe = Recipe(epochs=3, batch_size=64, lr=0.05, loss=loss)
     plain, _, _ = train_with(digits, None, recipe)
     calls = []
-    real = train.evaluate
-    monkeypatch.setattr(train, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = train.tally
+    monkeypatch.setattr(train, "tally", lambda *a, **k: calls.append(1) or real(*a, **k))
     fused, recorder, _ = train_with(digits, EpochMetricsConfig(every=1), recipe)
     assert calls == []  # every epoch measured: the log's eval numbers came from measure's passes
     assert recorder.measured == [0, 1, 2, 3]
@@ -270,3 +270,56 @@ def test_keeping_train_activations_gives_the_same_rows(digits, keep_bytes):
     with torch.no_grad():
         assert torch.equal(torch.cat([o for s, o in logits if s == "train"]),
                            model(digits.x_train))
+
+
+def test_batch_labels_and_the_fused_centring_give_the_per_layer_values_bitwise():
+    """measure makes a batch's labels once for all layers (metrics.labels) and SplitStats centres
+    h in float64 without a copy first: the same accumulators as from a label tensor per layer
+    and from the float64 features themselves, whatever the features' dtype."""
+    g = torch.Generator().manual_seed(3)
+    C, p = 5, 33
+    y = torch.arange(40) % C
+    for dtype in (torch.float32, torch.float16, torch.float64):
+        h = (torch.randn(40, 3, 11, generator=g) * 7 + 2).to(dtype)
+        means_a, means_b = ClassMeans(C), ClassMeans(C)
+        means_a.update(h, y)
+        means_b.update(h, labels(y, C, "cpu"))
+        assert torch.equal(means_a.sums, means_b.sums) and torch.equal(means_a.counts,
+                                                                        means_b.counts)
+        geometry = means_a.compute()
+        stats_a, stats_b = SplitStats(geometry), SplitStats(geometry)
+        pred = torch.arange(40) % 3
+        stats_a.update(h.to(torch.float64).reshape(40, p), y, pred)  # float64: centred as before
+        stats_b.update(h, labels(y, C, "cpu"), pred)
+        for name in ("counts", "within_sq", "offsets", "proj_sq", "sketched"):
+            assert torch.equal(getattr(stats_a, name), getattr(stats_b, name)), (dtype, name)
+        assert (stats_a.ncc_correct, stats_a.mismatch) == (stats_b.ncc_correct, stats_b.mismatch)
+        assert stats_a.compute() == stats_b.compute()
+
+
+def test_cdnv_with_every_class_present_is_the_general_formula_bitwise():
+    """With every class in the split, the CDNV takes the train means' distances computed once
+    per layer (MeanGeometry.twice_distances): bitwise what indexing the present ones gives."""
+    g = torch.Generator().manual_seed(4)
+    C = 7
+    means = ClassMeans(C, 0)
+    y = torch.arange(70) % C
+    means.update(torch.randn(70, 20, generator=g) * 1e3 + 5.0, y)
+    stats = SplitStats(means.compute(), ["cdnv"])
+    stats.update(torch.randn(70, 20, generator=g) * 1e3 + 5.0, y)
+    assert stats._cdnv(everywhere=True) == stats._cdnv()
+    assert stats.compute()["cdnv"] == stats._cdnv()
+
+
+def test_measure_in_inference_mode_leaves_the_accumulators_usable_outside_it(digits):
+    """measure runs in torch.inference_mode; its scratch memory is its own, so that the
+    accumulators called directly afterwards (outside that mode) still work."""
+    model = digits_model().eval()
+    batches = Batches(digits.x_train, digits.y_train, 500)
+    rows = measure_rows(model, batches, batches, metrics=LIGHT)
+    means = ClassMeans(digits.num_classes)
+    means.update(digits.x_train, digits.y_train)
+    stats = SplitStats(means.compute())
+    stats.update(digits.x_train, digits.y_train)
+    assert stats.compute()["ncc_accuracy"] > 0
+    assert measure_rows(model, batches, batches, metrics=LIGHT) == rows

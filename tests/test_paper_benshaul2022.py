@@ -135,7 +135,8 @@ def test_table1_gives_accuracy_at_it_eot_and_best_with_the_papers_row_below_ours
 
 def test_table2_reads_the_svsl_settings_from_runs_csv_beside_the_papers():
     table = bs.table2_svsl(make_tables())
-    assert table.iloc[1].tolist() == ["CIFAR10 / resnet18", 1e-5, "Layer1", 4e-6, "AvgPool"]
+    assert table.iloc[1].tolist() == ["CIFAR10 / resnet18", "1e-05", "Layer1", "4e-06",
+                                      "AvgPool"]
 
 
 def test_runs_csv_holds_the_svsl_settings_of_every_run():
@@ -189,3 +190,196 @@ def test_each_figure_says_what_it_needs_without_a_loss_axis(name):
     fig = bs.FIGURES[name](tables)
     assert "loss axis" in fig.texts[0].get_text()
     assert bs.claims(tables)["holds"].isna().all()
+
+
+# --- GLUE: a BERT-like model on CoLA (MCC) and SST-2 ------------------------------------------
+
+GLUE_EPOCHS = 10
+GLUE_IT = 3  # train accuracy reaches 1 from this epoch on
+
+
+def bert_layers(encoder: int) -> list[str]:
+    """The taps of nclayers.sequence's adapter (input, embeddings, encoder.layer.*, pooler,
+    classifier)."""
+    return ["input", "embeddings", *(f"encoder.layer.{k}" for k in range(encoder)), "pooler",
+            "classifier"]
+
+
+def make_glue_tables(encoder: int = 2, svsl_acc: float = 0.01, svsl_mcc: float = 0.02,
+                     mcc: bool = True, extra_rise: float = 0.3, rise: float = 0.0) -> Tables:
+    """CE and SVSL runs of a BERT with ``encoder`` transformer layers on CoLA and SST-2: the
+    mismatch falls with depth over the paper's layers (embeddings, every encoder layer but the
+    last), while the last encoder layer, the pooler and the classifier lie ``extra_rise``
+    above (they are drawn, not judged); ``rise`` lifts encoder.layer.0 above the embeddings."""
+    layers = bert_layers(encoder)
+    judged = 1 + encoder - 1  # embeddings and encoder.layer.0 … {encoder-2}
+    training, epoch_rows, runs = [], [], []
+    for dataset in ("cola", "sst2"):
+        for loss in ("ce", "svsl"):
+            run = f"{dataset}-{dataset}-bert-{loss}-s0"
+            for epoch in range(GLUE_EPOCHS + 1):
+                train = min(1.0, 0.6 + 0.4 * epoch / GLUE_IT)
+                svsl = loss == "svsl"
+                row = {"epoch": epoch, "train_acc": train,
+                       "test_acc": 0.7 + 0.1 * train + (svsl_acc if svsl else 0)}
+                if mcc:  # a training log's column: before the group and the axes
+                    row["test_mcc"] = 0.4 + 0.1 * train + (svsl_mcc if svsl else 0)
+                training.append({**row, "run": run, "dataset": dataset, "arch": "bert",
+                                 "seed": 0, "group": dataset, "loss": loss})
+                for index, layer in enumerate(layers):
+                    depth = min(index - 1, judged) / judged if index else 0.0
+                    value = (0.6 if index == 0 else 0.4 * (1 - 0.8 * depth)
+                             + 0.1 * max(0, GLUE_IT - epoch) / GLUE_IT
+                             - (0.05 if svsl else 0) + (extra_rise if index > judged else 0)
+                             + (rise if layer == "encoder.layer.0" else 0))
+                    for split in ("train", "test"):
+                        epoch_rows.append({"run": run, "dataset": dataset, "arch": "bert",
+                                           "seed": 0, "epoch": epoch, "layer": layer,
+                                           "layer_index": index, "split": split,
+                                           "metric": "nc4_mismatch", "value": value,
+                                           "group": dataset, "loss": loss})
+            runs.append({"run": run, "group": dataset, "dataset": dataset, "arch": "bert",
+                         "seed": 0, "loss": loss, "selected": True, "diverged": False,
+                         "svsl_alpha": 5e-6 if dataset == "cola" else 4.132e-5,
+                         "svsl_gamma": "encoder.layer.0" if dataset == "cola"
+                         else "encoder.layer.9"})
+    empty = pd.DataFrame(columns=["run"])
+    return Tables(metrics=empty, training=pd.DataFrame(training), spectra=empty,
+                  epoch_metrics=pd.DataFrame(epoch_rows), runs=pd.DataFrame(runs))
+
+
+def test_bert_layers_are_named_as_the_paper_numbers_them():
+    names = [bs.layer_name(layer) for layer in bert_layers(12)[1:]]
+    assert names == ["Emb", *(f"L{k}" for k in range(1, 13)), "Pooler", "FC"]
+    # The paper's 12 (App. B): the embeddings and hidden_states[1..11], not L12, Pooler, FC.
+    assert [bs.layer_name(x) for x in bs.paper_layers(bert_layers(12)[1:])] == \
+        ["Emb", *(f"L{k}" for k in range(1, 12))]
+    assert bs.paper_layers(LAYERS[1:]) == LAYERS[1:]  # a ResNet's: all
+
+
+def test_glue_models_take_the_mcc_for_cola_and_the_accuracy_otherwise():
+    found = bs.models(make_glue_tables())
+    assert [(m.label, m.metric) for m in found] == [("CoLA / bert", "test_mcc"),
+                                                   ("SST-2 / bert", "test_acc")]
+    assert found[0].interpolation == {"ce": GLUE_IT, "svsl": GLUE_IT}
+
+
+def test_table1_shows_colas_mcc_and_the_papers_glue_rows_with_their_metric():
+    table = bs.table1_accuracy(make_glue_tables())
+    assert table["Model"].tolist() == ["CoLA / bert", "CoLA", "SST-2 / bert", "SST-2"]
+    assert table["Metric"].tolist() == ["MCC × 100", "MCC × 100", "acc. %", "acc. %"]
+    cola, paper_cola, sst2, paper_sst2 = (table.iloc[i] for i in range(4))
+    # MCC 0.4 + 0.1 · train accuracy: 50.00 from the IT on; SVSL's 2 points higher.
+    assert (cola["IT CE"], cola["EOT SVSL"], cola["Best CE"]) == ("50.00", "52.00", "50.00")
+    assert cola["In TPT (CE)"] == "Yes"
+    assert (sst2["IT CE"], sst2["EOT SVSL"]) == ("80.00", "81.00")
+    assert paper_cola.iloc[3:].tolist() == ["51.59", "52.91", "53.46", "55.54", "53.95", "No",
+                                            "55.54", "Yes"]
+    assert paper_sst2["Best SVSL"] == "89.22"
+
+
+def test_table1_says_nothing_for_cola_without_a_test_mcc_column_rather_than_its_accuracy():
+    table = bs.table1_accuracy(make_glue_tables(mcc=False))
+    cola = table.iloc[0]
+    assert cola["Metric"] == "MCC × 100"
+    assert cola.iloc[3:].tolist() == ["--"] * 8
+    assert table.iloc[2]["EOT CE"] == "80.00"  # SST-2 keeps its accuracy
+    claims = bs.claims(make_glue_tables(mcc=False))
+    measured = claims.loc[claims["claim"].str.startswith("SVSL's EOT test accuracy"),
+                          "measured"].iloc[0]
+    assert measured.startswith("1/1 models") and "no test MCC logged: CoLA/bert" in measured
+
+
+def test_a_run_that_never_reaches_the_threshold_in_its_ten_epochs_has_no_it():
+    tables = make_glue_tables()
+    training = tables.training.copy()
+    training.loc[training["dataset"] == "cola", "train_acc"] = 0.9
+    tables = Tables(metrics=tables.metrics, training=training, spectra=tables.spectra,
+                    epoch_metrics=tables.epoch_metrics, runs=tables.runs)
+    cola = bs.table1_accuracy(tables).iloc[0]
+    assert (cola["IT CE"], cola["In TPT (CE)"], cola["In TPT (SVSL)"]) == ("--", "--", "--")
+    assert cola["EOT CE"] == "50.00" and cola["Best CE"] == "50.00"
+
+
+def test_table2_gives_the_papers_bert_gamma_as_its_number_and_ours_by_the_same_number():
+    table = bs.table2_svsl(make_glue_tables())
+    assert table.values.tolist() == [["CoLA / bert", "5e-06", "L1", "5e-06", "1"],
+                                     ["SST-2 / bert", "4.132e-05", "L10", "4.132e-05", "10"]]
+
+
+def test_the_glue_claims_hold_over_the_papers_layers_whatever_pooler_and_fc_do():
+    claims = bs.claims(make_glue_tables())
+    held = dict(zip(claims["claim"], claims["holds"], strict=True))
+    assert all(v is True or v is None for v in held.values()), claims.to_string()
+    assert holds(claims, "Train NCC mismatch decreases with depth") == [True]
+    assert holds(claims, "SVSL's EOT test accuracy") == [True]
+    assert "CoLA: MCC" in claims.loc[claims["claim"].str.startswith("SVSL's EOT"),
+                                     "claim"].iloc[0]
+    assert holds(claims, "First-layer mismatch as the paper's") == [None]
+    # A rise among the paper's layers fails, named by the paper's layer numbers.
+    risen = bs.claims(make_glue_tables(encoder=3, rise=0.2))
+    assert holds(risen, "Train NCC mismatch decreases with depth") == [False]
+    measured = risen.loc[risen["claim"].str.startswith("Train NCC mismatch decreases"),
+                         "measured"].iloc[0]
+    assert "Emb→L1" in measured and "Pooler" not in measured
+
+
+def test_the_eot_claim_follows_colas_mcc_where_it_disagrees_with_the_accuracy():
+    # SVSL's CoLA accuracy is higher, its MCC lower: Conjecture 12 fails, on the MCC.
+    claims = bs.claims(make_glue_tables(svsl_acc=0.02, svsl_mcc=-0.03))
+    assert holds(claims, "SVSL's EOT test accuracy") == [False]
+    measured = claims.loc[claims["claim"].str.startswith("SVSL's EOT test accuracy"),
+                          "measured"].iloc[0]
+    assert measured.startswith("1/2 models") and "CoLA/bert -3.00 MCC×100" in measured
+    assert holds(claims, "SVSL's test accuracy ≥ CE's at almost all stages") == [False]
+    # The same runs judged by CoLA's accuracy (no MCC logged) would hold.
+    assert holds(bs.claims(make_glue_tables(svsl_acc=0.02, svsl_mcc=-0.03, mcc=False)),
+                 "SVSL's EOT test accuracy") == [True]
+
+
+def _figure_labels(fig: Figure) -> set[str]:
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    texts = {t.get_text() for legend in legends for t in legend.get_texts()}
+    ticks = {t.get_text() for ax in fig.axes for t in ax.get_yticklabels()}
+    return texts | ticks
+
+
+@pytest.mark.parametrize("encoder", [2, 12])
+def test_fig2_names_bert_layers_as_the_paper_does_in_a_legend_or_a_depth_colour_bar(encoder):
+    fig = bs.fig2_ncc_mismatch(make_glue_tables(encoder=encoder))
+    labels = _figure_labels(fig)
+    wanted = {"Emb", *(f"L{k}" for k in range(1, encoder + 1)), "Pooler", "FC"}
+    assert wanted <= labels, labels
+    assert not any("encoder.layer" in label for label in labels)
+    panels = [ax for ax in fig.axes if ax.get_lines()]
+    assert len(panels) == 4  # CoLA and SST-2, train and test
+    assert {ax.get_title() for ax in panels} >= {"CoLA / bert", "SST-2 / bert"}
+    if encoder == 12:  # 15 layers: a colour bar keys them, the legend only the losses
+        assert len([ax for ax in fig.axes if not ax.get_lines()]) == 1
+        assert "L12" not in {t.get_text() for t in fig.legends[0].get_texts()}
+
+
+def test_fig1_draws_colas_test_mcc_and_says_so_and_sst2s_test_accuracy():
+    tables = make_glue_tables()
+    fig = bs.fig1_accuracy(tables)
+    panels = [ax for ax in fig.axes if ax.get_lines()]
+    assert [ax.get_ylabel() for ax in panels] == ["train accuracy", "", "test MCC",
+                                                  "test accuracy"]
+    cola_svsl = panels[2].get_lines()[1].get_ydata()
+    assert cola_svsl[-1] == pytest.approx(0.52)  # the MCC, not the accuracy (0.82)
+    assert "CoLA: test MCC" in fig._suptitle.get_text()
+    without = bs.fig1_accuracy(make_glue_tables(mcc=False))
+    assert [ax.get_ylabel() for ax in without.axes if ax.get_lines()][2] == "test accuracy"
+
+
+@pytest.mark.parametrize("name", list(bs.FIGURES))
+def test_a_figure_keys_no_tpt_shade_where_no_run_reached_the_threshold(name):
+    tables = make_glue_tables()
+    training = tables.training.assign(train_acc=0.9)
+    tables = Tables(metrics=tables.metrics, training=training, spectra=tables.spectra,
+                    epoch_metrics=tables.epoch_metrics, runs=tables.runs)
+    fig = bs.FIGURES[name](tables)
+    labels = {t.get_text() for legend in fig.legends for t in legend.get_texts()}
+    assert {"CE", "SVSL"} <= labels and not any(label.startswith("TPT") for label in labels)
+    assert "TPT, both" in {t.get_text() for t in bs.FIGURES[name](make_glue_tables())
+                           .legends[0].get_texts()}

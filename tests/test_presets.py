@@ -88,6 +88,17 @@ def test_full_preset_plans_the_papers_runs_per_group(paper, tmp_path):
     assert planned_runs_per_group(tmp_path, preset) == Counter(FULL_RUNS[paper])
 
 
+def test_glue_preset_plans_ce_and_svsl_per_task_without_fetching(tmp_path, monkeypatch):
+    """benshaul2022's NLP part: CE and SVSL on each of the four GLUE tasks; planning it neither
+    needs GLUE's files nor fetches bert-base-uncased (the checks read its config only where it
+    is cached)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing cached, no hub
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    planned = planned_runs_per_group(tmp_path, PRESETS / "benshaul2022" / "glue.yaml")
+    assert planned == Counter({"cola": 2, "sst2": 2, "mrpc": 2, "rte": 2})
+    assert not (tmp_path / "data").exists() and not (tmp_path / "hf").exists()
+
+
 def test_every_paper_with_a_section_has_its_presets():
     assert sorted(PAPER_FIGURES) == PAPERS
 

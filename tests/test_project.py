@@ -19,11 +19,13 @@ def pins(requirements: list[str]) -> dict[str, str]:
 
 def test_conda_env_mirrors_pyproject():
     """envs/nclayers.yaml (what `--sdm conda` jobs get) pins what pyproject.toml pins, with
-    the same versions, less the packages of the Snakemake process itself."""
+    the same versions, less the packages of the Snakemake process itself, plus the `bert` extra
+    (the GLUE preset's jobs need it)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     env = yaml.safe_load((ROOT / "envs" / "nclayers.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    wanted = {k: v for k, v in pins(project["dependencies"]).items() if k not in RUNNER_ONLY}
+    needed = [*project["dependencies"], *project["optional-dependencies"]["bert"]]
+    wanted = {k: v for k, v in pins(needed).items() if k not in RUNNER_ONLY}
     assert pins([p for p in pip if "==" in p]) == wanted
     assert f"python={project['requires-python'].removeprefix('>=')}" in env["dependencies"]
 

@@ -162,7 +162,7 @@ def train_process(spec, out_dir):
 def saved_epoch(out_dir) -> int:
     path = out_dir / runs.RESUME_DIR / "state.pt"
     try:
-        return torch.load(path, weights_only=True)["log"][-1]["epoch"]
+        return torch.load(path, weights_only=True)["epoch"]
     except (FileNotFoundError, RuntimeError, EOFError):
         return -1
 

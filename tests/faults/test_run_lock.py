@@ -47,7 +47,7 @@ def train_process(spec: dict, out_dir: Path) -> subprocess.Popen:
 def saved_epoch(run_dir: Path) -> int:
     try:
         state = torch.load(run_dir / runs.RESUME_DIR / "state.pt", weights_only=True)
-        return state["log"][-1]["epoch"]
+        return state["epoch"]
     except (FileNotFoundError, RuntimeError, EOFError):
         return -1
 

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from nclayers import datacache
 from nclayers.errors import UserError
+from nclayers.glue import TASKS, GlueTask
 
 # Where the torchvision datasets live when no root is given (relative to the working directory).
 DEFAULT_ROOT = "data"
@@ -41,7 +42,8 @@ class DatasetUnavailable(UserError, FileNotFoundError):
 
 @dataclass(frozen=True)
 class Splits:
-    """A dataset's train and test splits, features as float32, labels as int64."""
+    """A dataset's train and test splits, features as float32 (token ids as int64: the GLUE
+    tasks), labels as int64."""
 
     name: str
     x_train: Tensor
@@ -72,6 +74,9 @@ class Preparation:
        a uniformly random different class (galanti2022), drawn from the run's seed;
     4. ``resize``: bilinear resize to resize×resize (e.g. MNIST 28→32 for VGG/ResNet);
     5. ``normalize``: per-channel mean/std standardisation with train-split statistics.
+
+    Token ids (int64 features, the GLUE tasks) are neither made float nor normalised: ids are
+    categories, not intensities; ``resize`` is refused for them as for vectors.
     """
 
     per_class: int | None = None
@@ -96,11 +101,13 @@ class Preparation:
         x_tr, y_tr = _balanced(raw.name, raw.x_train, raw.y_train, c, self.per_class, "per_class")
         x_te, y_te = _balanced(raw.name, raw.x_test, raw.y_test, c, self.test_per_class,
                                "test_per_class")
-        x_tr, x_te = _to_float(x_tr), _to_float(x_te)
+        tokens = x_tr.dtype == torch.int64
+        if not tokens:
+            x_tr, x_te = _to_float(x_tr), _to_float(x_te)
         y_tr = _noisy(y_tr, self.label_noise, c, seed)
         if self.resize is not None:
             x_tr, x_te = _resize(raw.name, x_tr, self.resize), _resize(raw.name, x_te, self.resize)
-        if self.normalize:
+        if self.normalize and not tokens:
             x_tr, x_te = _standardised(x_tr, x_te)
         return Splits(raw.name, x_tr, y_tr, x_te, y_te, c)
 
@@ -144,7 +151,7 @@ def _noisy(y: Tensor, share: float, num_classes: int, seed: int) -> Tensor:
 def _resize(name: str, x: Tensor, size: int) -> Tensor:
     # Bilinear on the in-memory tensors, antialias off (F.interpolate's default): exact for
     # the intended upsampling (28→32); a large downsampling (STL10 96→32) would alias.
-    if x.ndim != 4:
+    if x.ndim != 4 or not x.is_floating_point():
         raise ValueError(f"dataset {name!r}: resize needs images (N, C, H, W), "
                          f"got shape {tuple(x.shape)}")
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
@@ -318,6 +325,7 @@ DATASETS: dict[str, Callable[..., Splits]] = {
     "cifar100": TorchvisionDataset("cifar100", "CIFAR100", (3, 32, 32), num_classes=100),
     "svhn": TorchvisionDataset("svhn", "SVHN", (3, 32, 32)),
     "stl10": TorchvisionDataset("stl10", "STL10", (3, 96, 96)),
+    **TASKS,  # the GLUE tasks: token ids for a BERT
 }
 
 
@@ -330,7 +338,7 @@ def _reader(name: str) -> Callable[..., Splits]:
 
 def reads_files(name: str) -> bool:
     """Whether dataset ``name`` is read from files under the data root (not made in code)."""
-    return isinstance(_reader(name), TorchvisionDataset)
+    return isinstance(_reader(name), (TorchvisionDataset, GlueTask))
 
 
 def dataset_options(name: str) -> list[str]:
@@ -353,9 +361,14 @@ def check_available(name: str, root: str | None, download: bool,
     the in-code datasets or when the files will be downloaded.
     """
     reader = _reader(name)
+    base = Path(root or DEFAULT_ROOT)
+    if isinstance(reader, GlueTask) and not download:
+        missing = [p for p in reader.paths(base) if not p.is_file()]
+        if missing:
+            raise DatasetUnavailable(f"dataset {name!r}: missing {', '.join(map(str, missing))}"
+                                     f"; {_FIX} (from {reader.source()})")
     if download or not isinstance(reader, TorchvisionDataset):
         return
-    base = Path(root or DEFAULT_ROOT)
     missing = [base / rel for rel, _ in reader.files() if not (base / rel).is_file()]
     if missing:
         raise _missing(reader, base, missing)

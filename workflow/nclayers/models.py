@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from nclayers.sequence import bert
+
 Activation = Callable[[], nn.Module]
 
 ACTIVATIONS: dict[str, Activation] = {
@@ -398,6 +400,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "resnet18": resnet18,
     "resnet34": resnet34,
     "resnet50": resnet50,
+    "bert": bert,  # a pretrained Hugging Face BERT on token ids (nclayers.sequence)
 }
 
 

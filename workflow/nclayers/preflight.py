@@ -118,6 +118,8 @@ def _raw_counts(name: str, options: dict, root: Path) -> tuple | None:
     reader = data.DATASETS[name]
     if name == "digits" and options.get("test_fraction", 0.3) == 0.3:
         return (1, 8, 8), 10, *DIGITS_COUNTS
+    if isinstance(reader, data.GlueTask):  # the labels without the tokenizer
+        return (options.get("max_length", 32),), reader.num_classes, *reader.label_counts(root)
     if not isinstance(reader, data.TorchvisionDataset):
         raw = data.read_raw(name, str(root), **options)
         return (raw.input_shape, raw.num_classes, _bincount(raw.y_train, raw.num_classes),
@@ -172,21 +174,27 @@ def _check_model(ds_label: str, shape: DatasetShape, arch_label: str, arch: dict
 
     options = {k: v for k, v in arch.items() if k not in ("name", "label")}
     try:
-        model = models.build(arch["name"], shape.input_shape, shape.num_classes, **options)
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, *shape.input_shape))
+        if arch["name"] == "bert":  # pretrained: its config if cached, never its weights
+            from nclayers.sequence import bert_tapped_layers
+
+            tapped = bert_tapped_layers(shape.input_shape, **options)
+        else:
+            model = models.build(arch["name"], shape.input_shape, shape.num_classes, **options)
+            with torch.no_grad():
+                model.eval()(torch.zeros(1, *shape.input_shape))
+            tapped = model.tapped_layers
     except (ValueError, RuntimeError, TypeError, IndexError) as error:
         raise ConfigError(f"config key 'architectures.{arch_label}': {arch['name']} cannot "
                           f"take dataset {ds_label!r} (input shape {shape.input_shape}, "
                           f"{shape.num_classes} classes): {error}") from None
-    if train.get("loss") == "svsl":
+    if train.get("loss") == "svsl" and tapped is not None:
         from nclayers.train import svsl_position
 
         try:
-            svsl_position(train.get("svsl_gamma", 1), model.tapped_layers[1:])
+            svsl_position(train.get("svsl_gamma", 1), tapped[1:])
         except ValueError as error:
             raise ConfigError(f"config key '{gamma_key}' for architecture {arch_label!r} "
-                              f"({len(model.tapped_layers) - 1} hidden tapped layers): "
+                              f"({len(tapped) - 1} hidden tapped layers): "
                               f"{error}") from None
 
 
@@ -224,8 +232,9 @@ def check_config(config: dict, local: bool = True) -> None:
         ds_key = json.dumps(dataset, sort_keys=True)
         if ds_key not in shapes:
             shapes[ds_key] = describe(dataset["label"], dataset, root)
-            _check_feature_sample(dataset["label"], shapes[ds_key],
-                                  config["features"]["per_class"])
+            if config["features"].get("runs", "selected") != "none":
+                _check_feature_sample(dataset["label"], shapes[ds_key],
+                                      config["features"]["per_class"])
         train = {k: spec["train"].get(k) for k in ("loss", "svsl_gamma", "schedule",
                                                      "milestones", "warmup_epochs", "augment",
                                                      "epoch_metrics")}

@@ -108,8 +108,8 @@ class SequenceClassifier(nn.Module):
     single-label classification: ``classifier(dropout(base(ids, mask).pooler_output))``.
     """
 
-    def __init__(self, hf_model: nn.Module, pad_token_id: int = 0, reduce: str = "flatten"
-                 ) -> None:
+    def __init__(self, hf_model: nn.Module, pad_token_id: int = 0, reduce: str = "flatten",
+                 sep_token_id: int | None = None) -> None:
         super().__init__()
         prefix = getattr(hf_model, "base_model_prefix", "")
         base = getattr(hf_model, prefix, None) if prefix else None
@@ -122,6 +122,7 @@ class SequenceClassifier(nn.Module):
                 "(<base>.embeddings, <base>.encoder.layer, <base>.pooler and an nn.Linear "
                 "`classifier`), e.g. transformers.BertForSequenceClassification")
         self.pad_token_id, self.reduce, self.base_prefix = pad_token_id, reduce, prefix
+        self.sep_token_id = sep_token_id
         self.add_module(prefix, base)
         dropout = getattr(hf_model, "dropout", None)
         self.dropout = dropout if isinstance(dropout, nn.Module) else nn.Identity()
@@ -147,17 +148,79 @@ class SequenceClassifier(nn.Module):
         """1 where a token is not ``pad_token_id``, 0 at padding: (N, T), int64."""
         return (input_ids != self.pad_token_id).long()
 
+    def token_type_ids(self, input_ids: Tensor) -> Tensor | None:
+        """The segment ids a BERT tokenizer gives a sentence pair, rebuilt from the ids: 0 up
+        to and including the first [SEP], 1 after it (padding 0); None without
+        ``sep_token_id`` (every token in segment 0, as for single sentences)."""
+        if self.sep_token_id is None:
+            return None
+        sep = (input_ids == self.sep_token_id).long()
+        after_first = (sep.cumsum(dim=1) - sep) > 0
+        return (after_first & (input_ids != self.pad_token_id)).long()
+
     def forward(self, input_ids: Tensor) -> Tensor:
         mask = self.attention_mask(input_ids)
         if self.reduce == "mean":
             for reduction in self._reductions:
                 reduction.mask = mask
         try:
-            pooled = self.base(input_ids=input_ids, attention_mask=mask).pooler_output
+            pooled = self.base(input_ids=input_ids, attention_mask=mask,
+                               token_type_ids=self.token_type_ids(input_ids)).pooler_output
         finally:
             for reduction in self._reductions:
                 reduction.mask = None
         return self.classifier(self.dropout(pooled))
+
+
+def bert(input_shape: tuple[int, ...], num_classes: int, pretrained: str = "bert-base-uncased",
+         reduce: str = "flatten") -> SequenceClassifier:
+    """The ``bert`` architecture: ``pretrained`` (a Hugging Face hub name, fetched once into its
+    cache, or a local directory holding a model and its tokenizer) as a
+    ``BertForSequenceClassification`` with a new ``num_classes`` head (drawn from torch's global
+    generator: seed it first), wrapped in :class:`SequenceClassifier` with the tokenizer's pad
+    and [SEP] ids. ``input_shape`` is ``(tokens,)``: a dataset of token ids made with the same
+    tokenizer (the GLUE tasks' ``tokenizer`` option)."""
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    _check_tokens(input_shape, bert_config(pretrained).max_position_embeddings)
+    tokenizer = AutoTokenizer.from_pretrained(pretrained)
+    hf = BertForSequenceClassification.from_pretrained(pretrained, num_labels=num_classes)
+    return SequenceClassifier(hf, pad_token_id=tokenizer.pad_token_id, reduce=reduce,
+                              sep_token_id=tokenizer.sep_token_id)
+
+
+def bert_config(pretrained: str, local_only: bool = False) -> Any:
+    """``pretrained``'s ``BertConfig`` (its config.json alone); with ``local_only``, from the
+    Hugging Face cache or a local directory only (OSError where it is not there yet)."""
+    from transformers import BertConfig
+
+    return BertConfig.from_pretrained(pretrained, local_files_only=local_only)
+
+
+def bert_tapped_layers(input_shape: tuple[int, ...], pretrained: str, reduce: str = "flatten"
+                       ) -> list[str] | None:
+    """The ``bert`` architecture's tapped layers, from its config alone and without fetching
+    anything (for the checks before any job runs); None where the config is not on this
+    machine yet (the train job fetches it). ValueError for a reduction or an input shape the
+    model cannot take."""
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"reduce must be one of {', '.join(REDUCTIONS)}, got {reduce!r}")
+    try:
+        config = bert_config(pretrained, local_only=True)
+    except OSError:
+        return None
+    _check_tokens(input_shape, config.max_position_embeddings)
+    layers = [f"encoder.layer.{i}" for i in range(config.num_hidden_layers)]
+    return ["input", "embeddings", *layers, "pooler", "classifier"]
+
+
+def _check_tokens(input_shape: tuple[int, ...], most: int) -> None:
+    if len(input_shape) != 1:
+        raise ValueError(f"bert takes token ids (a GLUE task: cola, sst2, mrpc, rte), not "
+                         f"inputs of shape {tuple(input_shape)}")
+    if input_shape[0] > most:
+        raise ValueError(f"{input_shape[0]} tokens per sequence, but the model has "
+                         f"{most} positions; lower the dataset's max_length")
 
 
 def tiny_bert(num_classes: int = 2, *, vocab_size: int = 100, hidden_size: int = 32,

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from nclayers.epoch_metrics import EpochMetrics
 
 LOSSES = ("mse", "ce", "svsl")
-SCHEDULES = ("constant", "onecycle", "multistep")
+SCHEDULES = ("constant", "onecycle", "multistep", "linear")
 OPTIMIZERS = ("sgd", "adamw")
 
 
@@ -93,6 +93,8 @@ def lr_factor(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
             return (step + 1) / warmup
         epoch = step // steps_per_epoch
         return recipe.lr_decay ** sum(epoch >= m for m in recipe.milestones)
+    if recipe.schedule == "linear":  # Hugging Face's default: to 0 at the last step, no warm-up
+        return max(0.0, (total - step) / total)
     return 1.0
 
 
@@ -162,24 +164,50 @@ class Tally:
     def __init__(self, loss_fn: Callable[[Tensor, Tensor], Tensor]) -> None:
         self.loss_fn = loss_fn
         self.loss, self.correct, self.count = 0.0, 0, 0
+        self.confusion: Tensor | None = None  # C × C counts, true class × predicted
 
     def add(self, out: Tensor, y: Tensor) -> None:
         self.loss += float(self.loss_fn(out, y)) * len(y)
-        self.correct += int((out.argmax(dim=1) == y).sum())
+        pred = out.argmax(dim=1)
+        self.correct += int((pred == y).sum())
         self.count += len(y)
+        c = out.shape[1]
+        counts = torch.bincount(y * c + pred, minlength=c * c).reshape(c, c)
+        self.confusion = counts if self.confusion is None else self.confusion + counts
 
     def result(self) -> tuple[float, float]:
         return self.loss / self.count, self.correct / self.count
+
+    def mcc(self) -> float:
+        """Matthews correlation of the predictions (Gorodkin's multi-class form, as
+        scikit-learn's ``matthews_corrcoef``): benshaul2022's CoLA score; 0 where a
+        marginal is constant (scikit-learn's convention)."""
+        return matthews(self.confusion.cpu().to(torch.float64))
+
+
+def matthews(confusion: Tensor) -> float:
+    """Matthews correlation from a C × C confusion matrix (rows true, columns predicted)."""
+    t, p = confusion.sum(dim=1), confusion.sum(dim=0)
+    s, c = confusion.sum(), confusion.trace()
+    cov_yp, cov_yy, cov_pp = c * s - t @ p, s * s - t @ t, s * s - p @ p
+    denominator = float(cov_yy * cov_pp)
+    return float(cov_yp) / math.sqrt(denominator) if denominator > 0 else 0.0
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, loss_fn, batch_size: int = 1024):
     """(mean loss, accuracy) of ``model`` in eval mode."""
+    return tally(model, x, y, loss_fn, batch_size).result()
+
+
+@torch.no_grad()
+def tally(model: nn.Module, x: Tensor, y: Tensor, loss_fn, batch_size: int = 1024) -> Tally:
+    """The :class:`Tally` of ``model``'s outputs on (x, y), in eval mode."""
     model.eval()
-    tally = Tally(loss_fn)
+    counts = Tally(loss_fn)
     for xb, yb in batches(x, y, batch_size):
-        tally.add(model(xb), yb)
-    return tally.result()
+        counts.add(model(xb), yb)
+    return counts
 
 
 def fit(
@@ -307,7 +335,7 @@ def _epoch_row(model, data: Splits, objective: Objective, epoch: int, train_loss
         values = recorder.measure(model, data, hook)
     except NonFiniteActivations:  # the row's own evaluation then says diverged
         return _log_row(model, data, objective, epoch, train_loss)
-    evals = (tallies["train"].result(), tallies["test"].result()) if recorder.fuses else None
+    evals = (tallies["train"], tallies["test"]) if recorder.fuses else None
     row = _log_row(model, data, objective, epoch, train_loss, evals)
     if not row["diverged"]:
         recorder.record(epoch, values)
@@ -315,19 +343,20 @@ def _epoch_row(model, data: Splits, objective: Objective, epoch: int, train_loss
 
 
 def _log_row(model, data: Splits, objective: Objective, epoch: int, train_loss: float,
-             evals: tuple[tuple[float, float], tuple[float, float]] | None = None) -> dict:
-    """``evals``: the (loss, accuracy) of train and test where a measurement's passes gave
-    them, else two passes of :func:`evaluate`."""
-    model.eval()  # as evaluate leaves it, whichever gave the numbers
+             evals: tuple[Tally, Tally] | None = None) -> dict:
+    """``evals``: the tallies of train and test where a measurement's passes gave them, else
+    two passes of :func:`tally`."""
+    model.eval()  # as tally leaves it, whichever gave the numbers
     if evals is None:
-        evals = (evaluate(model, data.x_train, data.y_train, objective.eval_loss),
-                 evaluate(model, data.x_test, data.y_test, objective.eval_loss))
-    (eval_loss, train_acc), (test_loss, test_acc) = evals
+        evals = (tally(model, data.x_train, data.y_train, objective.eval_loss),
+                 tally(model, data.x_test, data.y_test, objective.eval_loss))
+    (eval_loss, train_acc), (test_loss, test_acc) = (t.result() for t in evals)
     losses = (eval_loss, test_loss, train_loss) if epoch > 0 else (eval_loss, test_loss)
     diverged = not all(map(math.isfinite, losses))
     return {"epoch": epoch, "train_loss": train_loss, "eval_train_loss": eval_loss,
             "test_loss": test_loss, "train_acc": train_acc, "test_acc": test_acc,
-            "lr": recipe_lr(objective.recipe, epoch, data), "diverged": diverged}
+            "test_mcc": evals[1].mcc(), "lr": recipe_lr(objective.recipe, epoch, data),
+            "diverged": diverged}
 
 
 def _steps_per_epoch(recipe: Recipe, data: Splits) -> int:
