@@ -272,10 +272,10 @@ def test_keeping_train_activations_gives_the_same_rows(digits, keep_bytes):
                            model(digits.x_train))
 
 
-def test_batch_labels_and_the_fused_centring_give_the_per_layer_values_bitwise():
-    """measure makes a batch's labels once for all layers (metrics.labels) and SplitStats centres
-    h in float64 without a copy first: the same accumulators as from a label tensor per layer
-    and from the float64 features themselves, whatever the features' dtype."""
+def test_batch_labels_give_the_per_layer_values_bitwise():
+    """measure makes a batch's labels once for all layers (metrics.labels): the same
+    accumulators as from a label tensor per layer (and from the float64 features themselves),
+    whatever the features' dtype."""
     g = torch.Generator().manual_seed(3)
     C, p = 5, 33
     y = torch.arange(40) % C
@@ -289,7 +289,7 @@ def test_batch_labels_and_the_fused_centring_give_the_per_layer_values_bitwise()
         geometry = means_a.compute()
         stats_a, stats_b = SplitStats(geometry), SplitStats(geometry)
         pred = torch.arange(40) % 3
-        stats_a.update(h.to(torch.float64).reshape(40, p), y, pred)  # float64: centred as before
+        stats_a.update(h.to(torch.float64).reshape(40, p), y, pred)
         stats_b.update(h, labels(y, C, "cpu"), pred)
         for name in ("counts", "within_sq", "offsets", "proj_sq", "sketched"):
             assert torch.equal(getattr(stats_a, name), getattr(stats_b, name)), (dtype, name)

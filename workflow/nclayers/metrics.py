@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -42,23 +44,28 @@ SPLIT_METRICS = (
 SKETCH_COLUMNS = 24
 
 
-_WORKSPACE: dict[tuple[str, torch.device], Tensor] = {}
+_WORKSPACE: dict[tuple[str, torch.device, bool], Tensor] = {}
 
 
 def _scratch(slot: str, shape: tuple[int, ...], device: torch.device) -> Tensor:
     """A float64 scratch tensor of ``shape``, reused across batches and layers: fresh
     batch-sized float64 blocks (131 MB per batch at p = 65,536) cost more in page faults than
-    the arithmetic on them. Valid until the next call for the same slot."""
+    the arithmetic on them. Valid until the next call for the same slot. One per slot, device
+    and inference mode (an inference tensor cannot be written to outside
+    ``torch.inference_mode``, where :func:`nclayers.measurement.measure` runs)."""
     n = math.prod(shape)
-    store = _WORKSPACE.get((slot, device))
+    key = (slot, device, torch.is_inference_mode_enabled())
+    store = _WORKSPACE.get(key)
     if store is None or store.numel() < n:
-        store = _WORKSPACE[slot, device] = torch.empty(n, dtype=torch.float64, device=device)
+        store = _WORKSPACE[key] = torch.empty(n, dtype=torch.float64, device=device)
     return store[:n].view(shape)
 
 
 def _gaussian(p: int, k: int, device: torch.device) -> Tensor:
     """The fixed (seeded) p × k Gaussian test matrix of the sketch; drawn on the CPU so that
     every device gets the same one."""
+    if not k:  # no sketch: no generator to seed (a measurable share of a small layer's work)
+        return torch.empty(p, 0, dtype=torch.float64, device=device)
     gen = torch.Generator().manual_seed(0)
     return torch.randn(p, k, dtype=torch.float64, generator=gen).to(device)
 
@@ -87,6 +94,8 @@ def pairwise(rows: Tensor, op, block: int = PAIRWISE_BLOCK) -> Tensor:
         return torch.stack([op(rows, r).sum(dim=1) for r in rows])
     k, p = rows.shape
     step = max(1, block // max(k * p, 1))
+    if step >= k:  # one block: the table itself (torch.cat of one block would copy it)
+        return op(rows[None], rows[:, None]).sum(dim=2)
     return torch.cat([op(rows[None], rows[i:i + step, None]).sum(dim=2)
                       for i in range(0, k, step)])
 
@@ -102,6 +111,31 @@ def _check_labels(y: Tensor, num_classes: int) -> None:
             f"labels must lie in [0, {num_classes - 1}], got range "
             f"[{int(y.min())}, {int(y.max())}]"
         )
+
+
+class Labels(NamedTuple):
+    """One batch's labels as the accumulators use them: ``y`` as int64 on the features'
+    device, checked to lie in [0, C), and ``counts``, their float64 bincount of length C.
+    :func:`nclayers.measurement.measure` makes them once per batch for all its layers
+    (:func:`labels`) instead of once per layer."""
+
+    y: Tensor
+    counts: Tensor
+
+
+def labels(y: Tensor, num_classes: int, device: torch.device | str) -> Labels:
+    """``y`` on ``device`` as int64, checked, with its class counts (:class:`Labels`)."""
+    y = y.to(device, torch.long)
+    _check_labels(y, num_classes)
+    return Labels(y, torch.bincount(y, minlength=num_classes).to(torch.float64))
+
+
+def _labels_for(y: Tensor | Labels, num_classes: int, device: torch.device) -> Labels:
+    """``y`` as :class:`Labels` on ``device``: made here from a tensor, taken as given
+    where they were made once for the batch (and on this device)."""
+    if isinstance(y, Labels) and y.y.device == device and len(y.counts) == num_classes:
+        return y
+    return labels(y.y if isinstance(y, Labels) else y, num_classes, device)
 
 
 class ClassMeans:
@@ -123,23 +157,25 @@ class ClassMeans:
         self.omega: Tensor | None = None
         self.scatter_sketch: Tensor | None = None
 
-    def update(self, h: Tensor, y: Tensor) -> None:
+    def update(self, h: Tensor, y: Tensor | Labels) -> None:
+        """Add a batch: features ``h`` (n, …) and their labels (a tensor, or the batch's
+        :class:`Labels`)."""
         self.shape = tuple(h.shape[1:])
         h = _flat64(h)
-        y = y.to(h.device, torch.long)
-        _check_labels(y, self.num_classes)
+        y, counts = _labels_for(y, self.num_classes, h.device)
         if self.sums is None:
             p = h.shape[1]
             self.sums = torch.zeros(self.num_classes, p, dtype=torch.float64, device=h.device)
             self.counts = self.counts.to(h.device)
-            self.shift = h.mean(dim=0) if len(h) else torch.zeros_like(self.sums[0])
             self.omega = _gaussian(p, min(p, self.sketch_columns), h.device)
+            if self.omega.shape[1]:  # the shift serves the sketch alone
+                self.shift = h.mean(dim=0) if len(h) else torch.zeros_like(self.sums[0])
             self.scatter_sketch = torch.zeros_like(self.omega)
         self.sums.index_add_(0, y, h)
         if self.omega.shape[1]:  # without a sketch, no pass over h for it
             shifted = h.sub_(self.shift)  # in place: h is our own buffer
             self.scatter_sketch += shifted.T @ (shifted @ self.omega)
-        self.counts += torch.bincount(y, minlength=self.num_classes).to(torch.float64)
+        self.counts += counts
 
     def finite(self) -> bool:
         """Whether every feature so far was finite: a NaN or ±inf anywhere reaches the class
@@ -150,7 +186,8 @@ class ClassMeans:
     def compute(self) -> MeanGeometry:
         if self.sums is None:
             raise ValueError("ClassMeans.compute() called before any update()")
-        present = (self.counts > 0).nonzero().flatten().tolist()
+        counts = self.counts.tolist()  # one read instead of a tensor test per check
+        present = [c for c, count in enumerate(counts) if count > 0]
         if not present:
             raise ValueError("the train split yielded no samples: every batch had zero rows")
         if len(present) == 1:
@@ -159,7 +196,7 @@ class ClassMeans:
         if not self.finite():
             raise ValueError("non-finite features (NaN or inf) in the train split: the model "
                              "diverged or the inputs hold NaN")
-        empty = (self.counts == 0).nonzero().flatten().tolist()
+        empty = [c for c, count in enumerate(counts) if count == 0]
         if empty:
             raise ValueError(f"classes {empty} have no training samples; class means need all "
                              f"{self.num_classes} classes in the train split")
@@ -200,18 +237,31 @@ class MeanGeometry:
         centred = means - means.mean(dim=0, keepdim=True)
         # Thin SVD of M (p × C): O(p·C²), the only decomposition the streaming path needs.
         u, s, _ = torch.linalg.svd(centred.T, full_matrices=False)
-        keep = s**2 > RANK_RTOL * float(s.max()) ** 2 if float(s.max()) > 0 else s < 0  # none
+        top = float(s.max())
+        keep = s**2 > RANK_RTOL * top**2 if top > 0 else s < 0  # none
+        keep = keep.nonzero().flatten()  # the same columns, one nonzero for both selections
         p = means.shape[1]
         if sketch is None:
             sketch = _gaussian(p, min(p, SKETCH_COLUMNS), means.device)
         # Row by row, elementwise: equal means give bitwise-equal entries (NCC ties stay ties).
         gram = pairwise(centred, torch.mul)
-        return cls(means, centred, u[:, keep].contiguous(), 1.0 / s[keep] ** 2, sketch, gram,
+        return cls(means, centred, u.index_select(1, keep), 1.0 / s[keep] ** 2, sketch, gram,
                    shape or (p,))
 
     @property
     def num_classes(self) -> int:
         return self.means.shape[0]
+
+    # Of the class means alone, so the same for every split: computed once, on first use.
+    @cached_property
+    def tr_sigma_b(self) -> float:
+        """Tr Σ_B = 1/C Σ_c ‖μ_c − μ_G‖²."""
+        return float((self.centred**2).sum(dim=1).mean())
+
+    @cached_property
+    def twice_distances(self) -> Tensor:
+        """(C, C): 2‖μ_c − μ_c'‖², row by row (exact for close means), for the CDNV."""
+        return 2.0 * pairwise(self.means, _squared_difference)
 
     def nearest_mean(self, centred: Tensor, y: Tensor) -> Tensor:
         """Index of the nearest class mean (Euclidean) for each row h_i, given the rows
@@ -241,6 +291,25 @@ class MeanGeometry:
         }
 
 
+def _squared_difference(a: Tensor, b: Tensor) -> Tensor:
+    return (a - b) ** 2
+
+
+_OFF_DIAGONAL: dict[tuple[int, torch.device], Tensor] = {}
+
+
+def _off_diagonal(k: int, device: torch.device) -> Tensor:
+    """The flat indices of a k × k table's off-diagonal entries in row-major order, the
+    elements and order of ``table[~torch.eye(k, dtype=bool)]`` (kept: the same for every
+    layer, and no mask to resolve each time)."""
+    index = _OFF_DIAGONAL.get((k, device))
+    if index is None:
+        with torch.inference_mode(False):  # a normal tensor: usable in and out of that mode
+            mask = ~torch.eye(k, dtype=torch.bool, device=device)
+            index = _OFF_DIAGONAL[k, device] = mask.flatten().nonzero().flatten()
+    return index
+
+
 def equiangle_ratio(std: float, mean: float) -> float:
     """std / |mean| of the off-diagonal cosines, NaN where |mean| ≤ 1e-9 (far above the round-off of
     cosines, which lie in [−1, 1])."""
@@ -265,24 +334,25 @@ class SplitStats:
         self.ncc_correct = 0
         self.mismatch = 0
 
-    def update(self, h: Tensor, y: Tensor, net_pred: Tensor | None = None) -> None:
+    def update(self, h: Tensor, y: Tensor | Labels, net_pred: Tensor | None = None) -> None:
+        """Add a batch: features ``h`` (n, …), their labels (a tensor, or the batch's
+        :class:`Labels`) and, for NC4, the network's predictions."""
         g = self.geometry
         h = _flat64(h)
-        y = y.to(h.device, torch.long)
-        _check_labels(y, g.num_classes)
+        y, counts = _labels_for(y, g.num_classes, h.device)
         means = torch.index_select(g.means, 0, y, out=_scratch("means", tuple(h.shape), h.device))
         centred = h.sub_(means)  # in place: h is scratch
         self.within_sq.index_add_(0, y, torch.linalg.vector_norm(centred, dim=1) ** 2)
         if self.offsets is not None:
             self.offsets.index_add_(0, y, centred)
-        self.counts += torch.bincount(y, minlength=g.num_classes).to(torch.float64)
+        self.counts += counts
         self.proj_sq += ((centred @ g.basis) ** 2).sum(dim=0)
         if g.sketch.shape[1]:  # no stable rank wanted: no sketch
             self.sketched += centred.T @ (centred @ g.sketch)
         ncc = g.nearest_mean(centred, y)
         self.ncc_correct += int((ncc == y).sum())
         if net_pred is not None:
-            self.mismatch += int((ncc != net_pred.to(h.device)).sum())
+            self.mismatch += int((ncc != net_pred.to(centred.device)).sum())
 
     def finite(self) -> bool:
         """Whether every feature so far was finite: a NaN or ±inf in a row makes its class's
@@ -291,14 +361,17 @@ class SplitStats:
 
     def compute(self) -> dict[str, float]:
         g = self.geometry
-        n = float(self.counts.sum())
+        counts = self.counts.tolist()
+        n = float(sum(counts))  # whole numbers below 2⁵³: exact in any order
         if n == 0:
             raise ValueError("SplitStats.compute() called before any update()")
-        if not self.finite():
+        within = float(self.within_sq.sum())  # finite() as well as Tr Σ_W, in one read
+        if not math.isfinite(within):
             raise ValueError("non-finite features (NaN or inf): the model diverged or the "
                              "inputs hold NaN")
-        tr_w = float(self.within_sq.sum()) / n
-        tr_b = float((g.centred**2).sum(dim=1).mean())
+        tr_w = within / n
+        tr_b = g.tr_sigma_b
+        everywhere = all(counts)  # every class present in this split
         formulas = {  # each computed only if wanted (the CDNVs loop over the classes)
             # Tr(Σ_W Σ_B⁺)/C with Σ_B⁺ = C·U diag(1/s²) Uᵀ: the C's cancel.
             "nc1": lambda: float((self.proj_sq * g.inv_sq_singular).sum()) / n
@@ -306,7 +379,7 @@ class SplitStats:
             "nc1_ratio": lambda: tr_w / (tr_w + tr_b) if tr_w + tr_b > 0 else float("nan"),
             "tr_sigma_w": lambda: tr_w,
             "tr_sigma_t": lambda: tr_w + tr_b,
-            "cdnv": self._cdnv,
+            "cdnv": lambda: self._cdnv(everywhere=everywhere),
             "cdnv_own": lambda: self._cdnv(own_means=True),
             # ‖H‖_F² / ‖H‖_2² of the within-class-centred features H = Tr Σ_W / λ_max(Σ_W).
             "stable_rank": lambda: tr_w * n / top_eigenvalue(self.sketched, g.sketch)
@@ -316,10 +389,16 @@ class SplitStats:
         }
         return {name: formula() for name, formula in formulas.items() if name in self.wanted}
 
-    def _cdnv(self, own_means: bool = False) -> float:
+    def _cdnv(self, own_means: bool = False, everywhere: bool = False) -> float:
         """avg over c ≠ c' of (Var_c + Var_c') / (2‖μ_c − μ_c'‖²), over classes present here;
         the train split's class means, or with ``own_means`` this split's own (galanti2022 §3.1
-        on test data): μ'_c = μ_c + d_c with d_c the mean offset, Var'_c = Var_c − ‖d_c‖²."""
+        on test data): μ'_c = μ_c + d_c with d_c the mean offset, Var'_c = Var_c − ‖d_c‖².
+        ``everywhere``: every class is present, so the train means' distances serve as they
+        are (the geometry's, computed once for both splits: the same numbers)."""
+        if everywhere and not own_means:
+            var = self.within_sq / self.counts
+            ratio = (var[:, None] + var[None, :]) / self.geometry.twice_distances
+            return float(ratio.take(_off_diagonal(len(var), ratio.device)).mean())
         present = self.counts > 0
         counts = self.counts[present]
         var = self.within_sq[present] / counts
