@@ -248,9 +248,9 @@ def test_glue_workflow_to_the_report(tmp_path, glue_root, pretrained):
         "report": {"papers": ["benshaul2022"]},
         "groups": {
             "cola": {"pairs": [["cola", "bert"]],
-                     "train": {"svsl_alpha": 1.0e-3, "svsl_gamma": "encoder.layer.0"}},
+                     "train": {"svsl_alpha": 0.5, "svsl_gamma": "encoder.layer.0"}},
             "rte": {"pairs": [["rte", "bert"]],
-                    "train": {"svsl_alpha": 1.0e-3, "svsl_gamma": "encoder.layer.1"}},
+                    "train": {"svsl_alpha": 0.5, "svsl_gamma": "encoder.layer.1"}},
         },
     }
     write_config(tmp_path, config)
@@ -269,3 +269,5 @@ def test_glue_workflow_to_the_report(tmp_path, glue_root, pretrained):
     assert svsl["train"]["svsl_gamma"] == "encoder.layer.1"
     log = training[training["run"] == svsl["run"]]
     assert log["lr"].iloc[-1] == pytest.approx(1.0e-3 / 10)  # linear: the last of 10 steps
+    ce = training[training["run"] == svsl["run"].replace("svsl", "ce")]
+    assert not ce["train_loss"].iloc[1:].equals(log["train_loss"].iloc[1:])  # SVSL's term acts
