@@ -19,6 +19,20 @@ EPOCHS = 12
 IT = 5  # the epoch train accuracy reaches 1 in every synthetic run
 
 
+
+def mismatch_row(run: str, dataset: str, arch: str, group: str, loss: str, epoch: int,
+                 layer: str, index: int, split: str, value: float) -> dict:
+    """One row of epoch_metrics.csv: a layer's NCC mismatch on a split at an epoch."""
+    return {"run": run, "dataset": dataset, "arch": arch, "seed": 0, "epoch": epoch,
+            "layer": layer, "layer_index": index, "split": split, "metric": "nc4_mismatch",
+            "value": value, "group": group, "loss": loss}
+
+
+def tables_of(training: list[dict], epoch_rows: list[dict], runs: list[dict]) -> Tables:
+    empty = pd.DataFrame(columns=["run"])
+    return Tables(metrics=empty, training=pd.DataFrame(training), spectra=empty,
+                  epoch_metrics=pd.DataFrame(epoch_rows), runs=pd.DataFrame(runs))
+
 def _train_acc(epoch: int) -> float:
     return min(1.0, 0.2 + 0.8 * epoch / IT)
 
@@ -57,17 +71,12 @@ def make_tables(datasets=(("mnist", 0.16), ("cifar10", 0.6)), svsl_gain: float =
                     for split in ("train", "test"):
                         value = (0.9 if index == 0 else
                                  _mismatch(first, index, epoch, loss, svsl_gain, rise))
-                        epoch_rows.append({"run": run, "dataset": dataset, "arch": "resnet18",
-                                           "seed": 0, "epoch": epoch, "layer": layer,
-                                           "layer_index": index, "split": split,
-                                           "metric": "nc4_mismatch", "value": value,
-                                           "group": group, "loss": loss})
+                        epoch_rows.append(mismatch_row(run, dataset, "resnet18", group, loss,
+                                                       epoch, layer, index, split, value))
             runs.append({"run": run, "group": group, "dataset": dataset, "arch": "resnet18",
                          "seed": 0, "loss": loss, "selected": True, "diverged": False,
                          "svsl_alpha": 1e-5, "svsl_gamma": "layer1"})
-    empty = pd.DataFrame(columns=["run"])
-    return Tables(metrics=empty, training=pd.DataFrame(training), spectra=empty,
-                  epoch_metrics=pd.DataFrame(epoch_rows), runs=pd.DataFrame(runs))
+    return tables_of(training, epoch_rows, runs)
 
 
 def holds(claims: pd.DataFrame, start: str) -> list:
@@ -233,19 +242,14 @@ def make_glue_tables(encoder: int = 2, svsl_acc: float = 0.01, svsl_mcc: float =
                              - (0.05 if svsl else 0) + (extra_rise if index > judged else 0)
                              + (rise if layer == "encoder.layer.0" else 0))
                     for split in ("train", "test"):
-                        epoch_rows.append({"run": run, "dataset": dataset, "arch": "bert",
-                                           "seed": 0, "epoch": epoch, "layer": layer,
-                                           "layer_index": index, "split": split,
-                                           "metric": "nc4_mismatch", "value": value,
-                                           "group": dataset, "loss": loss})
+                        epoch_rows.append(mismatch_row(run, dataset, "bert", dataset, loss,
+                                                       epoch, layer, index, split, value))
             runs.append({"run": run, "group": dataset, "dataset": dataset, "arch": "bert",
                          "seed": 0, "loss": loss, "selected": True, "diverged": False,
                          "svsl_alpha": 5e-6 if dataset == "cola" else 4.132e-5,
                          "svsl_gamma": "encoder.layer.0" if dataset == "cola"
                          else "encoder.layer.9"})
-    empty = pd.DataFrame(columns=["run"])
-    return Tables(metrics=empty, training=pd.DataFrame(training), spectra=empty,
-                  epoch_metrics=pd.DataFrame(epoch_rows), runs=pd.DataFrame(runs))
+    return tables_of(training, epoch_rows, runs)
 
 
 def test_bert_layers_are_named_as_the_paper_numbers_them():

@@ -363,10 +363,7 @@ def check_available(name: str, root: str | None, download: bool,
     reader = _reader(name)
     base = Path(root or DEFAULT_ROOT)
     if isinstance(reader, GlueTask) and not download:
-        missing = [p for p in reader.paths(base) if not p.is_file()]
-        if missing:
-            raise DatasetUnavailable(f"dataset {name!r}: missing {', '.join(map(str, missing))}"
-                                     f"; {_FIX} (from {reader.source()})")
+        reader.check_present(base)
     if download or not isinstance(reader, TorchvisionDataset):
         return
     missing = [base / rel for rel, _ in reader.files() if not (base / rel).is_file()]

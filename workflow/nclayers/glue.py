@@ -73,12 +73,7 @@ class GlueTask:
         """((texts, labels) of train, of dev): texts a list of sentences or of pairs."""
         from nclayers.data import DatasetUnavailable
 
-        missing = [p for p in self.paths(root) if not p.is_file()]
-        if missing:
-            raise DatasetUnavailable(
-                f"dataset {self.name!r}: missing {', '.join(map(str, missing))}; set "
-                f"data.download: true on a machine with internet, or copy GLUE's files there "
-                f"(from {self.source()})")
+        self.check_present(root)
         try:
             rows = self._rows(root)
         except (ValueError, IndexError, KeyError, UnicodeDecodeError) as err:
@@ -94,6 +89,17 @@ class GlueTask:
                                          f"{root / FOLDER / self.folder} holds no example")
             out.append((texts, np.asarray(labels, dtype=np.int64)))
         return out[0], out[1]
+
+    def check_present(self, root: Path) -> None:
+        """DatasetUnavailable naming the task's missing files and how to get them."""
+        from nclayers.data import DatasetUnavailable
+
+        missing = [p for p in self.paths(root) if not p.is_file()]
+        if missing:
+            raise DatasetUnavailable(
+                f"dataset {self.name!r}: missing {', '.join(map(str, missing))}; set "
+                f"data.download: true on a machine with internet, or copy GLUE's files there "
+                f"(from {self.source()})")
 
     def label_counts(self, root: Path) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
         """Class counts of train and dev from the files alone (no tokenizer); None, None where
