@@ -1,9 +1,10 @@
 """The cost of measuring every layer every epoch inside training (train.epoch_metrics).
 
 In one process, the same short training (nclayers.train.fit, same seed) three ways: alone;
-with the light metrics of every tapped layer every epoch on the full splits (whose passes also
-give the log's eval loss and accuracy); and on a class-balanced subsample of about
-``--fraction`` of each split. Goals: ≤ 1.5× and ≤ 1.15× training alone. Times are per epoch
+with the light metrics of every tapped layer every epoch on the full splits; and on a
+class-balanced subsample of about ``--fraction`` of each split (in both, the measurement's passes
+over the full splits also give the log's eval loss and accuracy; a subsample's statistics take
+their rows from them). Goals: ≤ 1.5× and ≤ 1.15× training alone. Times are per epoch
 (training and its log row, measured or not) after the initial row of epoch 0, the steady state
 of a long run: the median epoch of each fit, then the median of ``--repeat`` fits after a
 warm-up round; the modes take turns, so that a machine that slows down slows all three.

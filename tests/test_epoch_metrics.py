@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -111,12 +112,12 @@ def test_fused_log_is_bitwise_the_unfused_one_and_skips_evaluate(digits, monkeyp
     assert recorder.measured == [0, 1, 2, 3]
     pd.testing.assert_frame_equal(pd.DataFrame(fused), pd.DataFrame(plain), check_exact=True)
     subsampled, _, _ = train_with(digits, EpochMetricsConfig(every=1, per_class=20), recipe)
-    assert len(calls) == 2 * 4  # on a subsample the log still evaluates the full splits
+    assert calls == []  # a subsample's rows are taken from the passes over the full splits
     pd.testing.assert_frame_equal(pd.DataFrame(subsampled), pd.DataFrame(plain),
                                   check_exact=True)
 
 
-def test_on_logits_sees_the_last_reading_of_each_split():
+def test_on_logits_sees_the_first_reading_of_each_split():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
     x, y = torch.randn(50, 4), torch.arange(50) % 3
@@ -130,6 +131,30 @@ def test_on_logits_sees_the_last_reading_of_each_split():
     with torch.no_grad():
         assert torch.equal(torch.cat([o for s, o, _ in seen if s == "train"]), net(x))
     assert torch.equal(torch.cat([labels for s, _, labels in seen if s == "test"]), y[:20])
+
+
+@pytest.mark.parametrize("keep_bytes", [0, 2**20])
+def test_a_subset_is_measured_from_the_whole_batches(keep_bytes):
+    """measure(subset=...) gives the metrics of those rows (as the rows measured alone, to
+    float32's last bits: they are computed in other batches), whichever batches hold them,
+    one holding none; the forward passes read every row, and on_logits sees them all."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
+    x, y = torch.randn(80, 6), torch.arange(80) % 3
+    subset = {"train": torch.tensor([0, 1, 2, 5, 40, 41, 42, 43, 44, 45, 70, 74]),
+              "test": torch.tensor([3, 4, 5, 17, 18, 19])}  # train batch 1 (16-31): no rows
+    seen = []
+    got = measure(net, Batches(x, y, 16), Batches(x[:20], y[:20], 16), layers=["0", "1"],
+                  subset=subset, keep_bytes=keep_bytes,
+                  on_logits=lambda split, out, labels: seen.append((split, len(out))))
+    alone = measure(net, Batches(x[subset["train"]], y[subset["train"]], 16),
+                    Batches(x[subset["test"]], y[subset["test"]], 16), layers=["0", "1"])
+    pd.testing.assert_frame_equal(got.drop(columns="value"), alone.drop(columns="value"))
+    np.testing.assert_allclose(got["value"], alone["value"], rtol=1e-5, atol=1e-7)
+    assert seen == [("train", 16)] * 5 + [("test", 16), ("test", 4)]
+    other = measure(net, Batches(x, y, 16), Batches(x[:20], y[:20], 16), layers=["0", "1"],
+                    subset={"train": torch.arange(3, 80, 2)})
+    assert not np.allclose(other["value"], got["value"])  # the subset does select
 
 
 def test_subsample_is_class_balanced_fixed_and_clamped():
@@ -155,23 +180,42 @@ def test_the_recorder_measures_one_fixed_subsample_and_says_once_when_clamped(di
     assert torch.equal(recorder.measure(model, digits), first)
     assert len(messages) == 1 and f"has {smallest_test} samples" in messages[0]
     assert "test split" in messages[0]  # train's smallest class holds 124: no clamp there
-    train_batches, test_batches = recorder._splits(digits)
-    assert torch.bincount(test_batches.y).tolist() == [smallest_test] * 10
-    assert torch.bincount(train_batches.y).tolist() == [100] * 10
-    expected = measure(model, train_batches, test_batches, metrics=LIGHT)
-    got = {(r.layer_index, r.split, r.metric): r.value for r in expected.itertuples()}
-    assert first.tolist() == [[[got[i, s, m] for m in LIGHT] for s in ("train", "test")]
-                              for i in range(len(model.tapped_layers))]
+    subset = recorder._subset
+    assert torch.bincount(digits.y_test[subset["test"]]).tolist() == [smallest_test] * 10
+    assert torch.bincount(digits.y_train[subset["train"]]).tolist() == [100] * 10
+    # The recorder's values are measure's, on the full splits' batches with the subset...
+    full = (Batches(digits.x_train, digits.y_train, 1024), Batches(digits.x_test, digits.y_test,
+                                                                   1024))
+    expected = measure(model, *full, metrics=LIGHT, subset=subset)
+    assert first.tolist() == values_of(expected, model)
+    # ... and those of the subsample's rows measured alone, but for the last bits of the
+    # float32 activations (the rows were computed in other batches)
+    alone = measure(model, *(Batches(x[subset[s]], y[subset[s]], 1024) for s, (x, y) in
+                             (("train", (digits.x_train, digits.y_train)),
+                              ("test", (digits.x_test, digits.y_test)))), metrics=LIGHT)
+    torch.testing.assert_close(first, torch.tensor(values_of(alone, model), dtype=torch.float64),
+                               rtol=1e-5, atol=1e-7)
 
 
-def test_non_finite_activations_record_nothing_and_do_not_stop_the_log(digits):
+def values_of(table: pd.DataFrame, model) -> list:
+    """measure's rows as the recorder's nested list: layers × splits × LIGHT."""
+    got = {(r.layer_index, r.split, r.metric): r.value for r in table.itertuples()}
+    return [[[got[i, s, m] for m in LIGHT] for s in ("train", "test")]
+            for i in range(len(model.tapped_layers))]
+
+
+@pytest.mark.parametrize("per_class", [None, 5])
+def test_non_finite_activations_record_nothing_and_do_not_stop_the_log(digits, per_class):
     """A model whose activations are NaN at a measured epoch: no ValueError, no rows, and the
-    log (diverged) as without the measurement."""
+    log (diverged) as without the measurement; also when the NaN row is not in the subsample,
+    whose passes still read it."""
     bad = data.Splits(digits.name, digits.x_train, digits.y_train,
                       digits.x_test.clone().index_fill_(0, torch.tensor([3]), float("nan")),
                       digits.y_test, digits.num_classes)
     plain, _, _ = train_with(bad, None)
-    log, recorder, _ = train_with(bad, EpochMetricsConfig(every=1))
+    log, recorder, _ = train_with(bad, EpochMetricsConfig(every=1, per_class=per_class))
+    if per_class:
+        assert 3 not in recorder._subset["test"]
     assert log[-1]["diverged"] and recorder.measured == [] and recorder.table().empty
     assert pd.DataFrame(log).equals(pd.DataFrame(plain))
 

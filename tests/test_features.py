@@ -14,6 +14,7 @@ from sklearn.metrics import adjusted_rand_score
 from nclayers import data, models
 from nclayers import feature_plots as fp
 from nclayers import features as ft
+from nclayers.cluster_matrix import cluster_class_matrix
 from nclayers.tables import clusters_tex, retention_tex
 from nclayers.vocabulary import FEATURE_COLUMNS
 
@@ -103,7 +104,7 @@ def test_clustering_and_umap_are_identical_for_the_same_seed():
 def test_cluster_class_matrix_sorted_by_induced_class_then_size():
     ids = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3])
     labels = np.array([1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0])
-    matrix = ft.cluster_class_matrix(ids, labels, num_classes=3)
+    matrix = cluster_class_matrix(ids, labels, num_classes=3)
     assert list(matrix["cluster"]) == [1, 2, 0]  # class 0; class 1 by size (5, then 3)
     assert list(matrix["induced"]) == [0, 1, 1] and list(matrix["size"]) == [4, 5, 3]
     assert np.allclose(matrix[[0, 1, 2]].sum(axis=1), 1)

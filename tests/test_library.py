@@ -14,7 +14,7 @@ from torch import nn
 from nclayers import data, experiment, models, runs
 from nclayers.measurement import measure
 from nclayers.metrics_dense import dense_metrics
-from nclayers.taps import tap
+from nclayers.taps import Rows, tap
 from nclayers.train import Recipe, fit
 
 
@@ -76,6 +76,21 @@ def test_tap_keeps_only_latest_batch_and_removes_hooks():
         net(torch.ones(4, 5))
         assert acts["0"].shape == (4, 16)
     assert not net[0]._forward_hooks
+
+
+def test_tap_keeps_the_chosen_rows_of_each_batch():
+    net = small_net()
+    rows = Rows()
+    x = torch.randn(6, 5)
+    with tap(net, ["input", "0"], rows=rows) as acts:
+        rows.index = torch.tensor([1, 4])
+        out = net(x)
+        assert len(out) == 6  # the model's output is whole
+        assert torch.equal(acts["input"], x[[1, 4]])
+        assert torch.equal(acts["0"], net[0](x)[[1, 4]].detach())
+        rows.index = None
+        net(x)
+        assert acts["0"].shape == (6, 16)
 
 
 def test_digits_split_is_fixed_stratified_and_standardised():

@@ -21,7 +21,7 @@ from nclayers import plots, vocabulary
 
 C = 10
 # The report includes every figure at \linewidth (16 cm ≈ 6.3 in): a figure at most 9.5 in wide
-# is scaled by ≥ 0.66, so the seaborn "paper" ticks (8.8 pt × 1.1) stay ≥ ~6.5 pt; and it
+# is scaled by ≥ 0.66, so the "paper" ticks of plots.STYLE (8.8 pt × 1.1) stay ≥ ~6.5 pt; and it
 # has to fit on the page (24.7 cm of text height ≈ 9.7 in after scaling).
 MAX_WIDTH, MAX_HEIGHT = 9.5, 12.0
 LAYER_COUNTS = (7, 12)  # the default MLP (input + 6 hidden), and a deeper net
@@ -103,10 +103,10 @@ def feature_tables(layers: int, per_class: int = 6, units: int = 24, seed: int =
 # --- what the report gets --------------------------------------------------------------------
 
 def saved_size(fig: Figure) -> tuple[float, float]:
-    """Width and height in inches of the PDF that the workflow writes (``bbox_inches="tight"``
-    grows the figure around artists outside it, such as legends, and crops white space)."""
+    """Width and height in inches of the PDF that the workflow writes (as ``cli._save`` does:
+    the page is the figure, no ``bbox_inches="tight"``)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="pdf", bbox_inches="tight", dpi=30)
+    fig.savefig(buffer, format="pdf", dpi=30)
     box = re.search(rb"/MediaBox \[\s*([\d.\s-]+)\]", buffer.getvalue()).group(1).split()
     x0, y0, x1, y1 = map(float, box)
     return (x1 - x0) / 72, (y1 - y0) / 72
@@ -118,6 +118,11 @@ def assert_readable(fig: Figure, what: str) -> None:
     width, height = saved_size(fig)
     assert width <= MAX_WIDTH and height <= MAX_HEIGHT, \
         f"{what} as saved: {width:.1f} × {height:.1f} in"
+    # Saved without bbox_inches="tight", nothing may stick out of the page (a legend beside
+    # the axes, a rotated tick label): the layout has to make room for everything.
+    drawn = fig.get_tightbbox(fig._get_renderer())
+    assert drawn.x0 >= -0.02 and drawn.y0 >= -0.02 and drawn.x1 <= width + 0.02 \
+        and drawn.y1 <= height + 0.02, f"{what}: drawn beyond the page, {drawn} in"
 
 
 # --- tests ---------------------------------------------------------------------------------
@@ -147,6 +152,49 @@ def test_importing_the_figures_changes_no_global_state():
             "import nclayers.feature_plots, nclayers.plots\n"
             "assert mpl.rcParams.copy() == before\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_figure_steps_import_neither_torch_nor_seaborn():
+    """A figure job is a fresh process: torch (~1.6 s) and seaborn (~1.7 s, with scipy.stats)
+    would cost more than the drawing."""
+    code = ("import sys\n"
+            "import nclayers.cli, nclayers.feature_plots, nclayers.plots\n"
+            "print(' '.join(m for m in ('torch', 'seaborn', 'scipy.stats', 'nclayers.features')"
+            " if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout
+    assert out.split() == []
+
+
+def test_lines_draws_the_mean_and_a_band_of_one_sd():
+    """As seaborn's lineplot(errorbar="sd"): the mean over the rows at each x, ± the sd with
+    ddof 1, a line per hue level in order of appearance; one row per x: no band."""
+    data = pd.DataFrame({"x": [0, 0, 1, 1, 0, 1], "y": [1.0, 3.0, 2.0, 6.0, 5.0, 7.0],
+                         "hue": ["b", "b", "b", "b", "a", "a"]})
+    fig = Figure()
+    ax = fig.subplots()
+    plots.lines(ax, data, "x", "y", "hue", marker="o")
+    drawn = [line for line in ax.lines if len(line.get_xdata())]
+    assert [list(line.get_ydata()) for line in drawn] == [[2.0, 4.0], [5.0, 7.0]]
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert np.isclose(band.min(), 2.0 - np.sqrt(2)) and np.isclose(band.max(), 4.0 + np.sqrt(8))
+    assert len(ax.collections) == 1  # hue "a" has one row per x
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["b", "a"]
+    assert ax.get_legend().get_title().get_text() == "hue"
+    colours = [line.get_color() for line in drawn]
+    assert colours == list(plots.DEEP[:2])  # the look's colour cycle (use_style)
+
+
+def test_lines_spreads_a_numeric_hue_over_the_colormap():
+    data = pd.DataFrame({"x": [0, 1] * 7, "y": range(14), "epoch": np.repeat(range(7), 2) * 50})
+    fig = Figure()
+    ax = fig.subplots()
+    plots.lines(ax, data, "x", "y", "epoch", palette="viridis")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0] == "0" and labels[-1] == "300" and len(labels) <= 7  # > 6: round values
+    ax = fig.subplots()
+    plots.lines(ax, data, "x", "y", "epoch", palette="viridis", legend="full")
+    assert len(ax.get_legend().get_texts()) == 7
 
 
 @pytest.mark.parametrize(("layers", "models"), [(7, 1), (7, 2), (12, 2)])

@@ -27,12 +27,31 @@ def trained(tmp_path_factory):
     return spec, out
 
 
-def test_measure_checkpoint_gives_tidy_tables_with_the_run(trained):
+def test_measure_checkpoints_gives_tidy_tables_with_the_run(trained):
     spec, out = trained
-    metrics, spectra = runs.measure_checkpoint(spec, runs.checkpoint_path(out, 2))
+    metrics, spectra = runs.measure_checkpoints(spec, [runs.checkpoint_path(out, 2)])
     assert list(metrics.columns) == TIDY_COLUMNS and list(spectra.columns) == SPECTRA_COLUMNS
     assert set(metrics["run"]) == {spec["run"]} and set(metrics["epoch"]) == {2}
     assert set(metrics["layer_index"]) == {0, 1, 2, 3}
+
+
+def test_checkpoints_measured_together_equal_each_measured_alone(trained, tmp_path):
+    """One job measures all of a run's checkpoints with one model and one copy of the data:
+    its rows are those of each checkpoint measured alone, value for value; a divergence
+    marker adds none, and a run of markers only gives empty tables with the columns."""
+    spec, out = trained
+    marker = tmp_path / "epoch5.pt"
+    torch.save(runs.DIVERGED_MARKER | {"epoch": 5}, marker)
+    paths = [runs.checkpoint_path(out, 2), marker, runs.checkpoint_path(out, 0)]
+    metrics, spectra = runs.measure_checkpoints(spec, paths)
+    alone = [runs.measure_checkpoints(spec, [path]) for path in (paths[0], paths[2])]
+    for together, name in ((metrics, 0), (spectra, 1)):
+        expected = pd.concat([tables[name] for tables in alone], ignore_index=True)
+        pd.testing.assert_frame_equal(together, expected, check_exact=True)
+    assert list(metrics["epoch"].unique()) == [2, 0]
+    metrics, spectra = runs.measure_checkpoints(spec, [marker])
+    assert metrics.empty and list(metrics.columns) == TIDY_COLUMNS
+    assert spectra.empty and list(spectra.columns) == SPECTRA_COLUMNS
 
 
 def test_load_checkpoint_reads_weights_and_diverged_markers(trained, tmp_path):
@@ -62,7 +81,7 @@ def test_aggregate_adds_derived_rows_sorted_and_typed(trained, tmp_path):
     spec, out = trained
     paths = {"metrics": [], "spectra": []}
     for epoch in (2, 0):  # out of order on purpose
-        metrics, spectra = runs.measure_checkpoint(spec, runs.checkpoint_path(out, epoch))
+        metrics, spectra = runs.measure_checkpoints(spec, [runs.checkpoint_path(out, epoch)])
         for name, table in (("metrics", metrics), ("spectra", spectra)):
             paths[name].append(tmp_path / f"{name}{epoch}.csv")
             table.to_csv(paths[name][-1], index=False)
@@ -78,7 +97,7 @@ def test_aggregate_adds_derived_rows_sorted_and_typed(trained, tmp_path):
 
 def test_aggregate_names_the_file_and_line_of_a_bad_number(trained, tmp_path):
     spec, out = trained
-    metrics, spectra = runs.measure_checkpoint(spec, runs.checkpoint_path(out, 2))
+    metrics, spectra = runs.measure_checkpoints(spec, [runs.checkpoint_path(out, 2)])
     metrics["value"] = metrics["value"].astype(object)
     metrics.loc[3, "value"] = "oops"
     bad = tmp_path / "epoch2.csv"

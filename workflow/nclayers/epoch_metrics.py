@@ -5,7 +5,11 @@ at epochs 0, k, 2k, … and the last (or at about n log-spaced epochs, 0 and the
 metrics :data:`~nclayers.vocabulary.EPOCH_METRICS` of every layer of ``model.tapped_layers`` on
 train and test, by :func:`nclayers.measurement.measure`'s own code (``measure_rows``, never a
 second implementation), on the full splits or on a fixed class-balanced subsample of m per
-class (drawn from the run's seed; clamped to the smallest class, said once).
+class (drawn from the run's seed; clamped to the smallest class, said once). Either way the
+measurement's forward passes read the full splits in the batches of ``train.evaluate`` and give
+the log row its eval loss and accuracy, so that a measured epoch costs no evaluation passes of
+its own: a subsample is the rows the statistics take from those passes
+(``measure_rows(subset=...)``).
 
 :class:`EpochMetrics` is the recorder that :func:`nclayers.train.fit` fills: its rows are part of
 the training state, so that a killed and resumed run records exactly what an uninterrupted
@@ -137,22 +141,18 @@ class EpochMetrics:
         self.values = torch.zeros(0, 0, len(SPLITS), len(LIGHT), dtype=torch.float64)
         self._data: Splits | None = None
         self._batches: tuple[Batches, Batches] | None = None
-
-    @property
-    def fuses(self) -> bool:
-        """Whether the measurement reads the full splits, so that its passes can also give the
-        training log's eval loss and accuracy."""
-        return self.config.per_class is None
+        self._subset: dict[str, Tensor] | None = None
 
     def due(self, epoch: int) -> bool:
         return epoch in self.epochs
 
     def measure(self, model: nn.Module, data: Splits, on_logits: OnLogits | None = None
                 ) -> Tensor:
-        """The metrics of ``model`` on ``data`` (or its subsample): (layers, splits, metrics)."""
+        """The metrics of ``model`` on ``data`` (or its subsample): (layers, splits, metrics);
+        ``on_logits`` sees the logits of every row of both splits."""
         train, test = self._splits(data)
         rows = measure_rows(model, train, test, metrics=LIGHT, consumers={},
-                            on_logits=on_logits, keep_bytes=KEEP_BYTES)
+                            on_logits=on_logits, keep_bytes=KEEP_BYTES, subset=self._subset)
         self.layers = list(dict.fromkeys(layer for layer, *_ in rows))
         got = {(index, split, metric): value for _, index, split, metric, value in rows}
         return torch.tensor([[[got[i, s, m] for m in LIGHT] for s in SPLITS]
@@ -184,23 +184,21 @@ class EpochMetrics:
         return pd.DataFrame(rows, columns=COLUMNS)
 
     def _splits(self, data: Splits) -> tuple[Batches, Batches]:
-        """The batches to measure: the full splits, or the subsample drawn on first use."""
+        """The batches of the full splits; the subsample, if any, is drawn on first use."""
         if self._data is not data:
             self._data = data
             pairs = [(data.x_train, data.y_train), (data.x_test, data.y_test)]
+            self._batches = tuple(Batches(x, y, BATCH_SIZE) for x, y in pairs)
             if self.config.per_class is not None:
                 # One generator for both splits, of its own: the subsample is fixed by the seed.
                 generator = torch.Generator().manual_seed(self.seed)
-                pairs = [self._subsample(x, y, split, generator)
-                         for (x, y), split in zip(pairs, SPLITS, strict=True)]
-            self._batches = tuple(Batches(x, y, BATCH_SIZE) for x, y in pairs)
+                self._subset = {split: self._subsample(y, split, generator)
+                                for (_, y), split in zip(pairs, SPLITS, strict=True)}
         return self._batches
 
-    def _subsample(self, x: Tensor, y: Tensor, split: str, generator: torch.Generator
-                   ) -> tuple[Tensor, Tensor]:
+    def _subsample(self, y: Tensor, split: str, generator: torch.Generator) -> Tensor:
         index, n = balanced_subsample(y, self.config.per_class, generator)
         if n < self.config.per_class:
             self.log(f"epoch_metrics.per_class = {self.config.per_class}, but the smallest "
                      f"class of the {split} split has {n} samples: measuring {n} per class there")
-        index = index.to(x.device)
-        return x[index], y[index]
+        return index

@@ -13,17 +13,18 @@ the drawing step calls first).
 
 from __future__ import annotations
 
+import colorsys
 import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from nclayers import vocabulary
-from nclayers.features import cluster_class_matrix
+from nclayers.cluster_matrix import cluster_class_matrix
 
 Layers = Sequence[str | int] | None
 EXCLUDED = "#d9d9d9"  # points of clusters < 3 points
@@ -67,7 +68,17 @@ def _grid(count: int, cols: int, width: float, height: float | None, rows_per: i
 
 
 def _palette(num_classes: int) -> list:
-    return sns.color_palette("tab10" if num_classes <= 10 else "husl", num_classes)
+    """A colour per class: tab10 up to 10 classes, else a circle of evenly spaced hues."""
+    if num_classes <= 10:
+        return list(colormaps["tab10"].colors[:num_classes])
+    return [colorsys.hls_to_rgb((k / num_classes + 0.01) % 1, 0.6, 0.65)
+            for k in range(num_classes)]
+
+
+def _spread(cmap: str, count: int) -> list:
+    """``count`` colours evenly spaced inside ``cmap``, its ends left out (as seaborn's
+    ``color_palette(cmap, count)``)."""
+    return [tuple(c[:3]) for c in colormaps[cmap](np.linspace(0, 1, count + 2)[1:-1])]
 
 
 def _dots(entries: Sequence[tuple[str, object]]) -> list[Line2D]:
@@ -199,7 +210,7 @@ def pca_spectrum(pca: pd.DataFrame, layers: Layers = None) -> Figure:
     component where it falls below 0.01 marked, a line per layer (Fig. 4.4.1); the layers'
     legend under both panels."""
     pairs = _layers(pca, layers)
-    colours = sns.color_palette("viridis", len(pairs))
+    colours = _spread("viridis", len(pairs))
     fig = Figure(figsize=(WIDTH, 3.6 + 0.22 * math.ceil(len(pairs) / 4)), layout="constrained")
     ax_values, ax_rest = fig.subplots(1, 2)
     for colour, (index, name) in zip(colours, pairs, strict=True):

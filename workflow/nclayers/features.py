@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from nclayers.cluster_matrix import MIN_CLUSTER
 from nclayers.io import atomic_path
 from nclayers.taps import layer_names, tap
 from nclayers.vocabulary import FEATURE_COLUMNS
@@ -53,7 +54,6 @@ METHODS: dict[str, dict[str, Any]] = {
 #   activations are far smaller than the threshold, as the thesis' long-trained MLP's were).
 WARD_SCALINGS = ("mean_norm", "l2", "raw")
 DEFAULT_WARD_SCALING = "mean_norm"
-MIN_CLUSTER = 3  # clusters of fewer points are "excluded" (§4.3.2)
 UMAP_NEIGHBOURS = 20  # §4.3.1
 # From this many points on, umap-learn finds the neighbours approximately with PyNNDescent,
 # whose numba functions cannot be cached on disk (~20 s of compilation in every process):
@@ -343,27 +343,6 @@ def _induce(ids: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, dict[str, 
         "excluded": float((~scored).sum()),
     }
     return induced, summary
-
-
-def cluster_class_matrix(ids: np.ndarray, labels: np.ndarray,
-                         num_classes: int | None = None) -> pd.DataFrame:
-    """Row-normalised cluster × class shares of the clusters of ≥ 3 points (Fig. 4.3.2), rows
-    sorted by induced (majority) class, then by size, largest first; columns are the classes,
-    plus ``cluster``, ``induced`` and ``size``."""
-    ids, labels = np.asarray(ids, dtype=np.int64), np.asarray(labels, dtype=np.int64)
-    width = max(int(labels.max()) + 1, num_classes or 0)
-    counts = np.zeros((int(ids.max()) + 1, width), dtype=np.int64)
-    np.add.at(counts, (ids, labels), 1)
-    sizes = counts.sum(axis=1)
-    rows = np.flatnonzero(sizes >= MIN_CLUSTER)
-    induced = counts[rows].argmax(axis=1)
-    order = np.lexsort((-sizes[rows], induced))  # last key first: class, then size
-    rows, induced = rows[order], induced[order]
-    table = pd.DataFrame(counts[rows] / sizes[rows, None], columns=list(range(width)))
-    table.insert(0, "size", sizes[rows])
-    table.insert(0, "induced", induced)
-    table.insert(0, "cluster", rows)
-    return table
 
 
 def retention(clusters_from: np.ndarray, clusters_to: np.ndarray) -> float:

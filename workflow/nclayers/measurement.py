@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -20,11 +21,12 @@ from nclayers.metrics import (
     SplitStats,
     labels,
 )
-from nclayers.taps import layer_names, tap
+from nclayers.taps import Rows, layer_names, tap
 
 LabelledBatches = Iterable[tuple[Tensor, Tensor]]  # re-iterable (inputs, labels)
 METRICS = (*SPLIT_METRICS, *MEAN_METRICS, "nc3_pabs", "nc3_duality")
 OnLogits = Callable[[str, Tensor, Tensor], None]  # (split, logits, labels) of one batch
+Subset = dict[str, Tensor]  # split → sorted row numbers of the split to measure
 COLUMNS = ["layer", "layer_index", "split", "metric", "value"]
 
 
@@ -45,6 +47,7 @@ def measure(
     progress: bool = False,
     on_logits: OnLogits | None = None,
     keep_bytes: int | None = None,
+    subset: Subset | None = None,
 ) -> pd.DataFrame:
     """NC metrics of each layer on the train (and test) split, as a tidy DataFrame.
 
@@ -60,9 +63,9 @@ def measure(
     reads its output (for NC3); by default :func:`nclayers.weights.find_consumers` finds them.
     ``metrics`` keeps only those rows; leaving out ``stable_rank`` also skips its sketch (the
     largest share of the arithmetic at large p) and leaving out the NC3 metrics their SVDs.
-    ``on_logits(split, logits, labels)`` is called for every batch of the last reading of each
-    split (train's second, test's only), in order: a caller gets the model's outputs on the
-    whole split without a pass of its own (training logs its eval loss this way). The passes
+    ``on_logits(split, logits, labels)`` is called for every batch of the first reading of each
+    split, in order: a caller gets the model's outputs on the whole split without a pass of its
+    own (training logs its eval loss this way). The passes
     run under ``torch.inference_mode``: those logits are inference tensors (to read; clone them
     outside that mode to use them in autograd).
 
@@ -71,6 +74,10 @@ def measure(
     forward pass (the same numbers from a model whose forward pass is deterministic); by
     default a quarter of the memory free on the model's device (:func:`default_keep_bytes`),
     0 to always read train twice.
+
+    ``subset``: ``{split: indices}``, sorted row numbers of a split as its batches give it: the
+    metrics of those rows only. The forward passes still read whole batches, and ``on_logits``
+    sees every row (training measures a fixed subsample in its evaluation passes this way).
 
     A ValueError says what cannot be measured: an unknown layer (listing known ones), fewer
     than two classes, a split without samples, a one-shot iterator as ``train``, or NaN or
@@ -81,7 +88,7 @@ def measure(
         keep_bytes = default_keep_bytes(device if device is not None else _model_device(model))
     rows = measure_rows(model, train, test, layers=layers, device=device, consumers=consumers,
                         metrics=metrics, progress=progress, on_logits=on_logits,
-                        keep_bytes=keep_bytes)
+                        keep_bytes=keep_bytes, subset=subset)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -113,6 +120,7 @@ def measure_rows(
     progress: bool = False,
     on_logits: OnLogits | None = None,
     keep_bytes: int = 0,
+    subset: Subset | None = None,
 ) -> list[tuple[str, int, str, str, float]]:
     """:func:`measure`'s rows as tuples (``COLUMNS``), without the DataFrame: for a caller
     that measures after every epoch of a small model, where building it costs a few percent.
@@ -145,15 +153,20 @@ def measure_rows(
         sketch = SKETCH_COLUMNS if wanted is None or "stable_rank" in wanted else 0
         # inference_mode rather than no_grad: the same kernels, less dispatch per operation (a
         # light measurement of a small model is ~1,000 small ones); nothing here needs autograd.
-        with torch.inference_mode(), tap(model, names) as acts:
-            geometry, kept = _class_means(model, train, names, acts, device, progress, sketch,
-                                          keep_bytes)
+        subset, selection = subset or {}, Rows()
+        with torch.inference_mode(), tap(model, names, rows=selection) as acts:
+            reading = Reader(model, acts, selection, device, progress, subset.get("train"),
+                             on_logits)
+            geometry, kept = _class_means(reading, train, names, sketch, keep_bytes)
             rows = []
             for split, data in (("train", train), ("test", test)):
                 if data is None:
                     continue
-                stats = _split_stats(model, data, names, acts, geometry, device, split, progress,
-                                     wanted, on_logits, kept if split == "train" else None)
+                # train's first reading gave on_logits the train logits
+                reading = Reader(model, acts, selection, device, progress, subset.get(split),
+                                 on_logits if split == "test" else None)
+                stats = _split_stats(reading, data, names, geometry, split, wanted,
+                                     kept if split == "train" else None)
                 for index, name in enumerate(names):
                     values = stats[name].compute()
                     if split == "train":
@@ -259,26 +272,80 @@ def _forward(model, x, device):
 Reading = tuple[int, dict | None, Tensor, Tensor | None]
 
 
-def _readings(model, data, acts, device, desc: str, progress: bool) -> Iterator[Reading]:
-    """Forward passes over ``data``; each batch's activations are valid until the next one."""
-    for batch, (x, y) in enumerate(tqdm(data, desc=desc, disable=not progress, leave=False)):
-        if not len(y):
-            yield batch, None, y, None
-            continue
-        acts.clear()
-        out = _forward(model, x, device)
-        yield batch, acts, y, out
+@dataclass
+class Reader:
+    """Forward passes over a split with the layers tapped (``acts``, filled by the hooks):
+    each batch's activations are valid until the next one. Hands ``on_logits`` the whole
+    batch. With a ``subset`` (sorted row numbers of the split) the taps keep only those rows
+    (``rows``, the taps' :class:`~nclayers.taps.Rows`), and the rows of consecutive batches
+    are gathered into readings of up to a batch's size: a subsample's statistics then take as
+    few steps as if it had been read on its own."""
+
+    model: nn.Module
+    acts: dict
+    rows: Rows
+    device: torch.device | str
+    progress: bool
+    subset: Tensor | None = None
+    on_logits: OnLogits | None = None
+
+    def __call__(self, data: LabelledBatches, desc: str, split: str) -> Iterator[Reading]:
+        pieces: list[Reading] = []
+        start, gathered, batch, y = 0, 0, -1, torch.zeros(0, dtype=torch.long)
+        for batch, (x, y) in enumerate(tqdm(data, desc=desc, disable=not self.progress,
+                                            leave=False)):
+            if not len(y):
+                if self.subset is None:
+                    yield batch, None, y, None
+                continue
+            self.acts.clear()
+            self.rows.index = None if self.subset is None else self._rows(start, len(y), x)
+            start += len(y)
+            out = _forward(self.model, x, self.device)
+            if self.on_logits is not None:
+                self.on_logits(split, out, y)
+            if self.subset is None:
+                yield batch, self.acts, y, out
+                continue
+            if len(self.rows.index):
+                pieces.append((batch, dict(self.acts), y.index_select(0, self.rows.index.to(
+                    y.device)), out.index_select(0, self.rows.index.to(out.device))))
+            if sum(len(piece[2]) for piece in pieces) >= len(y):
+                gathered += 1
+                yield _joined(pieces)
+                pieces = []
+        self.rows.index = None
+        if pieces:
+            yield _joined(pieces)
+        elif self.subset is not None and not gathered:
+            yield batch, None, y[:0], None  # no row of the subset: the message counts batches
+
+    def _rows(self, start: int, n: int, x: Tensor) -> Tensor:
+        """The subset's rows of the batch of ``n`` rows from row ``start`` of the split, as
+        indices into the batch, on the device its activations will be on."""
+        first, last = torch.searchsorted(self.subset, torch.tensor([start, start + n])).tolist()
+        return (self.subset[first:last] - start).to(self.device)
 
 
-def _class_means(model, data, names, acts, device, progress, sketch: int,
-                 keep_bytes: int = 0) -> tuple[dict[str, MeanGeometry], list[Reading] | None]:
+def _joined(pieces: list[Reading]) -> Reading:
+    """Consecutive readings as one (numbered by the last batch)."""
+    if len(pieces) == 1:
+        return pieces[0]
+    acts = {name: torch.cat([piece[1][name] for piece in pieces])
+            for name, h in pieces[0][1].items()  # a layer that did not run: _activation says so
+            if isinstance(h, Tensor) and all(name in piece[1] for piece in pieces)}
+    return (pieces[-1][0], acts, torch.cat([piece[2] for piece in pieces]),
+            torch.cat([piece[3] for piece in pieces]))
+
+
+def _class_means(reading: Reader, data, names, sketch: int, keep_bytes: int = 0
+                 ) -> tuple[dict[str, MeanGeometry], list[Reading] | None]:
     """The train class means' geometry of each layer, and the readings themselves where
     ``keep_bytes`` holds all their activations and logits (else None)."""
     means: dict[str, ClassMeans] = {}
     kept: list[Reading] | None = [] if keep_bytes > 0 else None
     size, batch = 0, -1
-    for batch, batch_acts, y, out in _readings(model, data, acts, device,
-                                               "class means (train)", progress):
+    for batch, batch_acts, y, out in reading(data, "class means (train)", "train"):
         if out is None:
             continue
         if not means:
@@ -299,19 +366,16 @@ def _class_means(model, data, names, acts, device, progress, sketch: int,
     return {name: acc.compute() for name, acc in means.items()}, kept
 
 
-def _split_stats(model, data, names, acts, geometry, device, split, progress, wanted=None,
-                 on_logits=None, kept: list[Reading] | None = None):
+def _split_stats(reading: Reader, data, names, geometry, split, wanted=None,
+                 kept: list[Reading] | None = None):
     """Each layer's :class:`SplitStats` on ``data``, or on the ``kept`` readings of it."""
     stats = {name: SplitStats(geometry[name], wanted) for name in names}
     num_classes = next(iter(geometry.values())).num_classes
     batch, rows = -1, 0
-    readings = kept if kept is not None else _readings(model, data, acts, device,
-                                                       f"statistics ({split})", progress)
+    readings = kept if kept is not None else reading(data, f"statistics ({split})", split)
     for batch, batch_acts, y, out in readings:
         if out is None:
             continue
-        if on_logits is not None:
-            on_logits(split, out, y)
         pred = out.argmax(dim=1)
         batch_labels = labels(y, num_classes, out.device)  # once for all layers
         for name in names:

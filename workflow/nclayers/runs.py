@@ -133,35 +133,60 @@ def load_checkpoint(spec: dict, path: str | Path,
         return None
     splits = load_data(spec, device)
     model = build_model(spec, splits).to(device)
+    _load_weights(model, spec, state, path)
+    return Trained(model, splits, int(state["epoch"]))
+
+
+def _load_weights(model: torch.nn.Module, spec: dict, state: dict, path: str | Path) -> None:
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError, TypeError) as error:
         raise CheckpointError(
             f"checkpoint {path} does not hold the weights of run {spec['run']}'s model "
             f"({_gist(error)}): {_REBUILD.format(folder=Path(path).parent)}") from None
-    return Trained(model, splits, int(state["epoch"]))
 
 
-def measure_checkpoint(spec: dict, path: str | Path, batch_size: int = 1024
-                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(metrics, spectra) of the run's checkpoint at ``path``, as tidy tables with the run's
-    columns and the epoch (``vocabulary.TIDY_COLUMNS``, ``SPECTRA_COLUMNS``); both empty for
-    a run that diverged before it, so that the workflow goes on and reports it."""
-    from nclayers.data import Batches
+def measure_checkpoints(spec: dict, paths: list[str | Path], batch_size: int = 1024
+                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(metrics, spectra) of the run's checkpoints at ``paths``, in one tidy table each with
+    the run's columns and the epoch (``vocabulary.TIDY_COLUMNS``, ``SPECTRA_COLUMNS``).
+
+    The data are loaded and the model built once, then each checkpoint's weights are loaded
+    into it: the numbers are those of one checkpoint measured alone. A checkpoint written
+    after a divergence (a marker without weights) adds no rows, so that the workflow goes on
+    and reports the run."""
     from nclayers.measurement import measure, weight_spectra
     from nclayers.weights import find_consumers
 
-    trained = load_checkpoint(spec, path, resolve_device(spec["device"]))
-    if trained is None:
-        print(f"{spec['run']} diverged before {path}: no metrics", flush=True)
-        return pd.DataFrame(columns=TIDY_COLUMNS), pd.DataFrame(columns=SPECTRA_COLUMNS)
-    model, splits, epoch = trained
-    consumers = find_consumers(model, model.tapped_layers, splits.x_train[:2])
-    table = measure(model, Batches(splits.x_train, splits.y_train, batch_size),
-                    Batches(splits.x_test, splits.y_test, batch_size),
-                    consumers=consumers, progress=True)
-    spectra = weight_spectra(model, consumers, model.tapped_layers)
-    return with_run(table, spec, epoch), with_run(spectra, spec, epoch)
+    device = resolve_device(spec["device"])
+    model = splits = consumers = None
+    metrics = [pd.DataFrame(columns=TIDY_COLUMNS)]
+    spectra = [pd.DataFrame(columns=SPECTRA_COLUMNS)]
+    for path in paths:
+        state = read_checkpoint(path, device)
+        if state.get("diverged"):
+            print(f"{spec['run']} diverged before {path}: no metrics", flush=True)
+            continue
+        if model is None:
+            splits = load_data(spec, device)
+            model = build_model(spec, splits).to(device)
+        _load_weights(model, spec, state, path)
+        if consumers is None:
+            consumers = find_consumers(model, model.tapped_layers, splits.x_train[:2])
+        epoch = int(state["epoch"])
+        print(f"{spec['run']}, epoch {epoch}:", flush=True)
+        table = measure(model, data.Batches(splits.x_train, splits.y_train, batch_size),
+                        data.Batches(splits.x_test, splits.y_test, batch_size),
+                        consumers=consumers, progress=True)
+        metrics.append(with_run(table, spec, epoch))
+        spectra.append(with_run(weight_spectra(model, consumers, model.tapped_layers),
+                                spec, epoch))
+    return _concat(metrics), _concat(spectra)
+
+
+def _concat(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """The tables one below the other; the first, empty, gives the columns when all are."""
+    return tables[0] if len(tables) == 1 else pd.concat(tables[1:], ignore_index=True)
 
 
 def analyse_checkpoint(spec: dict, path: str | Path, per_class: int, threads: int = 1,

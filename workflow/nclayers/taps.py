@@ -5,35 +5,52 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from torch import Tensor, nn
 
 INPUT = "input"  # the model's input, tapped as layer 0
 
 
+@dataclass
+class Rows:
+    """Which rows of the next batch the taps keep: ``index`` (None: all of them)."""
+
+    index: Tensor | None = None
+
+
 @contextmanager
 def tap(model: nn.Module, layers: Sequence[str | nn.Module],
-        detach: bool = True) -> Iterator[dict[str, Tensor]]:
+        detach: bool = True, rows: Rows | None = None) -> Iterator[dict[str, Tensor]]:
     """Within the block, every forward pass of ``model`` fills the yielded dict with the
     output of each layer, keyed by module name; ``"input"`` is the model's input.
 
     Only the latest batch is kept, so memory stays at one batch of activations per layer.
     Outputs are detached unless ``detach=False`` (for losses on intermediate features); an
-    output that is not a tensor (a tuple, say) is kept as it is.
+    output that is not a tensor (a tuple, say) is kept as it is. With ``rows``, only the rows
+    ``rows.index`` of each output are kept, as the forward pass makes it: the full outputs are
+    freed layer by layer, as without the taps.
     """
     modules = dict(model.named_modules())
     acts: dict[str, Tensor] = {}
     handles = []
 
+    def kept(output):
+        if not isinstance(output, Tensor):
+            return output
+        output = output.detach() if detach else output
+        return output if rows is None or rows.index is None else output.index_select(
+            0, rows.index)
+
     def keep(name: str):
         def hook(_module, _inputs, output):
-            acts[name] = output.detach() if detach and isinstance(output, Tensor) else output
+            acts[name] = kept(output)
         return hook
 
     for layer in layer_names(model, layers):
         if layer == INPUT:
             handles.append(model.register_forward_pre_hook(
-                lambda _m, inputs: acts.__setitem__(INPUT, inputs[0].detach())))
+                lambda _m, inputs: acts.__setitem__(INPUT, kept(inputs[0].detach()))))
         else:  # layer_names checked that the model has it
             handles.append(modules[layer].register_forward_hook(keep(layer)))
     try:

@@ -330,13 +330,12 @@ def _epoch_row(model, data: Splits, objective: Objective, epoch: int, train_loss
     if recorder is None or not recorder.due(epoch) or diverged:
         return _log_row(model, data, objective, epoch, train_loss)
     tallies = {"train": Tally(objective.eval_loss), "test": Tally(objective.eval_loss)}
-    hook = (lambda split, out, y: tallies[split].add(out, y)) if recorder.fuses else None
-    try:
-        values = recorder.measure(model, data, hook)
+    try:  # the measurement's passes read the full splits: they give the row its evaluation
+        values = recorder.measure(model, data, lambda split, out, y: tallies[split].add(out, y))
     except NonFiniteActivations:  # the row's own evaluation then says diverged
         return _log_row(model, data, objective, epoch, train_loss)
-    evals = (tallies["train"], tallies["test"]) if recorder.fuses else None
-    row = _log_row(model, data, objective, epoch, train_loss, evals)
+    row = _log_row(model, data, objective, epoch, train_loss,
+                   (tallies["train"], tallies["test"]))
     if not row["diverged"]:
         recorder.record(epoch, values)
     return row

@@ -1,9 +1,9 @@
 rule aggregate:
     input:
-        metrics=per_checkpoint(f"{RESULTS}/runs/{{run}}/metrics/epoch{{epoch}}.csv"),
+        metrics=expand(f"{RESULTS}/runs/{{run}}/metrics.csv", run=RUNS),
         train_logs=expand(f"{RESULTS}/runs/{{run}}/train_log.csv", run=RUNS),
         epoch_metrics=expand(f"{RESULTS}/runs/{{run}}/epoch_metrics.csv", run=RUNS),
-        spectra=per_checkpoint(f"{RESULTS}/runs/{{run}}/spectra/epoch{{epoch}}.csv"),
+        spectra=expand(f"{RESULTS}/runs/{{run}}/spectra.csv", run=RUNS),
     output:
         metrics=report(
             f"{RESULTS}/tables/metrics.csv",

@@ -112,11 +112,6 @@ def run_spec(wildcards):
     return json.dumps(RUNS[wildcards.run], sort_keys=True)
 
 
-def per_checkpoint(pattern, epochs=EPOCHS):
-    """``pattern`` ({run}, {epoch}) for every run and each of its checkpoints."""
-    return [pattern.format(run=run, epoch=e) for run in RUNS for e in epochs[run]]
-
-
 def feature_files(name):
     """Input function: the feature analysis's ``name``.csv of every analysed run and feature
     epoch (features.runs; which runs are selected is known once select_best has run)."""
