@@ -27,6 +27,15 @@ torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def assert_on_page(fig, what: str = "figure") -> None:
+    """Nothing of ``fig`` is drawn beyond its page: the workflow saves a figure as it is laid
+    out, without ``bbox_inches="tight"`` (``cli._save``), so what sticks out is cut off."""
+    width, height = fig.get_size_inches()
+    drawn = fig.get_tightbbox(fig._get_renderer())
+    assert drawn.x0 >= -0.02 and drawn.y0 >= -0.02 and drawn.x1 <= width + 0.02 \
+        and drawn.y1 <= height + 0.02, f"{what}: drawn beyond the page, {drawn} in"
+
+
 def tiny_config(**overrides) -> dict:
     """The tiny experiment of .test/config.yaml (the default one cut down to seconds: one seed,
     3 epochs, a narrow net) with the schema's defaults filled in, as the workflow sees it, and

@@ -22,7 +22,7 @@ from nclayers.epoch_metrics import (
     balanced_subsample,
     measured_epochs,
 )
-from nclayers.measurement import COLUMNS, measure, measure_rows
+from nclayers.measurement import COLUMNS, NonFiniteActivations, measure, measure_rows
 from nclayers.metrics import ClassMeans, SplitStats, labels, pairwise
 from nclayers.train import Recipe, fit
 from nclayers.vocabulary import EPOCH_METRICS, TIDY_COLUMNS
@@ -155,6 +155,33 @@ def test_a_subset_is_measured_from_the_whole_batches(keep_bytes):
     other = measure(net, Batches(x, y, 16), Batches(x[:20], y[:20], 16), layers=["0", "1"],
                     subset={"train": torch.arange(3, 80, 2)})
     assert not np.allclose(other["value"], got["value"])  # the subset does select
+
+
+def test_a_bad_subset_is_refused_with_what_is_wrong():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    x, y = torch.randn(40, 6), torch.arange(40) % 3
+    batches = Batches(x, y, 16)
+    for subset, message in (({"val": [1]}, "no split 'val'"),
+                            ({"train": [3, 1]}, "ascending order"),
+                            ({"train": [-1, 2]}, "ascending order"),
+                            ({"train": []}, "non-empty 1-D"),
+                            ({"train": [0.5]}, "non-empty 1-D"),
+                            ({"train": [1, 40]}, "subset row 40 of the train split, which has 40")):
+        with pytest.raises(ValueError, match=message):
+            measure(net, batches, layers=["1"], subset=subset)
+    table = measure(net, batches, layers=["1"], subset={"train": np.array([0, 4, 5, 39])})
+    assert table["value"].notna().all()  # a numpy array of rows is taken as it is
+
+
+def test_a_nan_in_a_gathered_subset_names_the_batches_it_spans():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    x, y = torch.randn(64, 6), torch.arange(64) % 3
+    x[20] = float("nan")
+    with pytest.raises(NonFiniteActivations, match="train batch 0–2 "):
+        measure(net, Batches(x, y, 16), layers=["1"],
+                subset={"train": torch.tensor([1, 2, 3, 20, 21, 40, 41])})
 
 
 def test_subsample_is_class_balanced_fixed_and_clamped():

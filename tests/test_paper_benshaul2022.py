@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_on_page
 from matplotlib.figure import Figure
 
 from nclayers.papers import CLAIM_COLUMNS, Tables
@@ -385,5 +386,6 @@ def test_a_figure_keys_no_tpt_shade_where_no_run_reached_the_threshold(name):
     fig = bs.FIGURES[name](tables)
     labels = {t.get_text() for legend in fig.legends for t in legend.get_texts()}
     assert {"CE", "SVSL"} <= labels and not any(label.startswith("TPT") for label in labels)
-    assert "TPT, both" in {t.get_text() for t in bs.FIGURES[name](make_glue_tables())
-                           .legends[0].get_texts()}
+    glue = bs.FIGURES[name](make_glue_tables())
+    assert "TPT, both" in {t.get_text() for t in glue.legends[0].get_texts()}
+    assert_on_page(glue, name)  # the GLUE title and legend are the widest

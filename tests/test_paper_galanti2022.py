@@ -8,6 +8,7 @@ import io
 
 import pandas as pd
 import pytest
+from conftest import assert_on_page
 from matplotlib.figure import Figure
 
 from nclayers.papers import CLAIM_COLUMNS, Tables
@@ -210,6 +211,7 @@ def test_every_figure_draws_on_its_group_and_says_what_is_missing_without_it(nam
     assert isinstance(fig, Figure) and len(fig.axes) > 4
     width, height = fig.get_size_inches()
     assert width <= 11.0 and height <= 11.0
+    assert_on_page(fig, name)
     fig.savefig(io.BytesIO(), format="pdf")
     empty = gl.FIGURES[name](empty_tables())
     assert "needs the group" in empty.texts[0].get_text()

@@ -197,6 +197,22 @@ def test_lines_spreads_a_numeric_hue_over_the_colormap():
     assert len(ax.get_legend().get_texts()) == 7
 
 
+def test_lines_keys_whole_epochs_and_tells_more_than_ten_models_apart():
+    data = pd.DataFrame({"x": [0, 1] * 8, "y": range(16), "epoch": np.repeat(range(8), 2)})
+    fig = Figure()
+    ax = fig.subplots()
+    plots.lines(ax, data, "x", "y", "epoch", palette="viridis")  # epochs 0..7: brief legend
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels and all(label.isdigit() for label in labels), labels
+    many = pd.DataFrame({"x": [0, 1] * 12, "y": range(24), "model": np.repeat(range(12), 2)
+                         .astype(str)})
+    ax = fig.subplots()
+    plots.lines(ax, many, "x", "y", "model")
+    colours = {tuple(line.get_color()) if not isinstance(line.get_color(), str)
+               else line.get_color() for line in ax.lines if line.get_xdata().size}
+    assert len(colours) == 12  # the 10 colours of the cycle would repeat
+
+
 @pytest.mark.parametrize(("layers", "models"), [(7, 1), (7, 2), (12, 2)])
 @pytest.mark.parametrize("name", vocabulary.FIGURES)
 def test_every_figure_fits_the_page(name, layers, models):

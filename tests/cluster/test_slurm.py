@@ -170,7 +170,7 @@ def test_tiny_workflow_through_slurm_equals_local(slurm, start_profile_run, tiny
     # The profile's per-rule resources reached sbatch.
     asked = {rule: (mem, time, cpus) for rule, mem, time, cpus
              in jobs[["rule", "mem", "time", "cpus"]].itertuples(index=False)}
-    assert asked == {"train": ("16000M", "12:00:00", "1"), "measure": ("16000M", "06:00:00", "1"),
+    assert asked == {"train": ("16000M", "12:00:00", "1"), "measure": ("16000M", "02:00:00", "1"),
                      "features": ("8000M", "02:00:00", "1")}, jobs
 
     local = tiny_run / "results" / "tiny"

@@ -13,7 +13,6 @@ the drawing step calls first).
 
 from __future__ import annotations
 
-import colorsys
 import math
 from collections.abc import Callable, Sequence
 
@@ -25,6 +24,7 @@ from matplotlib.lines import Line2D
 
 from nclayers import vocabulary
 from nclayers.cluster_matrix import cluster_class_matrix
+from nclayers.plots import hue_circle
 
 Layers = Sequence[str | int] | None
 EXCLUDED = "#d9d9d9"  # points of clusters < 3 points
@@ -71,8 +71,7 @@ def _palette(num_classes: int) -> list:
     """A colour per class: tab10 up to 10 classes, else a circle of evenly spaced hues."""
     if num_classes <= 10:
         return list(colormaps["tab10"].colors[:num_classes])
-    return [colorsys.hls_to_rgb((k / num_classes + 0.01) % 1, 0.6, 0.65)
-            for k in range(num_classes)]
+    return hue_circle(num_classes)
 
 
 def _spread(cmap: str, count: int) -> list:

@@ -76,8 +76,9 @@ def measure(
     0 to always read train twice.
 
     ``subset``: ``{split: indices}``, sorted row numbers of a split as its batches give it: the
-    metrics of those rows only. The forward passes still read whole batches, and ``on_logits``
-    sees every row (training measures a fixed subsample in its evaluation passes this way).
+    metrics of those rows only. With ``on_logits`` a split's first reading forwards whole
+    batches, so that it sees every row (training measures a fixed subsample in its evaluation
+    passes this way); any other reading forwards the subset's rows alone.
 
     A ValueError says what cannot be measured: an unknown layer (listing known ones), fewer
     than two classes, a split without samples, a one-shot iterator as ``train``, or NaN or
@@ -153,7 +154,7 @@ def measure_rows(
         sketch = SKETCH_COLUMNS if wanted is None or "stable_rank" in wanted else 0
         # inference_mode rather than no_grad: the same kernels, less dispatch per operation (a
         # light measurement of a small model is ~1,000 small ones); nothing here needs autograd.
-        subset, selection = subset or {}, Rows()
+        subset, selection = checked_subset(subset), Rows()
         with torch.inference_mode(), tap(model, names, rows=selection) as acts:
             reading = Reader(model, acts, selection, device, progress, subset.get("train"),
                              on_logits)
@@ -268,18 +269,23 @@ def _forward(model, x, device):
 
 
 # One batch as read: (batch number, activations by layer, labels, logits); the activations and
-# logits are None for a batch without rows (skipped, but counted in messages).
-Reading = tuple[int, dict | None, Tensor, Tensor | None]
+# logits are None for a batch without rows (skipped, but counted in messages). Rows of a subset
+# gathered from several batches are numbered by their span, e.g. "0–4".
+Reading = tuple[int | str, dict | None, Tensor, Tensor | None]
 
 
 @dataclass
 class Reader:
     """Forward passes over a split with the layers tapped (``acts``, filled by the hooks):
     each batch's activations are valid until the next one. Hands ``on_logits`` the whole
-    batch. With a ``subset`` (sorted row numbers of the split) the taps keep only those rows
-    (``rows``, the taps' :class:`~nclayers.taps.Rows`), and the rows of consecutive batches
-    are gathered into readings of up to a batch's size: a subsample's statistics then take as
-    few steps as if it had been read on its own."""
+    batch.
+
+    With a ``subset`` (sorted row numbers of the split) only those rows are measured. A reading
+    that hands logits to ``on_logits`` forwards whole batches, and the taps keep only the
+    subset's rows (``rows``, the taps' :class:`~nclayers.taps.Rows`); one that does not forwards
+    the subset's rows alone. The rows of consecutive batches are gathered into readings of at
+    least a batch's size (less than two), so that a subsample's statistics take as few steps
+    as if it had been read on its own."""
 
     model: nn.Module
     acts: dict
@@ -290,51 +296,103 @@ class Reader:
     on_logits: OnLogits | None = None
 
     def __call__(self, data: LabelledBatches, desc: str, split: str) -> Iterator[Reading]:
+        batches = tqdm(data, desc=desc, disable=not self.progress, leave=False)
+        if self.subset is None:
+            for batch, (x, y) in enumerate(batches):
+                if not len(y):
+                    yield batch, None, y, None
+                    continue
+                self.acts.clear()
+                out = _forward(self.model, x, self.device)
+                if self.on_logits is not None:
+                    self.on_logits(split, out, y)
+                yield batch, self.acts, y, out
+            return
+        yield from self._gathered(batches, split)
+
+    def _gathered(self, batches, split: str) -> Iterator[Reading]:
         pieces: list[Reading] = []
         start, gathered, batch, y = 0, 0, -1, torch.zeros(0, dtype=torch.long)
-        for batch, (x, y) in enumerate(tqdm(data, desc=desc, disable=not self.progress,
-                                            leave=False)):
-            if not len(y):
-                if self.subset is None:
-                    yield batch, None, y, None
-                continue
-            self.acts.clear()
-            self.rows.index = None if self.subset is None else self._rows(start, len(y), x)
-            start += len(y)
-            out = _forward(self.model, x, self.device)
-            if self.on_logits is not None:
-                self.on_logits(split, out, y)
-            if self.subset is None:
-                yield batch, self.acts, y, out
-                continue
-            if len(self.rows.index):
-                pieces.append((batch, dict(self.acts), y.index_select(0, self.rows.index.to(
-                    y.device)), out.index_select(0, self.rows.index.to(out.device))))
-            if sum(len(piece[2]) for piece in pieces) >= len(y):
-                gathered += 1
-                yield _joined(pieces)
-                pieces = []
-        self.rows.index = None
-        if pieces:
-            yield _joined(pieces)
-        elif self.subset is not None and not gathered:
-            yield batch, None, y[:0], None  # no row of the subset: the message counts batches
+        try:
+            for batch, (x, y) in enumerate(batches):
+                if not len(y):
+                    continue
+                piece = self._piece(batch, x, y, self._rows(start, len(y)), split)
+                start += len(y)
+                if piece is not None:
+                    pieces.append(piece)
+                if sum(len(labels) for _, _, labels, _ in pieces) >= len(y):
+                    gathered += 1
+                    yield _joined(pieces)
+                    pieces = []
+        finally:
+            self.rows.index = None
+        if int(self.subset[-1]) >= start:
+            raise ValueError(f"subset row {int(self.subset[-1])} of the {split} split, which "
+                             f"has {start} rows")
+        if pieces or not gathered:  # none at all: the caller's message counts the batches
+            yield _joined(pieces) if pieces else (batch, None, y[:0], None)
 
-    def _rows(self, start: int, n: int, x: Tensor) -> Tensor:
+    def _piece(self, batch: int, x: Tensor, y: Tensor, rows: Tensor, split: str
+               ) -> Reading | None:
+        """The subset's ``rows`` of one batch: the whole batch forwarded where ``on_logits``
+        needs its logits, else those rows alone; None where the batch holds none of them."""
+        self.acts.clear()
+        if self.on_logits is None:
+            if not len(rows):
+                return None
+            x, y = x.index_select(0, rows.to(x.device)), y.index_select(0, rows.to(y.device))
+            self.rows.index = None
+            out = _forward(self.model, x, self.device)
+            _num_classes(out)
+            return batch, dict(self.acts), y, out
+        self.rows.index = rows.to(self.device)
+        out = _forward(self.model, x, self.device)
+        _num_classes(out)
+        self.on_logits(split, out, y)
+        if not len(rows):
+            return None
+        return (batch, dict(self.acts), y.index_select(0, rows.to(y.device)),
+                out.index_select(0, rows.to(out.device)))
+
+    def _rows(self, start: int, n: int) -> Tensor:
         """The subset's rows of the batch of ``n`` rows from row ``start`` of the split, as
-        indices into the batch, on the device its activations will be on."""
+        indices into the batch."""
         first, last = torch.searchsorted(self.subset, torch.tensor([start, start + n])).tolist()
-        return (self.subset[first:last] - start).to(self.device)
+        return self.subset[first:last] - start
+
+
+def checked_subset(subset: Subset | None) -> Subset:
+    """``subset`` as the readings take it: per split a 1-D int64 CPU tensor of strictly
+    increasing row numbers ≥ 0 (a ValueError names the split and the problem)."""
+    unknown = sorted(set(subset or {}) - {"train", "test"})
+    if unknown:
+        raise ValueError(f"subset has no split {', '.join(map(repr, unknown))}; its keys are "
+                         "'train' and 'test'")
+    checked = {}
+    for split, rows in (subset or {}).items():
+        rows = torch.as_tensor(rows).cpu()
+        if rows.dim() != 1 or not len(rows) or rows.is_floating_point() or rows.is_complex():
+            raise ValueError(f"subset[{split!r}] must be a non-empty 1-D array of row numbers, "
+                             f"got shape {tuple(rows.shape)}, dtype {rows.dtype}")
+        rows = rows.long()
+        if int(rows[0]) < 0 or (len(rows) > 1 and not bool((rows[1:] > rows[:-1]).all())):
+            raise ValueError(f"subset[{split!r}] must hold distinct row numbers ≥ 0 in "
+                             "ascending order (sort it, e.g. torch.unique)")
+        checked[split] = rows
+    return checked
 
 
 def _joined(pieces: list[Reading]) -> Reading:
-    """Consecutive readings as one (numbered by the last batch)."""
+    """Consecutive readings as one, numbered by the batches it spans (e.g. "0–4")."""
     if len(pieces) == 1:
         return pieces[0]
-    acts = {name: torch.cat([piece[1][name] for piece in pieces])
-            for name, h in pieces[0][1].items()  # a layer that did not run: _activation says so
-            if isinstance(h, Tensor) and all(name in piece[1] for piece in pieces)}
-    return (pieces[-1][0], acts, torch.cat([piece[2] for piece in pieces]),
+    acts = {}
+    for name in pieces[0][1]:
+        values = [piece[1].get(name) for piece in pieces]
+        odd = [h for h in values if not isinstance(h, Tensor)]  # _activation names it
+        acts[name] = odd[0] if odd else torch.cat(values)
+    return (f"{pieces[0][0]}–{pieces[-1][0]}", acts, torch.cat([piece[2] for piece in pieces]),
             torch.cat([piece[3] for piece in pieces]))
 
 

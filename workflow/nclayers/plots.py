@@ -13,6 +13,7 @@ most ~9.5 in wide (fonts stay ≥ ~6.5 pt) and ~12 in tall; panels wrap into row
 
 from __future__ import annotations
 
+import colorsys
 from collections.abc import Callable, Sequence
 
 import matplotlib as mpl
@@ -57,6 +58,12 @@ def use_style() -> None:
     mpl.rcParams.update(STYLE)
 
 
+def hue_circle(count: int) -> list[tuple]:
+    """``count`` evenly spaced hues of one lightness and saturation: distinct colours where a
+    palette of 10 would repeat (as seaborn's husl palette)."""
+    return [colorsys.hls_to_rgb((k / count + 0.01) % 1, 0.6, 0.65) for k in range(count)]
+
+
 def _level(value) -> str:
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
@@ -71,7 +78,7 @@ def lines(ax, data: pd.DataFrame, x: str, y: str, hue: str, *, palette: str | No
     ``hue_order``); ``style``: a column whose levels get dashes. ``legend``: an entry per
     level (with >6 numeric levels, ~6 round values; "full": every level), under the hue's
     name as title."""
-    data = data.dropna(subset=[x, y])
+    data = data.dropna(subset=[x, y, hue])
     numeric = palette is not None and pd.api.types.is_numeric_dtype(data[hue])
     levels = list(hue_order) if hue_order is not None else list(
         np.sort(data[hue].unique()) if numeric else data[hue].unique())
@@ -80,7 +87,8 @@ def lines(ax, data: pd.DataFrame, x: str, y: str, hue: str, *, palette: str | No
         colour = {level: cmap(norm(level)) for level in levels}
     else:
         cycle = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
-        colour = {level: cycle[k % len(cycle)] for k, level in enumerate(levels)}
+        cycle = cycle if len(levels) <= len(cycle) else hue_circle(len(levels))
+        colour = {level: cycle[k] for k, level in enumerate(levels)}
     styles = list(data[style].unique()) if style else [None]
     dashes = dict(zip(styles, ["", (4, 1.5), (1, 1), (3, 1.25, 1.5, 1.25), (5, 1, 1, 1)] * 4,
                       strict=False))
@@ -99,7 +107,8 @@ def lines(ax, data: pd.DataFrame, x: str, y: str, hue: str, *, palette: str | No
         return
     entries = levels
     if numeric and legend != "full" and len(levels) > BRIEF:
-        ticks = MaxNLocator(nbins=BRIEF).tick_values(min(levels), max(levels))
+        whole = pd.api.types.is_integer_dtype(data[hue])  # epochs: no legend entry "2.5"
+        ticks = MaxNLocator(nbins=BRIEF, integer=whole).tick_values(min(levels), max(levels))
         entries = [float(t) for t in ticks if min(levels) <= t <= max(levels)]
         colour.update({t: cmap(norm(t)) for t in entries})
     names = [_level(level) for level in entries]

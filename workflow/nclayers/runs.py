@@ -181,6 +181,8 @@ def measure_checkpoints(spec: dict, paths: list[str | Path], batch_size: int = 1
         metrics.append(with_run(table, spec, epoch))
         spectra.append(with_run(weight_spectra(model, consumers, model.tapped_layers),
                                 spec, epoch))
+        if device.type == "cuda":  # what the last one freed counts as free for the next
+            torch.cuda.empty_cache()  # (measure keeps activations in a share of free memory)
     return _concat(metrics), _concat(spectra)
 
 

@@ -30,6 +30,10 @@ def tap(model: nn.Module, layers: Sequence[str | nn.Module],
     output that is not a tensor (a tuple, say) is kept as it is. With ``rows``, only the rows
     ``rows.index`` of each output are kept, as the forward pass makes it: the full outputs are
     freed layer by layer, as without the taps.
+
+    A kept output is the module's own tensor (or, with ``rows``, a copy of those rows made when
+    the module returns it): an in-place operation after the module (``ReLU(inplace=True)``
+    after a tapped BatchNorm) changes the one and not the other. Tap the module after it.
     """
     modules = dict(model.named_modules())
     acts: dict[str, Tensor] = {}

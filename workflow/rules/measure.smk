@@ -20,7 +20,8 @@ rule measure:
     resources:
         gpu=CLUSTER_GPUS,
         mem_mb=4000,
-        runtime=lambda wildcards: 10 * len(EPOCHS[wildcards.run]),
+        # minutes: the job measures all of the run's checkpoints
+        runtime=lambda wildcards: 60 * len(EPOCHS[wildcards.run]),
     shell:
         "python -m nclayers --threads {threads} measure --info {input.info}"
         " --checkpoint {params.checkpoints} --batch-size {params.batch_size}"

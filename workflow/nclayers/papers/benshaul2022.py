@@ -335,11 +335,12 @@ def fig1_accuracy(tables: Tables) -> Figure:
     losses = {loss for m in shown for loss in m.losses}
     handles = [Line2D([], [], color=LOSS_COLORS[loss], label=LOSSES[loss])
                for loss in LOSSES if loss in losses] + _tpt_handles(shown)
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize="small")
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)),
+               fontsize="small")
     mcc = sorted({DATASET_NAMES.get(m.dataset, m.dataset) for m in shown
                   if _test_column(m) == "test_mcc"})
     fig.suptitle("Train and test accuracy" + (f" ({', '.join(mcc)}: test MCC)" if mcc else "")
-                 + ", CE against SVSL (Ben-Shaul & Dekel Fig. 1; "
+                 + ", CE against SVSL\n(Ben-Shaul & Dekel Fig. 1; "
                  f"TPT: train accuracy ≥ {tables.interpolation_threshold:g})",
                  fontsize="medium")
     return fig
