@@ -338,22 +338,20 @@ class Reader:
         """The subset's ``rows`` of one batch: the whole batch forwarded where ``on_logits``
         needs its logits, else those rows alone; None where the batch holds none of them."""
         self.acts.clear()
-        if self.on_logits is None:
+        whole = self.on_logits is not None
+        if not whole:
             if not len(rows):
                 return None
             x, y = x.index_select(0, rows.to(x.device)), y.index_select(0, rows.to(y.device))
-            self.rows.index = None
-            out = _forward(self.model, x, self.device)
-            _num_classes(out)
-            return batch, dict(self.acts), y, out
-        self.rows.index = rows.to(self.device)
+        self.rows.index = rows.to(self.device) if whole else None
         out = _forward(self.model, x, self.device)
         _num_classes(out)
-        self.on_logits(split, out, y)
-        if not len(rows):
-            return None
-        return (batch, dict(self.acts), y.index_select(0, rows.to(y.device)),
-                out.index_select(0, rows.to(out.device)))
+        if whole:
+            self.on_logits(split, out, y)
+            if not len(rows):
+                return None
+            y, out = y.index_select(0, rows.to(y.device)), out.index_select(0, rows.to(out.device))
+        return batch, dict(self.acts), y, out
 
     def _rows(self, start: int, n: int) -> Tensor:
         """The subset's rows of the batch of ``n`` rows from row ``start`` of the split, as
