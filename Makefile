@@ -1,20 +1,29 @@
-# The two commands of the README:
-#   make run    fresh machine → .venv, pinned installs, LaTeX if missing, default pipeline → PDF
-#   make test   the same environment plus the test tools, then ruff and pytest
+# The commands of the README:
+#   make run       fresh machine → .venv, pinned installs, LaTeX if missing, default pipeline → PDF
+#   make test      the same environment plus the test tools; ruff and the everyday tier of pytest
+#   make test-all  make test, then the slow tier (what CI runs: .ci/run)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 CORES  ?= all
+# pytest-xdist's workers; benchmarks/README.md has the wall times with 1 and 2 on 2 cores.
+WORKERS ?= 2
+PYTEST  := pytest -n $(WORKERS) --dist loadscope
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test install latex lint bench smoke clean
+.PHONY: run test test-all install latex lint bench smoke clean
 
 run: $(VENV)/.installed latex
 	snakemake --cores $(CORES)
 
 test: $(VENV)/.installed-test latex
 	ruff check .
-	pytest
+	$(PYTEST) -m "not slow"
+
+# The slow tier (pytest marker `slow`): every smoke preset with its claims, the GLUE workflow,
+# the full presets' plans, the SLURM cluster and the other end-to-end runs.
+test-all: test
+	$(PYTEST) -m slow
 
 install: $(VENV)/.installed
 

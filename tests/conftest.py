@@ -1,9 +1,12 @@
-"""Shared fixtures: the tiny experiment of .test/ and a helper that runs snakemake."""
+"""Shared fixtures: the tiny experiment of .test/, built once per session and read-only for
+every test (a test that changes results works on a copy: :func:`copy_experiment`), and a helper
+that runs snakemake."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # as `python -m nclayers` does, before torch
@@ -16,9 +19,10 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from snakemake.utils import validate
+from filelock import FileLock
 
 from nclayers.experiment import expand_runs
+from nclayers.preflight import prepare
 
 # Small models on 2 cores run ~10x faster on one thread (no OpenMP hand-offs), and the rules
 # run with one thread too (`--threads`), so the tests do the same.
@@ -40,8 +44,7 @@ def tiny_config(**overrides) -> dict:
     """The tiny experiment of .test/config.yaml (the default one cut down to seconds: one seed,
     3 epochs, a narrow net) with the schema's defaults filled in, as the workflow sees it, and
     top-level keys replaced by ``overrides``."""
-    config = yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
-    validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+    config = prepare(yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())).config
     config.update(overrides)
     return config
 
@@ -83,6 +86,14 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return proc
 
 
+def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Job counts from the 'Job stats' table of a dry run."""
+    text = proc.stdout + proc.stderr
+    stats = text.split("Job stats:")[1]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)
+            if m[1] != "total"}
+
+
 def straight_train_log(config: dict, run_dir: Path, out_dir: Path) -> pd.DataFrame:
     """The train log of the run in ``run_dir`` trained again without interruption, in a process
     of its own like the workflow's (in a long-lived test process BLAS may take other code
@@ -94,12 +105,53 @@ def straight_train_log(config: dict, run_dir: Path, out_dir: Path) -> pd.DataFra
     return pd.read_csv(out_dir / "train_log.csv")
 
 
+def copy_experiment(source: Path, dest: Path) -> Path:
+    """A copy of the finished experiment in ``source`` (its config, its results and
+    Snakemake's records of them, modification times kept: nothing in it is out of date) in
+    ``dest``, for a test that changes results; returns ``dest``."""
+    for name in ("results", ".snakemake"):
+        shutil.copytree(source / name, dest / name, symlinks=True, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("locks", "log", "incomplete"))
+    shutil.copy2(source / "config.yaml", dest / "config.yaml")
+    return dest
+
+
+def _fingerprint(folder: Path) -> dict[str, list[int]]:
+    """Every file under ``folder`` with its size and modification time."""
+    return {str(p.relative_to(folder)): [p.stat().st_size, p.stat().st_mtime_ns]
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def shared_folder(tmp_path_factory, name: str, build) -> Path:
+    """A folder that ``build(folder)`` fills once per test session: with pytest-xdist, the
+    first worker to ask builds it (under a file lock) and the others wait and read it."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the workers of this session
+    folder, done = base / name, base / f"{name}.built"
+    with FileLock(str(base / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed in another worker
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
+def _build_tiny(workdir: Path) -> None:
+    shutil.copy(ROOT / ".test" / "config.yaml", workdir / "config.yaml")
+    snakemake(workdir, "--cores", "2")
+    (workdir / "fingerprint.json").write_text(json.dumps(_fingerprint(workdir / "results")))
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A complete run of the tiny experiment to the PDF, as the README runs it by hand
     (``snakemake --directory .test --cores all``, on a copy of .test/); returns its working
-    directory."""
-    workdir = tmp_path_factory.mktemp("tiny")
-    shutil.copy(ROOT / ".test" / "config.yaml", workdir / "config.yaml")
-    snakemake(workdir, "--cores", "2")
-    return workdir
+    directory. Built once per session and read-only: tests that change results change a copy
+    (:func:`copy_experiment`); that no test changed it is checked at the end."""
+    workdir = shared_folder(tmp_path_factory, "tiny", _build_tiny)
+    yield workdir
+    built = json.loads((workdir / "fingerprint.json").read_text())
+    assert _fingerprint(workdir / "results") == built, \
+        "a test changed the shared tiny run's results: copy it first (copy_experiment)"

@@ -228,6 +228,7 @@ def test_linear_schedule_is_hugging_faces():
     assert factors == [(10 - k) / 10 for k in range(10)]
 
 
+@pytest.mark.slow
 def test_glue_workflow_to_the_report(tmp_path, glue_root, pretrained):
     """Two GLUE tasks, CE against SVSL at a named BERT layer, AdamW with the linear schedule,
     the light metrics every epoch: the workflow runs to the PDF, and the logs hold test_mcc."""

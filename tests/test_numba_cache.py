@@ -35,6 +35,7 @@ def _features(info, checkpoint, cache, out) -> subprocess.Popen:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.slow
 def test_jobs_on_a_cold_shared_cache_fill_it_and_agree(checkpoint, tmp_path):
     info, path = checkpoint
     cache = tmp_path / "numba"

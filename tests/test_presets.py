@@ -77,6 +77,7 @@ FULL_RUNS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("paper", sorted(FULL_RUNS))
 def test_full_preset_plans_the_papers_runs_per_group(paper, tmp_path):
     """With the SLURM profile; the datasets' files are not here, so the plan lets torchvision
@@ -88,6 +89,7 @@ def test_full_preset_plans_the_papers_runs_per_group(paper, tmp_path):
     assert planned_runs_per_group(tmp_path, preset) == Counter(FULL_RUNS[paper])
 
 
+@pytest.mark.slow
 def test_glue_preset_plans_ce_and_svsl_per_task_without_fetching(tmp_path, monkeypatch):
     """benshaul2022's NLP part: CE and SVSL on each of the four GLUE tasks; planning it neither
     needs GLUE's files nor fetches bert-base-uncased (the checks read its config only where it
@@ -117,6 +119,7 @@ def smoke(tmp_path_factory) -> tuple[Path, str]:
     return workdir, proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("paper", PAPERS)
 def test_smoke_preset_builds_the_papers_section_with_its_claims(smoke, paper):
     workdir, timings = smoke

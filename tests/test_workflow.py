@@ -18,6 +18,8 @@ import yaml
 from conftest import (
     ROOT,
     VENV_BIN,
+    copy_experiment,
+    planned_jobs,
     snakemake,
     snakemake_command,
     straight_train_log,
@@ -28,17 +30,7 @@ from conftest import (
 from nclayers.report import overfull_boxes
 from nclayers.vocabulary import TIDY_COLUMNS
 
-pytestmark = pytest.mark.workflow
-
 TEXT_WIDTH_PT = 16 / 2.54 * 72  # A4 with 2.5 cm margins: the report's \linewidth
-
-
-def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
-    """Job counts from the 'Job stats' table of a dry run."""
-    text = proc.stdout + proc.stderr
-    stats = text.split("Job stats:")[1]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)
-            if m[1] != "total"}
 
 
 def test_tiny_run_reaches_pdf(tiny_run):
@@ -76,26 +68,32 @@ def test_tiny_run_reaches_pdf(tiny_run):
         assert (results / "logs" / log).stat().st_size > 0
 
 
-def test_up_to_date_run_plans_nothing(tiny_run):
-    proc = snakemake(tiny_run, "-n", "--configfile", "config.yaml")
+@pytest.fixture
+def tiny_copy(tiny_run, tmp_path) -> Path:
+    """A copy of the finished tiny run, for a test that changes or rebuilds its results."""
+    return copy_experiment(tiny_run, tmp_path)
+
+
+def test_up_to_date_run_plans_nothing(tiny_copy):
+    proc = snakemake(tiny_copy, "-n", "--configfile", "config.yaml")
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
-def test_one_figure_regenerates_alone(tiny_run):
-    figure = tiny_run / "results" / "tiny" / "figures" / "nc1_by_layer.pdf"
+def test_one_figure_regenerates_alone(tiny_copy):
+    figure = tiny_copy / "results" / "tiny" / "figures" / "nc1_by_layer.pdf"
     figure.unlink()
     target = "results/tiny/figures/nc1_by_layer.pdf"
     # Targets go before --configfile, which takes several values.
-    proc = snakemake(tiny_run, target, "-n", "--configfile", "config.yaml")
+    proc = snakemake(tiny_copy, target, "-n", "--configfile", "config.yaml")
     assert planned_jobs(proc) == {"figure": 1}
-    snakemake(tiny_run, target, "--cores", "1", "--configfile", "config.yaml")
+    snakemake(tiny_copy, target, "--cores", "1", "--configfile", "config.yaml")
     assert figure.read_bytes()[:5] == b"%PDF-"
 
 
-def test_one_feature_figure_regenerates_alone(tiny_run):
+def test_one_feature_figure_regenerates_alone(tiny_copy):
     target = "results/tiny/figures/features/digits-mlp6-s0/epoch3/pca_l1.pdf"
-    (tiny_run / target).unlink()
-    proc = snakemake(tiny_run, target, "-n", "--configfile", "config.yaml")
+    (tiny_copy / target).unlink()
+    proc = snakemake(tiny_copy, target, "-n", "--configfile", "config.yaml")
     assert planned_jobs(proc) == {"feature_figure": 1}
 
 
@@ -109,47 +107,13 @@ def test_same_config_same_numbers(tiny_run, tmp_path):
     pd.testing.assert_frame_equal(first, second, check_exact=True)
 
 
-@pytest.mark.parametrize(
-    ("change", "expected"),
-    [
-        (lambda c: c.update(unknown_key=1), "unknown_key"),
-        (lambda c: c["train"].update(epochs="many"), "many"),
-        (lambda c: c["train"].update(lr_typo=0.1), "lr_typo"),
-        (lambda c: c.update(datasets={"imagenet21k": {}}), "imagenet21k"),
-        (lambda c: c["architectures"]["mlp6"].update(name="transformer"), "transformer"),
-        (lambda c: c["architectures"]["mlp6"].update(dropout=0.5), "dropout"),
-        (lambda c: c["train"].update(checkpoints=[0, 99]), "train.checkpoints"),
-        (lambda c: c["features"].update(epochs=[7]), "features.epochs"),
-    ],
-    ids=["unknown-key", "wrong-type", "nested-unknown-key", "unknown-dataset",
-         "unknown-arch", "unknown-arch-option", "checkpoint-beyond-epochs",
-         "feature-epoch-beyond-epochs"],
-)
-def test_bad_config_stops_before_any_job(tmp_path, change, expected):
-    config = tiny_config()
-    change(config)
-    proc = snakemake(tmp_path, "-n", "--configfile", str(write_config(tmp_path, config)),
-                     check=False)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    assert expected in output
-    assert "Job stats" not in output
-    assert not (tmp_path / "results").exists()
-
-
-def test_unknown_names_list_allowed_ones(tmp_path):
-    config = tiny_config(datasets={"cifar1000": {}})
-    proc = snakemake(tmp_path, "-n", "--configfile", str(write_config(tmp_path, config)),
-                     check=False)
-    assert "allowed: digits" in proc.stdout + proc.stderr
-
-
 def test_lint_is_clean():
     proc = snakemake(ROOT, "--lint")
     assert "Congratulations" in proc.stdout + proc.stderr
     assert "Lints for" not in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_sweep_with_a_diverged_setting_still_reaches_the_report(tmp_path):
     """A learning-rate sweep where one setting diverges: the DAG goes on, the best setting is
     selected, and the report's run table says which run diverged."""
@@ -176,16 +140,7 @@ def test_sweep_with_a_diverged_setting_still_reaches_the_report(tmp_path):
     assert {p.name for p in (results / "features").iterdir()} == {"digits-mlp6-lr0.01-s0"}
 
 
-def test_missing_dataset_files_stop_the_dry_run(tmp_path):
-    config = tiny_config(datasets={"mnist": {}}, data={"root": str(tmp_path / "nowhere"),
-                                                       "download": False})
-    proc = snakemake(tmp_path, "-n", "--configfile", str(write_config(tmp_path, config)),
-                     check=False)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and "Job stats" not in output
-    assert "datasets.mnist" in output and str(tmp_path / "nowhere") in output
-
-
+@pytest.mark.slow
 def test_killed_workflow_resumes_training(tmp_path):
     """Kill snakemake and its training job mid-run; a rerun with --rerun-incomplete continues
     from the saved state instead of starting over, and ends where an uninterrupted run ends."""
@@ -219,6 +174,7 @@ def test_killed_workflow_resumes_training(tmp_path):
                                   check_exact=True)
 
 
+@pytest.mark.slow
 def test_every_run_diverging_still_gives_a_report(tmp_path):
     config = tiny_config()
     config["architectures"]["mlp6"]["batchnorm"] = False
@@ -231,22 +187,28 @@ def test_every_run_diverging_still_gives_a_report(tmp_path):
     assert (results / "report.pdf").read_bytes()[:5] == b"%PDF-"
 
 
-@pytest.mark.parametrize("profile", ["local", "slurm"])
-def test_profiles_plan_the_whole_dag(profile, tmp_path):
-    """The profiles parse and plan every job (no SLURM needed; tests/cluster/ runs it for real)."""
-    config = write_config(tmp_path, tiny_config())
-    proc = snakemake(tmp_path, "-n", "--profile", str(ROOT / "workflow" / "profiles" / profile),
+def plan_with_profile(tmp_path: Path, profile: str, **overrides) -> subprocess.CompletedProcess:
+    config = write_config(tmp_path, tiny_config(**overrides))
+    return snakemake(tmp_path, "-n", "--profile", str(ROOT / "workflow" / "profiles" / profile),
                      "--configfile", str(config))
+
+
+def assert_whole_dag(proc: subprocess.CompletedProcess) -> None:
     jobs = planned_jobs(proc)
     # One measure job measures all checkpoints of the run.
     assert jobs["train"] == 1 and jobs["report"] == 1 and jobs["measure"] == 1
 
 
+def test_local_profile_plans_the_whole_dag(tmp_path):
+    assert_whole_dag(plan_with_profile(tmp_path, "local"))
+
+
 @pytest.mark.parametrize("gpus", [0, 1])
-def test_cluster_gpus_go_to_train_and_measure_only(gpus, tmp_path):
-    config = write_config(tmp_path, tiny_config(cluster={"gpus": gpus}))
-    proc = snakemake(tmp_path, "-n", "--profile", str(ROOT / "workflow" / "profiles" / "slurm"),
-                     "--configfile", str(config))
+def test_slurm_profile_plans_the_whole_dag_with_gpus_for_train_and_measure(gpus, tmp_path):
+    """The profiles parse and plan every job (no SLURM needed; tests/cluster/ runs it for
+    real); `cluster.gpus` goes to the train and measure jobs only."""
+    proc = plan_with_profile(tmp_path, "slurm", cluster={"gpus": gpus})
+    assert_whole_dag(proc)
     rules = re.findall(r"^(?:local)?rule (\w+):\n(?:.*\n)*?    resources: (.*)$", proc.stdout,
                        re.M)
     gpu = {rule: re.search(r"\bgpu=(\d+)", res) for rule, res in rules}
@@ -284,13 +246,12 @@ def test_a_configfile_is_the_whole_experiment(tmp_path):
     assert planned_jobs(default)["train"] == 2
 
 
-def test_html_report_holds_every_figure(tiny_run):
+def test_html_report_holds_every_figure(tiny_copy):
     """`snakemake --report report.html`: Snakemake's self-contained report of the run, with
     every figure, the tidy tables and the PDF, each with its caption."""
-    snakemake(tiny_run, "--cores", "2")  # what other tests deleted comes back first
-    snakemake(tiny_run, "--report", "report.html")
-    html = (tiny_run / "report.html").read_text(errors="replace")
-    figures = list((tiny_run / "results" / "tiny" / "figures").rglob("*.pdf"))
+    snakemake(tiny_copy, "--report", "report.html")
+    html = (tiny_copy / "report.html").read_text(errors="replace")
+    figures = list((tiny_copy / "results" / "tiny" / "figures").rglob("*.pdf"))
     assert len(figures) == 6 + 8
     for figure in figures:
         assert figure.name in html, figure
@@ -318,6 +279,7 @@ def test_report_fits_the_page(tiny_run):
         assert width <= 1.5 * TEXT_WIDTH_PT, (figure.name, width / 72)
 
 
+@pytest.mark.slow
 def test_two_groups_with_axes_and_epoch_metrics_reach_the_pdf(tmp_path):
     """.test/groups.yaml: a group pairing digits with an MLP whose depth is compared and lr
     selected, measured every epoch; a group crossing blobs with the MLP keeping its whole lr

@@ -21,7 +21,7 @@ import pytest
 import torch
 from conftest import ROOT, snakemake_command, straight_train_log, tiny_config, write_config
 
-pytestmark = [pytest.mark.cluster, pytest.mark.workflow]
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 SCRIPT = Path(__file__).with_name("slurm.sh")
 PROFILE = ROOT / "workflow" / "profiles" / "slurm"

@@ -1,37 +1,64 @@
-"""Faults a user can make in a config, tried for real through `snakemake -n` and runs: each is
-refused before any job with a message naming the key and the fix, and nothing finished is lost
-(checksums of every result before and after); config edits that change nothing rerun nothing."""
+"""Faults a user can make in a config: each is refused before any job with a message naming the
+key and the fix, and nothing finished is lost (checksums of every result before and after);
+config edits that change nothing rerun nothing.
+
+The config checks run in-process through :func:`nclayers.preflight.prepare`, the function the
+Snakefile calls on its config; a few real `snakemake -n` runs prove that wiring (the message
+reaches the user in one line, before any job, and nothing is written)."""
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, snakemake, tiny_config, write_config
+from conftest import (
+    ROOT,
+    copy_experiment,
+    planned_jobs,
+    snakemake,
+    tiny_config,
+    write_config,
+)
 from test_data import write_idx
-from test_workflow import planned_jobs
 
-from nclayers.preflight import coerce_numbers
-
-pytestmark = pytest.mark.workflow
+from nclayers.experiment import ConfigError
+from nclayers.preflight import coerce_numbers, prepare
 
 
-def refused(tmp_path: Path, config: dict | str, *needles: str) -> str:
-    """Run `snakemake -n` on ``config``: it must stop before planning any job, write nothing,
-    and say each of ``needles``; returns its output."""
+def refused(config: dict | str, *needles: str) -> str:
+    """``prepare`` (the Snakefile's check of its config, before any job is planned) refuses
+    ``config``, saying each of ``needles``; returns the message as `snakemake -n` prints it."""
+    with pytest.raises(ConfigError) as caught:
+        prepare(yaml.safe_load(config) if isinstance(config, str) else config)
+    out = f"invalid config: {caught.value}"
+    for needle in needles:
+        assert needle in out, out
+    return out
+
+
+def dry_run_refuses(tmp_path: Path, config: dict | str, *needles: str) -> str:
+    """The real `snakemake -n` on ``config`` stops before planning any job, writes no result
+    and says each of ``needles``; returns its output."""
     path = tmp_path / "config.yaml"
     path.write_text(config if isinstance(config, str) else yaml.safe_dump(config))
     proc = snakemake(tmp_path, "-n", "--configfile", str(path), check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
     assert "Job stats" not in out and not (tmp_path / "results").exists(), out
+    assert "Traceback" not in out, out
     for needle in needles:
         assert needle in out, out
     return out
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    """The working directory of the checks, as snakemake's is its --directory: the data
+    files' cache (.snakemake/nclayers/) goes there."""
+    monkeypatch.chdir(tmp_path)
 
 
 def edit(change):
@@ -41,6 +68,21 @@ def edit(change):
 
 
 CASES = {
+    "unknown-key": (lambda c: c.update(unknown_key=1), ["config key 'unknown_key'"]),
+    "wrong-type": (lambda c: c["train"].update(epochs="many"),
+                   ["config key 'train.epochs'", "'many'"]),
+    "nested-unknown-key": (lambda c: c["train"].update(lr_typo=0.1),
+                           ["config key 'train.lr_typo'", "unknown key"]),
+    "unknown-dataset": (lambda c: c.update(datasets={"imagenet21k": {}}),
+                        ["imagenet21k", "allowed: digits"]),
+    "unknown-arch": (lambda c: c["architectures"]["mlp6"].update(name="transformer"),
+                     ["architectures.mlp6", "transformer"]),
+    "unknown-arch-option": (lambda c: c["architectures"]["mlp6"].update(dropout=0.5),
+                            ["architectures.mlp6.dropout", "no option 'dropout'"]),
+    "checkpoint-beyond-epochs": (lambda c: c["train"].update(checkpoints=[0, 99]),
+                                 ["train.checkpoints", "[99]"]),
+    "feature-epoch-beyond-epochs": (lambda c: c["features"].update(epochs=[7]),
+                                    ["features.epochs", "[7]"]),
     "device-cuda-without-gpu": (lambda c: c.update(device="cuda"),
                                 ["config key 'device'", "no CUDA device", "device: auto"]),
     "feature-sample-over-class-size": (lambda c: c["features"].update(per_class=100000),
@@ -80,15 +122,28 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_config_fault_is_refused_at_dry_run(tmp_path, case):
+def test_config_fault_is_refused_before_any_job(case):
     change, needles = CASES[case]
-    refused(tmp_path, edit(change), *needles)
+    refused(edit(change), *needles)
 
 
-def test_unknown_top_level_key_is_one_line(tmp_path):
-    out = refused(tmp_path, edit(lambda c: c.update(epochs=3)), "config key 'epochs'",
-                  "unknown key", "allowed here: architectures")
+def test_missing_dataset_files_name_the_key_and_the_paths(tmp_path):
+    config = tiny_config(datasets={"mnist": {}}, data={"root": str(tmp_path / "nowhere"),
+                                                       "download": False})
+    refused(config, "datasets.mnist", str(tmp_path / "nowhere"))
+
+
+def test_unknown_top_level_key_is_one_line_from_snakemake(tmp_path):
+    """The wiring: the Snakefile's check stops `snakemake -n` with prepare's message."""
+    out = dry_run_refuses(tmp_path, edit(lambda c: c.update(epochs=3)), "config key 'epochs'",
+                          "unknown key", "allowed here: architectures")
     assert len(out.strip().splitlines()) < 8, out  # not the schema
+
+
+def test_a_preflight_fault_stops_snakemake_before_any_job(tmp_path):
+    """A check beyond the schema (the dataset's class sizes), through the real dry run."""
+    dry_run_refuses(tmp_path, edit(CASES["per-class-over-dataset"][0]),
+                    *CASES["per-class-over-dataset"][1])
 
 
 def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
@@ -108,7 +163,7 @@ def test_corrupt_idx_files_stop_the_dry_run(tmp_path):
     label.write_bytes(label.read_bytes()[:-5])  # truncated
     config = tiny_config(datasets={"mnist": {}}, data={"root": str(tmp_path / "data"),
                                                        "download": False})
-    refused(tmp_path, config, "train-labels-idx1-ubyte", "truncated")
+    refused(config, "train-labels-idx1-ubyte", "truncated")
 
 
 def test_scientific_notation_is_the_number_it_spells():
@@ -120,12 +175,10 @@ def test_scientific_notation_is_the_number_it_spells():
     assert fixed["experiment"] == "1e3"
 
 
-def test_lr_written_1e_3_plans_runs_with_lr_0_001(tmp_path):
-    path = tmp_path / "config.yaml"
-    write_config(tmp_path, tiny_config())
-    path.write_text(path.read_text().replace("lr: 0.01", "lr: 1e-3"))
-    proc = snakemake(tmp_path, "-n", "-p", "--configfile", str(path))
-    assert '"lr": 0.001' in proc.stdout + proc.stderr
+def test_lr_written_1e_3_gives_runs_with_lr_0_001():
+    text = yaml.safe_dump(tiny_config()).replace("lr: 0.01", "lr: 1e-3")
+    runs = prepare(yaml.safe_load(text)).runs
+    assert [spec["train"]["lr"] for spec in runs.values()] == [0.001]
 
 
 # --- on a finished experiment: nothing lost ---------------------------------------------------
@@ -138,13 +191,8 @@ def checksums(workdir: Path) -> dict[str, str]:
 
 @pytest.fixture
 def finished(tiny_run, tmp_path) -> Path:
-    """A copy of the finished tiny experiment (times kept), brought up to date first."""
-    snakemake(tiny_run, "--cores", "2")  # what other tests deleted comes back
-    shutil.copytree(tiny_run / "results", tmp_path / "results", symlinks=True)
-    shutil.copytree(tiny_run / ".snakemake", tmp_path / ".snakemake", symlinks=True,
-                    ignore=shutil.ignore_patterns("locks", "log", "incomplete"))
-    shutil.copy(tiny_run / "config.yaml", tmp_path / "config.yaml")
-    return tmp_path
+    """A copy of the finished tiny experiment (times kept)."""
+    return copy_experiment(tiny_run, tmp_path)
 
 
 @pytest.mark.parametrize("case", ["device-cuda-without-gpu", "feature-sample-over-class-size",

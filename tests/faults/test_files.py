@@ -3,27 +3,20 @@ naming the file (and line) and the fix, and the files it did not need stay as th
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import snakemake
-
-pytestmark = pytest.mark.workflow
+from conftest import copy_experiment, snakemake
 
 RUN = Path("results/tiny/runs/digits-mlp6-s0")
 
 
 @pytest.fixture
 def finished(tiny_run, tmp_path) -> Path:
-    snakemake(tiny_run, "--cores", "2")  # what other tests deleted comes back
-    for name in ("results", ".snakemake"):
-        shutil.copytree(tiny_run / name, tmp_path / name, symlinks=True,
-                        ignore=shutil.ignore_patterns("locks", "incomplete"))
-    shutil.copy(tiny_run / "config.yaml", tmp_path / "config.yaml")
-    return tmp_path
+    return copy_experiment(tiny_run, tmp_path)
 
 
+@pytest.mark.slow
 def test_a_truncated_checkpoint_names_itself_and_the_fix(finished):
     checkpoint = finished / RUN / "checkpoints" / "epoch3.pt"
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])

@@ -161,7 +161,7 @@ def test_second_trainer_process_is_refused_and_the_first_ends_intact(tmp_path):
     assert runs.lock_holder(shared) is None and not lock_held(shared)
 
 
-@pytest.mark.workflow
+@pytest.mark.slow
 def test_orphan_of_a_killed_snakemake_keeps_its_run(tmp_path):
     """kill -9 of Snakemake alone leaves its train job running; the README's recovery then
     starts a second trainer, which must stop at once naming the orphan, leave `.resume/` to it,

@@ -10,6 +10,7 @@ its dataset's input shape with one sample pushed through it. Every error is a
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass
@@ -18,7 +19,18 @@ from pathlib import Path
 import numpy as np
 
 from nclayers import data
-from nclayers.experiment import ConfigError, check_names, design, groups, train_key
+from nclayers.experiment import (
+    ConfigError,
+    check_names,
+    design,
+    expand_runs,
+    groups,
+    run_design,
+    train_key,
+)
+
+# The config's JSON schema; its defaults fill in the keys a config leaves out.
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
 # YAML 1.1 (PyYAML) reads 1e-3 as a string; the number it means is taken instead.
 _SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
@@ -35,6 +47,39 @@ def coerce_numbers(value, key: str = ""):
     if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
         return float(value)
     return value
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A config as the workflow uses it: validated, the schema's defaults filled in, with its
+    runs (run id → spec) and its design (:func:`nclayers.experiment.run_design`)."""
+
+    config: dict
+    runs: dict[str, dict]
+    design: dict
+
+
+def prepare(config: dict, *, local: bool = True, schema: str | Path = SCHEMA) -> Experiment:
+    """Every check a config goes through before any job runs, in the order the Snakefile runs
+    them (it calls this): numbers spelled as strings, the schema (one line), its defaults, then
+    :func:`check_config`, the runs and the design. ``config`` is left as it is; a fault is a
+    :class:`ConfigError` naming the key, the value and the fix. ``local``: jobs run on this
+    machine (not submitted to a cluster)."""
+    import yaml
+    from snakemake.utils import validate
+
+    config = coerce_numbers(copy.deepcopy(config))
+    problem = schema_error(config, yaml.safe_load(Path(schema).read_text()))
+    if problem:
+        raise ConfigError(problem)
+    # The schema's defaults, but not in the groups: a key a group leaves out takes the
+    # top-level value (nclayers.experiment.groups), not the schema's default.
+    group_entries = config.pop("groups", None)
+    validate(config, str(Path(schema).resolve()))
+    if group_entries is not None:
+        config["groups"] = group_entries
+    check_config(config, local=local)
+    return Experiment(config, expand_runs(config), run_design(config))
 
 
 def check_yaml(path: str | Path) -> None:

@@ -5,18 +5,10 @@ import os
 import re
 import sys
 
-import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-from nclayers.experiment import (
-    ConfigError,
-    expand_runs,
-    feature_epochs,
-    resume_every,
-    run_design,
-)
-from nclayers.preflight import check_config, coerce_numbers, schema_error
+from nclayers.experiment import ConfigError, feature_epochs, resume_every
+from nclayers.preflight import prepare
 from nclayers.sweeps import analysed_runs, figure_run
 from nclayers.vocabulary import (
     FEATURE_FIGURES,
@@ -29,24 +21,18 @@ from nclayers.vocabulary import (
 
 # Everything that can fail before a job runs fails here, at `snakemake -n`: a job that fails
 # would first have its old outputs deleted by Snakemake.
-SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
-config.update(coerce_numbers(config))
 try:
-    problem = schema_error(config, yaml.safe_load(open(SCHEMA)))
-    if problem:
-        raise ConfigError(problem)
-    # Fills in the schema's defaults, but not in the groups: a key a group leaves out takes
-    # the top-level value (nclayers.experiment.groups), not the schema's default.
-    groups = config.pop("groups", None)
-    validate(config, SCHEMA)
-    if groups is not None:
-        config["groups"] = groups
-    check_config(config, local=workflow.local_exec)
-    RUNS = expand_runs(config)
-    # Each run's group and axis values, and each group's selected axes: for the tables only.
-    DESIGN = run_design(config)
+    EXPERIMENT = prepare(
+        config,
+        local=workflow.local_exec,
+        schema=f"{workflow.basedir}/workflow/schemas/config.schema.yaml",
+    )
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}") from None
+config.update(EXPERIMENT.config)  # the schema's defaults filled in
+RUNS = EXPERIMENT.runs
+# Each run's group and axis values, and each group's selected axes: for the tables only.
+DESIGN = EXPERIMENT.design
 
 RESULTS = f"results/{config['experiment']}"
 # How often each run's train job saves its state (its group's train.resume_every).
