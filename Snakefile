@@ -35,3 +35,4 @@ rule all:
     default_target: True
     input:
         f"{RESULTS}/report.pdf",
+        f"{RESULTS}/tables/design.csv",

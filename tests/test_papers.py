@@ -4,6 +4,8 @@ paper's figures and tables."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import re
 import subprocess
 import sys
@@ -17,7 +19,7 @@ from nclayers.papers import CLAIM_COLUMNS, Tables, claims_frame, paper
 from nclayers.report import sections
 from nclayers.sweeps import analysed_runs
 from nclayers.tables import claims_tex, frame_tex, runs_tex, tex_escape
-from nclayers.vocabulary import PAPER_FIGURES, PAPER_TABLES
+from nclayers.vocabulary import FEATURE_PAPERS, PAPER_FIGURES, PAPER_TABLES
 
 PAPERS = sorted(PAPER_FIGURES)
 
@@ -28,6 +30,25 @@ def test_each_paper_module_draws_the_figures_and_tables_the_vocabulary_names(nam
     assert tuple(module.FIGURES) == PAPER_FIGURES[name]
     assert tuple(module.TABLES) == PAPER_TABLES[name]
     assert "claims" in module.TABLES
+
+
+def reads_features(module) -> bool:
+    """Whether a module's code reads an attribute ``features`` (``t.features``, or
+    ``getattr(t, "features")``): what a paper reads the feature analysis through."""
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if isinstance(node, ast.Attribute) and node.attr == "features":
+            return True
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "getattr" and \
+                any(isinstance(a, ast.Constant) and a.value == "features" for a in node.args):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("name", PAPERS)
+def test_a_paper_reads_the_feature_analysis_only_where_its_jobs_wait_for_it(name):
+    """The workflow gives a paper's jobs the feature analysis's tables only for the papers of
+    FEATURE_PAPERS: one that read them unlisted would silently see none."""
+    assert reads_features(paper(name)) == (name in FEATURE_PAPERS)
 
 
 @pytest.mark.parametrize("name", PAPERS)

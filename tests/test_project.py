@@ -1,7 +1,9 @@
-"""The project as a whole: one place of dependencies, and nothing that points outside it."""
+"""The project as a whole: one place of dependencies, nothing that points outside it, and no
+import cycle in the package."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import tomllib
@@ -44,3 +46,63 @@ def test_nothing_points_outside_the_repository():
                 if outside.search(line) and name != "tests/test_project.py":
                     offenders.append(f"{name}:{number}: {line.strip()}")
     assert offenders == []
+
+
+PACKAGE = ROOT / "workflow" / "nclayers"
+
+
+def module_name(path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_imports(path, modules: set[str]) -> set[str]:
+    """The package's modules that the file at ``path`` imports anywhere in it (at the top or
+    inside a function: a cycle hidden in a function is still one)."""
+    name = module_name(path)
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the file's package upwards
+                package = name.split(".")[:len(name.split(".")) - node.level
+                                            + (path.name == "__init__.py")]
+                base = ".".join([*package, *([node.module] if node.module else [])])
+            found |= {f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                      for alias in node.names}
+    return {m for m in found if m in modules and m != name}
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` (module → the modules it imports), or None."""
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = "open"
+        for other in sorted(graph[module]):
+            if state.get(other) == "open":
+                return [*path[path.index(other):], other]
+            if other not in state and (found := visit(other, [*path, other])):
+                return found
+        state[module] = "done"
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (found := visit(module, [module])):
+            return found
+    return None
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_the_package_has_no_import_cycle():
+    files = sorted(PACKAGE.rglob("*.py"))
+    modules = {module_name(path) for path in files}
+    graph = {module_name(path): package_imports(path, modules) for path in files}
+    assert "nclayers.data" in graph["nclayers.preflight"]  # the reader sees the imports
+    assert cycle(graph) is None, " → ".join(cycle(graph))

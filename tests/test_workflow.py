@@ -58,6 +58,8 @@ def test_tiny_run_reaches_pdf(tiny_run):
     assert metrics[metrics["metric"].isin(expected - {"nc3_pabs"})]["value"].notna().all()
     spectra = pd.read_csv(results / "tables" / "spectra.csv")
     assert set(spectra["layer_index"]) == {0, 1, 2, 3}
+    design = pd.read_csv(results / "tables" / "design.csv")
+    assert list(design["run"]) == ["digits-mlp6-s0"] and design["train.lr"].tolist() == [0.01]
     clusters = pd.read_csv(results / "features" / "digits-mlp6-s0" / "epoch3" / "clusters.csv")
     assert set(clusters["layer_index"]) == {0, 1, 2, 3}
     assert set(clusters["method"]) == {"cosine", "ward"}
@@ -95,6 +97,19 @@ def test_one_feature_figure_regenerates_alone(tiny_copy):
     (tiny_copy / target).unlink()
     proc = snakemake(tiny_copy, target, "-n", "--configfile", "config.yaml")
     assert planned_jobs(proc) == {"feature_figure": 1}
+
+
+def test_only_the_papers_that_read_the_feature_analysis_wait_for_it(tiny_copy):
+    """With a feature table missing, a figure of parker2023 (which reads none) plans its own job
+    alone; one of synthesis (which reads them) plans the feature analysis first."""
+    config = yaml.safe_load((tiny_copy / "config.yaml").read_text())
+    config["report"]["papers"] = ["parker2023", "synthesis"]
+    write_config(tiny_copy, config)
+    (tiny_copy / "results/tiny/features/digits-mlp6-s0/epoch3/clusters.csv").unlink()
+    parker = snakemake(tiny_copy, "results/tiny/figures/parker2023/nc1_relu.pdf", "-n")
+    assert planned_jobs(parker) == {"paper_figure": 1}
+    synthesis = snakemake(tiny_copy, "results/tiny/figures/synthesis/q4_retention.pdf", "-n")
+    assert planned_jobs(synthesis) == {"features": 1, "paper_figure": 1}
 
 
 def test_same_config_same_numbers(tiny_run, tmp_path):

@@ -154,6 +154,14 @@ def cmd_select(args: argparse.Namespace) -> None:
           f"{int(table['diverged'].sum())} diverged", flush=True)
 
 
+def cmd_design(args: argparse.Namespace) -> None:
+    from nclayers.design import design_table
+
+    table = design_table([read_info(p) for p in args.infos], args.design)
+    write_csv(args.out, table)
+    print(f"the design of {len(table)} runs, {len(table.columns)} columns", flush=True)
+
+
 def _save(fig, out: str) -> None:
     from nclayers.io import atomic_path
 
@@ -338,6 +346,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--design", type=_design, default=None, help=DESIGN_HELP)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_select, inputs=("infos",))
+
+    p = sub.add_parser("design", help="the resolved design: a row per run, every setting")
+    p.add_argument("--infos", nargs="+", required=True, help="the runs' run.json files")
+    p.add_argument("--design", type=_design, default=None, help=DESIGN_HELP)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_design, inputs=("infos",))
 
     p = sub.add_parser("figure", help="draw one figure from the tidy tables")
     p.add_argument("name", choices=FIGURES)

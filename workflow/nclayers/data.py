@@ -26,39 +26,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nclayers import datacache
-from nclayers.errors import UserError
 from nclayers.glue import TASKS, GlueTask
+from nclayers.splits import DatasetUnavailable, Splits
 
 # Where the torchvision datasets live when no root is given (relative to the working directory).
 DEFAULT_ROOT = "data"
 _FIX = "set data.download: true on a machine with internet, or copy the files there"
 _FIX_CORRUPT = ("delete and download them again (data.download: true, on a machine with "
                 "internet), or copy the original files there")
-
-
-class DatasetUnavailable(UserError, FileNotFoundError):
-    """A dataset's files are missing, truncated or corrupt; the message names them and the fix."""
-
-
-@dataclass(frozen=True)
-class Splits:
-    """A dataset's train and test splits, features as float32 (token ids as int64: the GLUE
-    tasks), labels as int64."""
-
-    name: str
-    x_train: Tensor
-    y_train: Tensor
-    x_test: Tensor
-    y_test: Tensor
-    num_classes: int
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
-
-    def to(self, device: torch.device | str) -> Splits:
-        return Splits(self.name, self.x_train.to(device), self.y_train.to(device),
-                      self.x_test.to(device), self.y_test.to(device), self.num_classes)
 
 
 # --- options every dataset takes ------------------------------------------------------------
@@ -347,6 +322,14 @@ def dataset_options(name: str) -> list[str]:
     params = inspect.signature(_reader(name)).parameters.values()
     own = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
     return own + [f.name for f in fields(Preparation)]
+
+
+def dataset_defaults(name: str) -> dict:
+    """The options of :func:`dataset_options` with the values dataset ``name`` uses where a
+    config leaves them out."""
+    params = inspect.signature(_reader(name)).parameters.values()
+    own = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    return {**own, **{f.name: f.default for f in fields(Preparation)}}
 
 
 def check_available(name: str, root: str | None, download: bool,

@@ -6,8 +6,6 @@ shape and types, :func:`check_names` what a schema cannot know, such as registry
 
 from __future__ import annotations
 
-import inspect
-
 from nclayers.data import (
     DATASETS,
     DatasetUnavailable,
@@ -16,7 +14,7 @@ from nclayers.data import (
     reads_files,
 )
 from nclayers.errors import UserError
-from nclayers.models import ARCHITECTURES
+from nclayers.models import ARCHITECTURES, arch_options
 from nclayers.vocabulary import DEFAULT_SELECT, IMPLICIT_GROUP
 
 
@@ -53,9 +51,8 @@ def check_names(config: dict) -> None:
         _check_entry("datasets", label, entry, DATASETS, dataset_options(entry["name"]))
     for label, entry in entries(config, "architectures").items():
         _known("architectures", label, entry["name"], ARCHITECTURES)
-        # Options are the builder's parameters after (input_shape, num_classes).
-        params = list(inspect.signature(ARCHITECTURES[entry["name"]]).parameters)[2:]
-        _check_entry("architectures", label, entry, ARCHITECTURES, params)
+        _check_entry("architectures", label, entry, ARCHITECTURES,
+                     list(arch_options(entry["name"])))
     check_groups(config)
     for name, group in groups(config).items():
         for epochs in _values(group["train"]["epochs"]):

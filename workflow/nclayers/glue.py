@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from nclayers.splits import DatasetUnavailable, Splits
+
 FOLDER = "glue"
 _HOST = "https://dl.fbaipublicfiles.com"
 
@@ -56,8 +58,6 @@ class GlueTask:
     def __call__(self, root: Path, download: bool, *, tokenizer: str = "bert-base-uncased",
                  max_length: int = 32) -> Any:
         """The task's train and dev splits as token ids (see the module docstring)."""
-        from nclayers.data import Splits
-
         if not isinstance(max_length, int) or max_length < 4:
             raise ValueError(f"dataset {self.name!r}: max_length must be an integer of at least "
                              f"4 tokens ([CLS], two [SEP] and one word), got {max_length!r}")
@@ -71,8 +71,6 @@ class GlueTask:
 
     def read(self, root: Path) -> tuple[tuple[list, np.ndarray], tuple[list, np.ndarray]]:
         """((texts, labels) of train, of dev): texts a list of sentences or of pairs."""
-        from nclayers.data import DatasetUnavailable
-
         self.check_present(root)
         try:
             rows = self._rows(root)
@@ -92,8 +90,6 @@ class GlueTask:
 
     def check_present(self, root: Path) -> None:
         """DatasetUnavailable naming the task's missing files and how to get them."""
-        from nclayers.data import DatasetUnavailable
-
         missing = [p for p in self.paths(root) if not p.is_file()]
         if missing:
             raise DatasetUnavailable(
@@ -175,8 +171,6 @@ def _mrpc(corpus: Path, dev_ids: Path) -> list[tuple[list, list[int]]]:
 
 
 def _tokenizer(dataset: str, name: str) -> Any:
-    from nclayers.data import DatasetUnavailable
-
     try:
         from transformers import AutoTokenizer
     except ImportError:

@@ -15,6 +15,7 @@ tap keeps is never overwritten by a later layer.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 
@@ -402,6 +403,13 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "resnet50": resnet50,
     "bert": bert,  # a pretrained Hugging Face BERT on token ids (nclayers.sequence)
 }
+
+
+def arch_options(name: str) -> dict:
+    """The options architecture ``name`` takes (its builder's parameters after the input shape
+    and the number of classes), with their defaults (None where it has none)."""
+    params = list(inspect.signature(ARCHITECTURES[name]).parameters.values())[2:]
+    return {p.name: None if p.default is inspect.Parameter.empty else p.default for p in params}
 
 
 def build(name: str, input_shape: tuple[int, ...], num_classes: int, **options) -> nn.Module:

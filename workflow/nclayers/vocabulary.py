@@ -138,6 +138,9 @@ PAPER_FIGURES = {
                     "fig3_mlp_noise", "fig4_convnet_noise", "fig5_resnet18"),
     "benshaul2022": ("fig1_accuracy", "fig2_ncc_mismatch"),
 }
+# The papers whose figures or claims read the feature analysis (Tables.features); the jobs of
+# the others do not wait for it (a test holds the modules to this list).
+FEATURE_PAPERS = ("lindegaard2023", "synthesis")
 PAPER_TABLES = {
     "rangamani2023": ("claims",),
     "parker2023": ("claims",),

@@ -51,3 +51,19 @@ checkpoint select_best:
     shell:
         "python -m nclayers select --infos {input.infos} --design {params.design:q}"
         " --out {output} > {log} 2>&1"
+
+
+rule design:
+    input:
+        infos=expand(f"{RESULTS}/runs/{{run}}/run.json", run=RUNS),
+    output:
+        report(f"{RESULTS}/tables/design.csv", caption="../report/design.rst", category="Tables"),
+    params:
+        design=json.dumps(DESIGN, sort_keys=True),
+    log:
+        f"{RESULTS}/logs/design.log",
+    conda:
+        "../../envs/nclayers.yaml"
+    shell:
+        "python -m nclayers design --infos {input.infos} --design {params.design:q}"
+        " --out {output} > {log} 2>&1"

@@ -12,6 +12,7 @@ from nclayers.preflight import prepare
 from nclayers.sweeps import analysed_runs, figure_run
 from nclayers.vocabulary import (
     FEATURE_FIGURES,
+    FEATURE_PAPERS,
     FEATURE_TABLES,
     FIGURES,
     PAPER_FIGURES,
@@ -74,6 +75,7 @@ os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), os.gete
 localrules:
     all,
     select_best,
+    design,
     aggregate,
     tables,
     figure,
@@ -113,11 +115,21 @@ def feature_files(name):
     return files
 
 
-# What a paper's figure or table job reads besides the aggregated tables: the feature
-# analysis's tables of the analysed runs (none with features.runs: none).
+def paper_feature_files(name):
+    """Input function: what a paper's figure or table job reads besides the aggregated tables,
+    the feature analysis's ``name``.csv of the analysed runs, for the papers that read it
+    (FEATURE_PAPERS; none with features.runs: none). The other papers' jobs do not wait for
+    the feature analysis."""
+    files = feature_files(name)
+
+    def inputs(wildcards):
+        return files(wildcards) if FEATURES_ON and wildcards.paper in FEATURE_PAPERS else []
+
+    return inputs
+
+
 PAPER_FEATURE_INPUTS = {
-    name: feature_files(name) if FEATURES_ON else []
-    for name in ("clusters", "retention", "pca_summary")
+    name: paper_feature_files(name) for name in ("clusters", "retention", "pca_summary")
 }
 
 
