@@ -109,9 +109,9 @@ def copy_experiment(source: Path, dest: Path) -> Path:
     """A copy of the finished experiment in ``source`` (its config, its results and
     Snakemake's records of them, modification times kept: nothing in it is out of date) in
     ``dest``, for a test that changes results; returns ``dest``."""
-    for name in ("results", ".snakemake"):
-        shutil.copytree(source / name, dest / name, symlinks=True, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("locks", "log", "incomplete"))
+    shutil.copytree(source / "results", dest / "results", symlinks=True)
+    shutil.copytree(source / ".snakemake", dest / ".snakemake", symlinks=True,
+                    ignore=shutil.ignore_patterns("locks", "log", "incomplete"))
     shutil.copy2(source / "config.yaml", dest / "config.yaml")
     return dest
 
@@ -120,6 +120,12 @@ def _fingerprint(folder: Path) -> dict[str, list[int]]:
     """Every file under ``folder`` with its size and modification time."""
     return {str(p.relative_to(folder)): [p.stat().st_size, p.stat().st_mtime_ns]
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _shared_state(workdir: Path) -> dict:
+    """What a test must not change in a shared experiment: its results and Snakemake's
+    records of them (which decide what a copy plans)."""
+    return {name: _fingerprint(workdir / name) for name in ("results", ".snakemake/metadata")}
 
 
 def shared_folder(tmp_path_factory, name: str, build) -> Path:
@@ -141,7 +147,7 @@ def shared_folder(tmp_path_factory, name: str, build) -> Path:
 def _build_tiny(workdir: Path) -> None:
     shutil.copy(ROOT / ".test" / "config.yaml", workdir / "config.yaml")
     snakemake(workdir, "--cores", "2")
-    (workdir / "fingerprint.json").write_text(json.dumps(_fingerprint(workdir / "results")))
+    (workdir / "fingerprint.json").write_text(json.dumps(_shared_state(workdir)))
 
 
 @pytest.fixture(scope="session")
@@ -153,5 +159,5 @@ def tiny_run(tmp_path_factory) -> Path:
     workdir = shared_folder(tmp_path_factory, "tiny", _build_tiny)
     yield workdir
     built = json.loads((workdir / "fingerprint.json").read_text())
-    assert _fingerprint(workdir / "results") == built, \
+    assert _shared_state(workdir) == built, \
         "a test changed the shared tiny run's results: copy it first (copy_experiment)"

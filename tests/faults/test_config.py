@@ -241,8 +241,13 @@ def test_a_changed_lr_reruns_its_run(finished):
     assert "params have changed" in (proc.stdout + proc.stderr).lower()
 
 
-def test_resume_every_reaches_the_train_job(tmp_path):
+def test_train_settings_reach_the_train_job(tmp_path):
+    """Through Snakemake's own reading of the file: `lr: 1e-3` (a string to YAML 1.1) is the
+    number in the job's spec, and resume_every its own argument."""
     config = tiny_config()
     config["train"]["resume_every"] = 5
-    proc = snakemake(tmp_path, "-n", "-p", "--configfile", str(write_config(tmp_path, config)))
+    path = write_config(tmp_path, config)
+    path.write_text(path.read_text().replace("lr: 0.01", "lr: 1e-3"))
+    proc = snakemake(tmp_path, "-n", "-p", "--configfile", str(path))
     assert "--resume-every 5" in proc.stdout + proc.stderr
+    assert '"lr": 0.001' in proc.stdout + proc.stderr

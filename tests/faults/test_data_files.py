@@ -2,7 +2,7 @@
 version of a file, then read from the cache under .snakemake/) and their labels' class counts
 against the sample sizes asked for. Tiny files in the real formats (tests/test_data.py), read by
 the real code; only torchvision's expected md5s are those of the tiny files, patched in this
-process by ``build``."""
+process by ``build`` and in snakemake's through a sitecustomize module."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torchvision.datasets as tvd
 from conftest import tiny_config
-from test_config import refused
+from test_config import dry_run_refuses, refused
 from test_data import build
 
 from nclayers import data, datacache
@@ -209,3 +210,42 @@ def test_a_corrupted_cifar10_batch_is_refused(tmp_path, monkeypatch):
     out = refused(config_for("cifar10", root), "config key 'datasets.d'",
                   f"{batch}: md5 mismatch", "data.download: true")
     assert "data_batch_1" not in out
+
+
+# --- through the real snakemake -n: the wiring of the data checks and of their cache ----------
+
+SITECUSTOMIZE = """
+import json
+from pathlib import Path
+
+import torchvision.datasets as tvd
+
+for cls, attrs in json.loads((Path(__file__).parent / "md5s.json").read_text()).items():
+    for attr, value in attrs.items():
+        setattr(getattr(tvd, cls), attr, value)
+"""
+
+
+def patch_snakemake(tmp_path: Path, monkeypatch) -> None:
+    """Hand the tiny files' md5s, which ``build`` patched into torchvision's classes in this
+    process, to the processes the tests start, through a sitecustomize module on PYTHONPATH."""
+    site = tmp_path / "site"
+    site.mkdir()
+    md5s = {"CIFAR10": {a: getattr(tvd.CIFAR10, a) for a in ("train_list", "test_list",
+                                                                "meta")}}
+    (site / "md5s.json").write_text(json.dumps(md5s))
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.getenv("PYTHONPATH", "")]))
+
+
+def test_a_corrupted_cifar10_batch_stops_the_dry_run(tmp_path, monkeypatch):
+    """In a snakemake process of its own: one line, no traceback, no job, and the files' md5s
+    cached under its --directory for the next dry run."""
+    root = tiny("cifar10", tmp_path, monkeypatch)
+    patch_snakemake(tmp_path, monkeypatch)
+    batch = root / "cifar-10-batches-py" / "data_batch_2"
+    flip(batch)
+    out = dry_run_refuses(tmp_path, config_for("cifar10", root), "config key 'datasets.d'",
+                          f"{batch}: md5 mismatch", "data.download: true")
+    assert "data_batch_1" not in out
+    assert len(json.loads((tmp_path / CACHE).read_text())["files"]) == 7

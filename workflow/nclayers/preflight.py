@@ -64,7 +64,8 @@ def prepare(config: dict, *, local: bool = True, schema: str | Path = SCHEMA) ->
     them (it calls this): numbers spelled as strings, the schema (one line), its defaults, then
     :func:`check_config`, the runs and the design. ``config`` is left as it is; a fault is a
     :class:`ConfigError` naming the key, the value and the fix. ``local``: jobs run on this
-    machine (not submitted to a cluster)."""
+    machine (not submitted to a cluster). The defaults are filled in also where this workflow
+    is used as a Snakemake module with ``skip_validation``: the runs need them."""
     import yaml
     from snakemake.utils import validate
 
