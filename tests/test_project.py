@@ -106,3 +106,16 @@ def test_the_package_has_no_import_cycle():
     graph = {module_name(path): package_imports(path, modules) for path in files}
     assert "nclayers.data" in graph["nclayers.preflight"]  # the reader sees the imports
     assert cycle(graph) is None, " → ".join(cycle(graph))
+
+
+def test_the_schema_defaults_of_the_thresholds_are_the_librarys():
+    """The thresholds' defaults are written twice, in the schema (for a config) and in
+    nclayers.vocabulary (for every library function and step): they must agree."""
+    from nclayers import vocabulary
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    measure = schema["properties"]["measure"]["properties"]
+    report = schema["properties"]["report"]["properties"]
+    assert report["collapse_eps"]["default"] == vocabulary.COLLAPSE_EPS
+    assert measure["ncc_threshold"]["default"] == vocabulary.NCC_THRESHOLD
+    assert measure["interpolation_threshold"]["default"] == vocabulary.INTERPOLATION_THRESHOLD

@@ -12,7 +12,14 @@ import pandas as pd
 from nclayers.derived import derived_metrics
 from nclayers.io import read_csv
 from nclayers.sweeps import with_design
-from nclayers.vocabulary import SPECTRA_COLUMNS, TIDY_COLUMNS, TIDY_ORDER
+from nclayers.vocabulary import (
+    COLLAPSE_EPS,
+    INTERPOLATION_THRESHOLD,
+    NCC_THRESHOLD,
+    SPECTRA_COLUMNS,
+    TIDY_COLUMNS,
+    TIDY_ORDER,
+)
 
 Paths = Sequence[str | os.PathLike]
 
@@ -24,8 +31,9 @@ def _concat(paths: Paths, numeric: tuple[str, ...], columns: list[str] | None = 
     return table if columns is None else table[columns]
 
 
-def aggregate(metrics: Paths, train_logs: Paths, spectra: Paths, collapse_eps: float = 0.2,
-              ncc_threshold: float = 0.99, interpolation_threshold: float = 0.995, *,
+def aggregate(metrics: Paths, train_logs: Paths, spectra: Paths,
+              collapse_eps: float = COLLAPSE_EPS, ncc_threshold: float = NCC_THRESHOLD,
+              interpolation_threshold: float = INTERPOLATION_THRESHOLD, *,
               epoch_metrics: Paths = (), design: dict | None = None
               ) -> dict[str, pd.DataFrame]:
     """``{"metrics", "training", "spectra", "epoch_metrics"}`` from the measure jobs' metric and

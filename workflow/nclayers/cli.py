@@ -18,7 +18,15 @@ from pathlib import Path
 
 from nclayers.errors import UserError
 from nclayers.io import read_csv, write_csv
-from nclayers.vocabulary import FEATURE_FIGURES, FIGURES, PAPER_FIGURES, PAPER_TABLES
+from nclayers.vocabulary import (
+    COLLAPSE_EPS,
+    FEATURE_FIGURES,
+    FIGURES,
+    INTERPOLATION_THRESHOLD,
+    NCC_THRESHOLD,
+    PAPER_FIGURES,
+    PAPER_TABLES,
+)
 
 # Heavy libraries (torch, matplotlib, umap) are imported inside the steps that use
 # them, so that a short step starts fast.
@@ -334,9 +342,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch-metrics", nargs="+", default=[],
                    help="the runs' epoch_metrics.csv (metrics measured inside training)")
     p.add_argument("--design", type=_design, default=None, help=DESIGN_HELP)
-    p.add_argument("--collapse-eps", type=float, default=0.2)
-    p.add_argument("--ncc-threshold", type=float, default=0.99)
-    p.add_argument("--interpolation-threshold", type=float, default=0.995)
+    p.add_argument("--collapse-eps", type=float, default=COLLAPSE_EPS)
+    p.add_argument("--ncc-threshold", type=float, default=NCC_THRESHOLD)
+    p.add_argument("--interpolation-threshold", type=float, default=INTERPOLATION_THRESHOLD)
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_aggregate,
                    inputs=("metrics", "train_logs", "spectra", "epoch_metrics"))
@@ -359,7 +367,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--training", required=True)
     p.add_argument("--runs-table", required=True, help="tables/runs.csv written by select")
     p.add_argument("--spectra", required=True)
-    p.add_argument("--collapse-eps", type=float, default=0.2)
+    p.add_argument("--collapse-eps", type=float, default=COLLAPSE_EPS)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_figure, inputs=("metrics", "training", "runs_table", "spectra"))
 
@@ -368,7 +376,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--training", required=True)
     p.add_argument("--runs-table", required=True, help="tables/runs.csv written by select")
     p.add_argument("--infos", nargs="+", required=True, help="the runs' run.json files")
-    p.add_argument("--collapse-eps", type=float, default=0.2)
+    p.add_argument("--collapse-eps", type=float, default=COLLAPSE_EPS)
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_tables, inputs=("metrics", "training", "runs_table", "infos"))
 
@@ -411,9 +419,9 @@ def _parser() -> argparse.ArgumentParser:
         for name in ("clusters", "retention", "pca_summary"):
             p.add_argument(f"--{name.replace('_', '-')}", nargs="*", default=[],
                            help=f"the feature analysis's {name}.csv of each analysed run")
-        p.add_argument("--collapse-eps", type=float, default=0.2)
-        p.add_argument("--ncc-threshold", type=float, default=0.99)
-        p.add_argument("--interpolation-threshold", type=float, default=0.995)
+        p.add_argument("--collapse-eps", type=float, default=COLLAPSE_EPS)
+        p.add_argument("--ncc-threshold", type=float, default=NCC_THRESHOLD)
+        p.add_argument("--interpolation-threshold", type=float, default=INTERPOLATION_THRESHOLD)
         if kind == "figure":
             p.add_argument("--out", required=True)
         else:

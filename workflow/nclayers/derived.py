@@ -7,6 +7,8 @@ import math
 
 import pandas as pd
 
+from nclayers.vocabulary import COLLAPSE_EPS, INTERPOLATION_THRESHOLD, NCC_THRESHOLD
+
 
 def last_epoch(table: pd.DataFrame) -> pd.DataFrame:
     """The rows of each run of a tidy table at that run's last epoch (its final checkpoint)."""
@@ -37,9 +39,9 @@ def interpolation_epoch(train_acc: pd.Series, threshold: float) -> float:
     return float(reached.idxmax()) if reached.any() else math.nan
 
 
-def derived_metrics(metrics: pd.DataFrame, training: pd.DataFrame, collapse_eps: float = 0.2,
-                    ncc_threshold: float = 0.99,
-                    interpolation_threshold: float = 0.995) -> pd.DataFrame:
+def derived_metrics(metrics: pd.DataFrame, training: pd.DataFrame,
+                    collapse_eps: float = COLLAPSE_EPS, ncc_threshold: float = NCC_THRESHOLD,
+                    interpolation_threshold: float = INTERPOLATION_THRESHOLD) -> pd.DataFrame:
     """Tidy rows (same columns as ``metrics``, layer and layer_index empty) of collapse_layer
     and effective_depth per run × epoch (train split) and interpolation_epoch per run."""
     rows = []

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from nclayers import vocabulary
+from nclayers.vocabulary import COLLAPSE_EPS
 
 SPLITS = ("train", "test")
 # seaborn's "deep" palette, the colour cycle of the project's look
@@ -168,16 +169,16 @@ def _per_layer(metrics: pd.DataFrame, metric: str, title: str, hline: float | No
     return fig
 
 
-def nc1_by_layer(metrics, training, spectra=None, collapse_eps=0.2) -> Figure:
+def nc1_by_layer(metrics, training, spectra=None, collapse_eps=COLLAPSE_EPS) -> Figure:
     return _per_layer(metrics, "nc1", "NC1 by layer over training")
 
 
-def nc1_ratio_by_layer(metrics, training, spectra=None, collapse_eps=0.2) -> Figure:
+def nc1_ratio_by_layer(metrics, training, spectra=None, collapse_eps=COLLAPSE_EPS) -> Figure:
     return _per_layer(metrics, "nc1_ratio", "NC1 ratio by layer, with the collapse line",
                       hline=collapse_eps, ylim=(0, 1.02))
 
 
-def ncc_accuracy_by_layer(metrics, training, spectra=None, collapse_eps=0.2) -> Figure:
+def ncc_accuracy_by_layer(metrics, training, spectra=None, collapse_eps=COLLAPSE_EPS) -> Figure:
     return _per_layer(metrics, "ncc_accuracy", "Nearest-class-mean accuracy by layer",
                       ylim=(0, 1.02))
 
@@ -191,7 +192,7 @@ def _long_curves(rows: pd.DataFrame) -> pd.DataFrame:
     return long
 
 
-def training_curves(metrics, training, spectra=None, collapse_eps=0.2) -> Figure:
+def training_curves(metrics, training, spectra=None, collapse_eps=COLLAPSE_EPS) -> Figure:
     models = vocabulary.by_model(training)
     fig = Figure(figsize=(8.4, 0.3 + 3.1 * len(models)), layout="constrained")
     axes = fig.subplots(len(models), 2, squeeze=False)
@@ -208,7 +209,7 @@ def training_curves(metrics, training, spectra=None, collapse_eps=0.2) -> Figure
     return fig
 
 
-def nc_metrics_final(metrics, training, spectra=None, collapse_eps=0.2) -> Figure:
+def nc_metrics_final(metrics, training, spectra=None, collapse_eps=COLLAPSE_EPS) -> Figure:
     """Every metric against depth at the last checkpoint, train and test: three panels a row,
     the layers named under the lowest panel of each column, one legend under them all."""
     last = metrics[(metrics["epoch"] == metrics["epoch"].max()) & metrics["layer_index"].notna()]
@@ -246,7 +247,7 @@ def nc_metrics_final(metrics, training, spectra=None, collapse_eps=0.2) -> Figur
     return fig
 
 
-def weight_spectra(metrics, training, spectra=None, collapse_eps=0.2) -> Figure:
+def weight_spectra(metrics, training, spectra=None, collapse_eps=COLLAPSE_EPS) -> Figure:
     """Normalised singular values σ_k/Σσ of each layer's consuming weight, last checkpoint;
     a row per model."""
     last = spectra[spectra["epoch"] == spectra["epoch"].max()]

@@ -10,7 +10,7 @@ import pandas as pd
 
 from nclayers.derived import last_epoch
 from nclayers.io import write_text
-from nclayers.vocabulary import METHOD_LABELS, METRIC_LABELS, by_model
+from nclayers.vocabulary import COLLAPSE_EPS, METHOD_LABELS, METRIC_LABELS, by_model
 
 LAST_LAYER_METRICS = ["nc1", "nc1_ratio", "cdnv", "stable_rank", "nc2_equinorm",
                       "nc2_equiangle", "nc2_maxangle", "nc2_angle_shift", "nc3_pabs",
@@ -236,7 +236,7 @@ def macros(metrics: pd.DataFrame, training: pd.DataFrame, runs: pd.DataFrame,
 
 
 def write_all(metrics: pd.DataFrame, training: pd.DataFrame, runs: pd.DataFrame,
-              infos: list[dict], out_dir: Path, collapse_eps: float = 0.2) -> list[Path]:
+              infos: list[dict], out_dir: Path, collapse_eps: float = COLLAPSE_EPS) -> list[Path]:
     """All tables of the report; ``metrics`` and ``training`` hold the selected runs only."""
     contents = {
         "setup.tex": setup_table(infos),

@@ -22,6 +22,12 @@ TIDY_ORDER = ["run", "epoch", "split", "layer_index", "metric"]  # the sort of m
 # over each split plus the class means; no sketch, no NC3), in epoch_metrics.csv.
 EPOCH_METRICS = ("nc1", "nc1_ratio", "cdnv", "ncc_accuracy", "nc4_mismatch")
 
+# The thresholds of the derived per-run quantities and the papers' claims, where a caller gives
+# none; the workflow passes the config's (the schema's defaults, which a test holds to these).
+COLLAPSE_EPS = 0.2  # report.collapse_eps: a layer has collapsed when its NC1 is below this
+NCC_THRESHOLD = 0.99  # measure.ncc_threshold: effective depth, first layer with NCC acc. >= this
+INTERPOLATION_THRESHOLD = 0.995  # measure.interpolation_threshold: on train accuracy
+
 # The feature analysis's tables (one CSV each per run and epoch, run columns and epoch first).
 FEATURE_COLUMNS = {
     "clusters": ["layer", "layer_index", "method", "points", "clusters", "small_clusters",

@@ -28,7 +28,7 @@ from types import ModuleType
 
 import pandas as pd
 
-from nclayers.vocabulary import PAPER_FIGURES
+from nclayers.vocabulary import COLLAPSE_EPS, INTERPOLATION_THRESHOLD, NCC_THRESHOLD, PAPER_FIGURES
 
 CLAIM_COLUMNS = ["claim", "where", "measured", "holds"]
 # The feature analysis's tables a paper's figures and claims may read (Tables.features).
@@ -46,9 +46,9 @@ class Tables:
     spectra: pd.DataFrame  # tables/spectra.csv
     epoch_metrics: pd.DataFrame  # tables/epoch_metrics.csv (empty without train.epoch_metrics)
     runs: pd.DataFrame  # tables/runs.csv: group, axes, selected, diverged, final accuracies
-    collapse_eps: float = 0.2
-    ncc_threshold: float = 0.99
-    interpolation_threshold: float = 0.995
+    collapse_eps: float = COLLAPSE_EPS
+    ncc_threshold: float = NCC_THRESHOLD
+    interpolation_threshold: float = INTERPOLATION_THRESHOLD
     # The feature analysis's tables of the analysed runs (FEATURE_PAPER_TABLES, each
     # concatenated over runs and epochs, with run and epoch columns); empty where
     # features.runs is none.
