@@ -319,14 +319,12 @@ def reads_files(name: str) -> bool:
 def dataset_options(name: str) -> list[str]:
     """The options a config entry may give for dataset ``name`` (besides ``name``): the
     reader's own keyword-only parameters, then the generic ones of :class:`Preparation`."""
-    params = inspect.signature(_reader(name)).parameters.values()
-    own = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
-    return own + [f.name for f in fields(Preparation)]
+    return list(dataset_defaults(name))
 
 
 def dataset_defaults(name: str) -> dict:
     """The options of :func:`dataset_options` with the values dataset ``name`` uses where a
-    config leaves them out."""
+    config leaves them out: the reader's keyword-only parameters, then :class:`Preparation`'s."""
     params = inspect.signature(_reader(name)).parameters.values()
     own = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
     return {**own, **{f.name: f.default for f in fields(Preparation)}}
