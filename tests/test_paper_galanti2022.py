@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from nclayers.papers import CLAIM_COLUMNS, Tables
 from nclayers.papers import galanti2022 as gl
-from nclayers.vocabulary import PAPER_FIGURES, PAPER_TABLES
+from nclayers.vocabulary import PAPER_FIGURES, PAPER_TABLES, Thresholds
 
 LAST = 10  # the last epoch of every synthetic run
 CURVE_EPOCHS = (0, 1, 3, LAST)
@@ -67,7 +67,7 @@ def make_tables(*runs: dict[str, list[dict]]) -> Tables:
         return table
     return Tables(metrics=frame("metrics"), training=frame("training"),
                   spectra=pd.DataFrame(), epoch_metrics=frame("epoch_metrics"),
-                  runs=frame("runs"), ncc_threshold=0.99, interpolation_threshold=0.99)
+                  runs=frame("runs"), thresholds=Thresholds(ncc=0.99, interpolation=0.99))
 
 
 def empty_tables() -> Tables:

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from nclayers.papers import CLAIM_COLUMNS, Tables
 from nclayers.papers import rangamani2023 as rg
-from nclayers.vocabulary import PAPER_FIGURES, PAPER_TABLES
+from nclayers.vocabulary import PAPER_FIGURES, PAPER_TABLES, Thresholds
 
 MAX_WIDTH, MAX_HEIGHT = 9.5, 11.0
 C = 4  # classes
@@ -321,7 +321,7 @@ def test_many_models_wrap_within_the_page():
 
 def test_the_collapse_layer_follows_the_reports_epsilon():
     t = experiment()
-    loose = Tables(**{**t.__dict__, "collapse_eps": 0.45})
-    assert rg._lstar(t.metrics, ["mlp-etf0-s0"], t.collapse_eps) == 3
-    assert rg._lstar(loose.metrics, ["mlp-etf0-s0"], loose.collapse_eps) == 2
-    assert math.isnan(rg._lstar(t.metrics, ["res-s0"], t.collapse_eps))
+    loose = Tables(**{**t.__dict__, "thresholds": Thresholds(collapse_eps=0.45)})
+    assert rg._lstar(t.metrics, ["mlp-etf0-s0"], t.thresholds.collapse_eps) == 3
+    assert rg._lstar(loose.metrics, ["mlp-etf0-s0"], loose.thresholds.collapse_eps) == 2
+    assert math.isnan(rg._lstar(t.metrics, ["res-s0"], t.thresholds.collapse_eps))

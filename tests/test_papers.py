@@ -19,7 +19,7 @@ from nclayers.papers import CLAIM_COLUMNS, Tables, claims_frame, paper
 from nclayers.report import sections
 from nclayers.sweeps import analysed_runs
 from nclayers.tables import claims_tex, frame_tex, runs_tex, tex_escape
-from nclayers.vocabulary import FEATURE_PAPERS, PAPER_FIGURES, PAPER_TABLES
+from nclayers.vocabulary import FEATURE_PAPERS, PAPER_FIGURES, PAPER_TABLES, Thresholds
 
 PAPERS = sorted(PAPER_FIGURES)
 
@@ -150,9 +150,10 @@ def test_the_paper_figure_step_refuses_a_figure_the_paper_does_not_have(tmp_path
 
 def test_tables_read_holds_the_aggregated_tables_and_the_selected_rows(tmp_path):
     runs = pd.DataFrame({"run": ["a", "b"], "selected": [True, False]})
-    for name in ("metrics", "training", "spectra", "epoch_metrics"):
+    for name in ("metrics", "training", "spectra", "epoch_metrics", "design"):
         pd.DataFrame({"run": ["a", "b"], "value": [1.0, 2.0]}).to_csv(
             tmp_path / f"{name}.csv", index=False)
     runs.to_csv(tmp_path / "runs.csv", index=False)
-    tables = Tables.read(tmp_path, collapse_eps=0.1)
-    assert tables.collapse_eps == 0.1 and list(tables.selected(tables.metrics)["run"]) == ["a"]
+    tables = Tables.read(tmp_path, thresholds=Thresholds(collapse_eps=0.1))
+    assert tables.thresholds.collapse_eps == 0.1
+    assert list(tables.selected(tables.metrics)["run"]) == ["a"]

@@ -26,6 +26,7 @@ from test_data import write_idx
 
 from nclayers.experiment import ConfigError
 from nclayers.preflight import coerce_numbers, prepare
+from nclayers.vocabulary import PAPER_AXES, PAPER_GROUPS
 
 
 def refused(config: dict | str, *needles: str) -> str:
@@ -251,3 +252,54 @@ def test_train_settings_reach_the_train_job(tmp_path):
     proc = snakemake(tmp_path, "-n", "-p", "--configfile", str(path))
     assert "--resume-every 5" in proc.stdout + proc.stderr
     assert '"lr": 0.001' in proc.stdout + proc.stderr
+
+
+# --- each paper's contract: the groups and axes its figures and tables read ------------------
+
+def smoke_preset(paper: str) -> dict:
+    return yaml.safe_load((ROOT / "workflow/presets" / paper / "smoke.yaml").read_text())
+
+
+def renamed(config: dict, group: str, new: str) -> dict:
+    config["groups"] = {new if name == group else name: entry
+                        for name, entry in config["groups"].items()}
+    return config
+
+
+def test_a_preset_that_renames_a_group_its_paper_reads_is_refused_at_dry_run(tmp_path):
+    config = renamed(smoke_preset("galanti2022"), "mlp_depth", "mlp_depths")
+    out = dry_run_refuses(tmp_path, config, "group 'mlp_depth'")
+    line = next(x for x in out.splitlines() if "group 'mlp_depth'" in x)
+    assert "galanti2022" in line and "fig1_mlp_depth" in line and "claims" in line, line
+    assert "report.left_out" in line, line
+
+
+@pytest.mark.parametrize(("paper", "group"), [(paper, group) for paper, needs in
+                                               PAPER_GROUPS.items() for group in needs])
+def test_every_group_a_paper_reads_is_checked(paper, group):
+    config = smoke_preset(paper)
+    config["report"]["left_out"] = [g for g in config["report"].get("left_out", [])
+                                    if g != group]
+    config["groups"] = {name: entry for name, entry in config["groups"].items()
+                        if not (name == group or name.startswith(group + "_"))}
+    refused(config, f"holds {paper}", f"group {group!r}", PAPER_GROUPS[paper][group][0])
+
+
+def fixed(entry, axis: str):
+    """``entry`` with every list of values of ``axis`` cut to its first value."""
+    if isinstance(entry, dict):
+        return {k: v[0] if k == axis and isinstance(v, list) else fixed(v, axis)
+                for k, v in entry.items()}
+    return entry
+
+
+@pytest.mark.parametrize(("paper", "axis"), [(paper, axis) for paper, needs in
+                                              PAPER_AXES.items() for axis in needs])
+def test_every_axis_a_paper_compares_is_checked(paper, axis):
+    refused(fixed(smoke_preset(paper), axis), f"holds {paper}", f"axis {axis!r}",
+            PAPER_AXES[paper][axis][0])
+
+
+def test_the_smoke_presets_meet_their_papers_contracts():
+    for paper in PAPER_GROUPS.keys() | PAPER_AXES.keys():
+        prepare(smoke_preset(paper), local=False)

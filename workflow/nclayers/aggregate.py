@@ -13,12 +13,11 @@ from nclayers.derived import derived_metrics
 from nclayers.io import read_csv
 from nclayers.sweeps import with_design
 from nclayers.vocabulary import (
-    COLLAPSE_EPS,
-    INTERPOLATION_THRESHOLD,
-    NCC_THRESHOLD,
+    DEFAULT_THRESHOLDS,
     SPECTRA_COLUMNS,
     TIDY_COLUMNS,
     TIDY_ORDER,
+    Thresholds,
 )
 
 Paths = Sequence[str | os.PathLike]
@@ -32,8 +31,7 @@ def _concat(paths: Paths, numeric: tuple[str, ...], columns: list[str] | None = 
 
 
 def aggregate(metrics: Paths, train_logs: Paths, spectra: Paths,
-              collapse_eps: float = COLLAPSE_EPS, ncc_threshold: float = NCC_THRESHOLD,
-              interpolation_threshold: float = INTERPOLATION_THRESHOLD, *,
+              thresholds: Thresholds = DEFAULT_THRESHOLDS, *,
               epoch_metrics: Paths = (), design: dict | None = None
               ) -> dict[str, pd.DataFrame]:
     """``{"metrics", "training", "spectra", "epoch_metrics"}`` from the measure jobs' metric and
@@ -46,8 +44,7 @@ def aggregate(metrics: Paths, train_logs: Paths, spectra: Paths,
     weights = _concat(spectra, ("epoch", "layer_index", "k", "sigma", "share"),
                       SPECTRA_COLUMNS)
     per_epoch = _concat(epoch_metrics, ("epoch", "layer_index", "value", "seed"), TIDY_COLUMNS)
-    derived = derived_metrics(measured, training, collapse_eps, ncc_threshold,
-                              interpolation_threshold)
+    derived = derived_metrics(measured, training, thresholds)
     table = pd.concat([measured, derived], ignore_index=True)
     table = table.sort_values(TIDY_ORDER, na_position="first", kind="stable")
     table["layer_index"] = table["layer_index"].astype("Int64")  # empty for per-run rows

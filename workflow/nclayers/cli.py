@@ -26,6 +26,7 @@ from nclayers.vocabulary import (
     NCC_THRESHOLD,
     PAPER_FIGURES,
     PAPER_TABLES,
+    Thresholds,
 )
 
 # Heavy libraries (torch, matplotlib, umap) are imported inside the steps that use
@@ -79,6 +80,17 @@ def _spec(text: str) -> str:
 
 DESIGN_HELP = ("each run's group and axis values and each group's selected axes, as JSON "
                "(nclayers.experiment.run_design)")
+
+
+def _threshold_options(p: argparse.ArgumentParser) -> None:
+    """The options of :class:`Thresholds` (``Thresholds.args`` writes them)."""
+    p.add_argument("--collapse-eps", type=float, default=COLLAPSE_EPS)
+    p.add_argument("--ncc-threshold", type=float, default=NCC_THRESHOLD)
+    p.add_argument("--interpolation-threshold", type=float, default=INTERPOLATION_THRESHOLD)
+
+
+def _thresholds(args: argparse.Namespace) -> Thresholds:
+    return Thresholds(args.collapse_eps, args.ncc_threshold, args.interpolation_threshold)
 
 
 def _design(text: str) -> dict:
@@ -143,8 +155,7 @@ def cmd_measure(args: argparse.Namespace) -> None:
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from nclayers.aggregate import aggregate
 
-    tables = aggregate(args.metrics, args.train_logs, args.spectra, args.collapse_eps,
-                       args.ncc_threshold, args.interpolation_threshold,
+    tables = aggregate(args.metrics, args.train_logs, args.spectra, _thresholds(args),
                        epoch_metrics=args.epoch_metrics, design=args.design)
     for name, table in tables.items():
         write_csv(Path(args.out_dir) / f"{name}.csv", table)
@@ -264,9 +275,7 @@ def _paper_tables(args: argparse.Namespace):
         raise StepError(f"argument name: {args.paper} has no {args.step[6:]} {args.name!r}; "
                         f"its {args.step[6:]}s: {', '.join(known)}")
     features = {name: getattr(args, name) for name in FEATURE_PAPER_TABLES}
-    return Tables.read(args.tables, features, collapse_eps=args.collapse_eps,
-                       ncc_threshold=args.ncc_threshold,
-                       interpolation_threshold=args.interpolation_threshold)
+    return Tables.read(args.tables, features, _thresholds(args))
 
 
 def cmd_paper_figure(args: argparse.Namespace) -> None:
@@ -342,9 +351,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch-metrics", nargs="+", default=[],
                    help="the runs' epoch_metrics.csv (metrics measured inside training)")
     p.add_argument("--design", type=_design, default=None, help=DESIGN_HELP)
-    p.add_argument("--collapse-eps", type=float, default=COLLAPSE_EPS)
-    p.add_argument("--ncc-threshold", type=float, default=NCC_THRESHOLD)
-    p.add_argument("--interpolation-threshold", type=float, default=INTERPOLATION_THRESHOLD)
+    _threshold_options(p)
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_aggregate,
                    inputs=("metrics", "train_logs", "spectra", "epoch_metrics"))
@@ -419,9 +426,7 @@ def _parser() -> argparse.ArgumentParser:
         for name in ("clusters", "retention", "pca_summary"):
             p.add_argument(f"--{name.replace('_', '-')}", nargs="*", default=[],
                            help=f"the feature analysis's {name}.csv of each analysed run")
-        p.add_argument("--collapse-eps", type=float, default=COLLAPSE_EPS)
-        p.add_argument("--ncc-threshold", type=float, default=NCC_THRESHOLD)
-        p.add_argument("--interpolation-threshold", type=float, default=INTERPOLATION_THRESHOLD)
+        _threshold_options(p)
         if kind == "figure":
             p.add_argument("--out", required=True)
         else:

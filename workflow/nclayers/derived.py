@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from nclayers.vocabulary import COLLAPSE_EPS, INTERPOLATION_THRESHOLD, NCC_THRESHOLD
+from nclayers.vocabulary import DEFAULT_THRESHOLDS, Thresholds
 
 
 def last_epoch(table: pd.DataFrame) -> pd.DataFrame:
@@ -40,8 +40,7 @@ def interpolation_epoch(train_acc: pd.Series, threshold: float) -> float:
 
 
 def derived_metrics(metrics: pd.DataFrame, training: pd.DataFrame,
-                    collapse_eps: float = COLLAPSE_EPS, ncc_threshold: float = NCC_THRESHOLD,
-                    interpolation_threshold: float = INTERPOLATION_THRESHOLD) -> pd.DataFrame:
+                    thresholds: Thresholds = DEFAULT_THRESHOLDS) -> pd.DataFrame:
     """Tidy rows (same columns as ``metrics``, layer and layer_index empty) of collapse_layer
     and effective_depth per run × epoch (train split) and interpolation_epoch per run."""
     rows = []
@@ -50,13 +49,13 @@ def derived_metrics(metrics: pd.DataFrame, training: pd.DataFrame,
     for key, part in train.groupby([*ids, "epoch"]):
         by_metric = {m: p.set_index("layer_index")["value"] for m, p in part.groupby("metric")}
         rows.append((*key, "train", "collapse_layer",
-                     collapse_layer(by_metric["nc1_ratio"], collapse_eps)))
+                     collapse_layer(by_metric["nc1_ratio"], thresholds.collapse_eps)))
         rows.append((*key, "train", "effective_depth",
-                     effective_depth(by_metric["ncc_accuracy"], ncc_threshold)))
+                     effective_depth(by_metric["ncc_accuracy"], thresholds.ncc)))
     for key, part in training.groupby(ids):
         rows.append((*key, int(part["epoch"].max()), "train", "interpolation_epoch",
                      interpolation_epoch(part.set_index("epoch")["train_acc"],
-                                         interpolation_threshold)))
+                                         thresholds.interpolation)))
     table = pd.DataFrame(rows, columns=[*ids, "epoch", "split", "metric", "value"])
     table["layer"], table["layer_index"] = pd.NA, pd.NA
     return table[list(metrics.columns)]

@@ -28,6 +28,7 @@ from nclayers.experiment import (
     run_design,
     train_key,
 )
+from nclayers.vocabulary import PAPER_AXES, PAPER_GROUPS
 
 # The config's JSON schema; its defaults fill in the keys a config leaves out.
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
@@ -262,6 +263,7 @@ def check_config(config: dict, local: bool = True) -> None:
     ``local``: jobs run on this machine (not submitted to a cluster). Each distinct dataset,
     model and recipe among the experiment's runs is checked once."""
     check_names(config)
+    check_papers(config, run_design(config))
     _check_feature_runs(config)
     check_device(config["device"], local)
     root = config.get("data", {}).get("root")
@@ -294,6 +296,32 @@ def check_config(config: dict, local: bool = True) -> None:
         _check_augment(spec["train"].get("augment", {}), shapes[ds_key], dataset["label"],
                        key("augment"))
         _check_epoch_metrics(spec["train"].get("epoch_metrics"), key("epoch_metrics"))
+
+
+def check_papers(config: dict, design: dict) -> None:
+    """Each paper of ``report.papers`` against what it reads (``vocabulary.PAPER_GROUPS``,
+    ``PAPER_AXES``): a group it needs that the config lacks, and does not name in
+    ``report.left_out``, or an axis no group varies, is refused in one line naming the group
+    or axis and the figures and tables that need it."""
+    report = config.get("report", {})
+    present = {run["group"] for run in design["runs"].values()}
+    left_out = set(report.get("left_out", []))
+    for paper in report.get("papers", []):
+        for group, needs in PAPER_GROUPS.get(paper, {}).items():
+            if group in left_out or any(g == group or g.startswith(group + "_")
+                                        for g in present):
+                continue
+            raise ConfigError(
+                f"config key 'groups': report.papers holds {paper}, whose "
+                f"{', '.join(needs)} read group {group!r}, which this config lacks; add it "
+                f"(workflow/presets/{paper}/full.yaml has it) or name it in report.left_out")
+        for axis, needs in PAPER_AXES.get(paper, {}).items():
+            if axis not in design["axes"]:
+                raise ConfigError(
+                    f"config key 'groups': report.papers holds {paper}, whose "
+                    f"{', '.join(needs)} compare runs along axis {axis!r}, which no group "
+                    f"varies; give it a list of values (as workflow/presets/{paper}/full.yaml "
+                    "does)")
 
 
 def _check_epoch_metrics(entry: dict | None, key: str) -> None:

@@ -9,6 +9,8 @@ against them by the tests.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # --- tidy tables ------------------------------------------------------------------------------
 
 IMPLICIT_GROUP = "main"  # the one group of a config without `groups:`
@@ -27,6 +29,31 @@ EPOCH_METRICS = ("nc1", "nc1_ratio", "cdnv", "ncc_accuracy", "nc4_mismatch")
 COLLAPSE_EPS = 0.2  # report.collapse_eps: a layer has collapsed when its NC1 is below this
 NCC_THRESHOLD = 0.99  # measure.ncc_threshold: effective depth, first layer with NCC acc. >= this
 INTERPOLATION_THRESHOLD = 0.995  # measure.interpolation_threshold: on train accuracy
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The three thresholds, as one value from the config to the derived rows and the papers'
+    claims: ``report.collapse_eps``, ``measure.ncc_threshold``,
+    ``measure.interpolation_threshold``."""
+
+    collapse_eps: float = COLLAPSE_EPS
+    ncc: float = NCC_THRESHOLD
+    interpolation: float = INTERPOLATION_THRESHOLD
+
+    @classmethod
+    def from_config(cls, config: dict) -> Thresholds:
+        return cls(float(config["report"]["collapse_eps"]),
+                   float(config["measure"]["ncc_threshold"]),
+                   float(config["measure"]["interpolation_threshold"]))
+
+    def args(self) -> str:
+        """The command-line options of the steps that read them."""
+        return (f"--collapse-eps {self.collapse_eps} --ncc-threshold {self.ncc}"
+                f" --interpolation-threshold {self.interpolation}")
+
+
+DEFAULT_THRESHOLDS = Thresholds()
 
 # The feature analysis's tables (one CSV each per run and epoch, run columns and epoch first).
 FEATURE_COLUMNS = {
@@ -147,6 +174,30 @@ PAPER_FIGURES = {
 # The papers whose figures or claims read the feature analysis (Tables.features); the jobs of
 # the others do not wait for it (a test holds the modules to this list).
 FEATURE_PAPERS = ("lindegaard2023", "synthesis")
+# What each paper's figures and tables read of the experiment's design, checked before any job
+# (nclayers.preflight.check_papers): a group it finds by name (that group or its family G_…),
+# and an axis, each with the outputs that need it. A paper module reads its groups from here.
+PAPER_GROUPS = {
+    "galanti2022": {
+        "mlp_depth": ("fig1_mlp_depth", "claims", "effective_depth"),
+        "convnet400_depth": ("fig2_convnet400_depth", "claims", "effective_depth"),
+        "convnet100_depth": ("fig6_convnet100_depth", "claims", "effective_depth"),
+        "mlp_noise": ("fig3_mlp_noise", "claims", "effective_depth"),
+        "convnet_noise": ("fig4_convnet_noise", "claims", "effective_depth"),
+        "resnet18": ("fig5_resnet18", "claims"),
+    },
+    "lindegaard2023": {
+        "sweep": ("fig4_1_nc_by_layer", "claims"),
+        "grid": ("fig4_2_1_collapse_vs_accuracy", "claims"),
+        "features": ("fig4_3_feature_shape", "claims"),
+    },
+}
+PAPER_AXES = {
+    "rangamani2023": {"etf_layers": ("fig7_etf", "claims")},
+    "parker2023": {"activation": ("every figure", "claims")},
+    "benshaul2022": {"loss": ("every figure", "table1_accuracy", "table2_svsl", "claims")},
+    "synthesis": {"etf_layers": ("q3_etf_collapse", "etf", "claims")},
+}
 PAPER_TABLES = {
     "rangamani2023": ("claims",),
     "parker2023": ("claims",),

@@ -20,9 +20,7 @@ rule aggregate:
     params:
         design=json.dumps(DESIGN, sort_keys=True),
         out_dir=subpath(output.metrics, parent=True),
-        collapse_eps=config["report"]["collapse_eps"],
-        ncc_threshold=config["measure"]["ncc_threshold"],
-        interpolation_threshold=config["measure"]["interpolation_threshold"],
+        thresholds=THRESHOLD_ARGS,
     log:
         f"{RESULTS}/logs/aggregate.log",
     conda:
@@ -31,8 +29,7 @@ rule aggregate:
         "python -m nclayers aggregate --metrics {input.metrics}"
         " --train-logs {input.train_logs} --spectra {input.spectra}"
         " --epoch-metrics {input.epoch_metrics} --design {params.design:q}"
-        " --collapse-eps {params.collapse_eps} --ncc-threshold {params.ncc_threshold}"
-        " --interpolation-threshold {params.interpolation_threshold}"
+        " {params.thresholds}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 

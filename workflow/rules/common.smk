@@ -17,6 +17,7 @@ from nclayers.vocabulary import (
     FIGURES,
     PAPER_FIGURES,
     PAPER_TABLES,
+    Thresholds,
 )
 
 
@@ -57,13 +58,9 @@ REPORT_SECTIONS = [
 # What a paper's figure or table job reads: the aggregated tables (nclayers.papers.Tables).
 PAPER_INPUTS = {
     name: f"{RESULTS}/tables/{name}.csv"
-    for name in ("metrics", "training", "spectra", "epoch_metrics", "runs")
+    for name in ("metrics", "training", "spectra", "epoch_metrics", "runs", "design")
 }
-THRESHOLD_ARGS = (
-    f"--collapse-eps {config['report']['collapse_eps']}"
-    f" --ncc-threshold {config['measure']['ncc_threshold']}"
-    f" --interpolation-threshold {config['measure']['interpolation_threshold']}"
-)
+THRESHOLD_ARGS = Thresholds.from_config(config).args()
 # The jobs' `python` is the interpreter of the environment that runs Snakemake, so that
 # `.venv/bin/snakemake` works from a shell without the venv on PATH (jobs inherit this PATH);
 # under --sdm conda the env's activation puts its own `python` first.

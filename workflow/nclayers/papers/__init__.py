@@ -28,7 +28,7 @@ from types import ModuleType
 
 import pandas as pd
 
-from nclayers.vocabulary import COLLAPSE_EPS, INTERPOLATION_THRESHOLD, NCC_THRESHOLD, PAPER_FIGURES
+from nclayers.vocabulary import DEFAULT_THRESHOLDS, PAPER_FIGURES, Thresholds
 
 CLAIM_COLUMNS = ["claim", "where", "measured", "holds"]
 # The feature analysis's tables a paper's figures and claims may read (Tables.features).
@@ -39,16 +39,16 @@ FEATURE_PAPER_TABLES = ("clusters", "retention", "pca_summary")
 class Tables:
     """Everything a paper's figures and claims read: the aggregated tables of *all* runs
     (use :meth:`selected` for the selected ones; non-selected runs matter for e.g.
-    rangamani2023's Fig. 8) and the report's thresholds."""
+    rangamani2023's Fig. 8), the experiment's design and the config's thresholds."""
 
     metrics: pd.DataFrame  # tables/metrics.csv
     training: pd.DataFrame  # tables/training.csv
     spectra: pd.DataFrame  # tables/spectra.csv
     epoch_metrics: pd.DataFrame  # tables/epoch_metrics.csv (empty without train.epoch_metrics)
     runs: pd.DataFrame  # tables/runs.csv: group, axes, selected, diverged, final accuracies
-    collapse_eps: float = COLLAPSE_EPS
-    ncc_threshold: float = NCC_THRESHOLD
-    interpolation_threshold: float = INTERPOLATION_THRESHOLD
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
+    # tables/design.csv: each run's resolved recipe and its selected and compared axes
+    design: pd.DataFrame = field(default_factory=pd.DataFrame)
     # The feature analysis's tables of the analysed runs (FEATURE_PAPER_TABLES, each
     # concatenated over runs and epochs, with run and epoch columns); empty where
     # features.runs is none.
@@ -60,19 +60,20 @@ class Tables:
 
     @classmethod
     def read(cls, folder: str | Path, features: dict[str, list[str | Path]] | None = None,
-             **thresholds: float) -> Tables:
-        """The tables an ``aggregate`` and a ``select`` step wrote to ``folder``, and the
-        feature analysis's CSVs ``features`` ({table: [one file per run and epoch]})."""
+             thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Tables:
+        """The tables the ``aggregate``, ``select`` and ``design`` steps wrote to ``folder``,
+        and the feature analysis's CSVs ``features`` ({table: [one file per run and
+        epoch]})."""
         from nclayers.io import read_csv
 
         folder = Path(folder)
         read = {name: [read_csv(path) for path in paths]
                 for name, paths in (features or {}).items() if paths}
         return cls(**{name: read_csv(folder / f"{name}.csv") for name in
-                      ("metrics", "training", "spectra", "epoch_metrics", "runs")},
+                      ("metrics", "training", "spectra", "epoch_metrics", "runs", "design")},
                    features={name: pd.concat(frames, ignore_index=True)
                              for name, frames in read.items()},
-                   **thresholds)
+                   thresholds=thresholds)
 
 
 def paper(name: str) -> ModuleType:

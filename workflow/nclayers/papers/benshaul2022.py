@@ -9,7 +9,7 @@ with its Stochastic Variability-Simplification Loss (SVSL, eq. 5: CE plus α tim
 each sample's features in layers γ…k to its class's batch mean). That is the project's
 ``nc4_mismatch`` in ``tables/epoch_metrics.csv`` exactly (class means from the train split, also
 on the test split). The terminal phase of training (TPT) starts at the interpolation threshold
-(IT), the first epoch whose train accuracy reaches ``Tables.interpolation_threshold`` (0.995,
+(IT), the first epoch whose train accuracy reaches ``Tables.thresholds.interpolation`` (0.995,
 §5.3's vision paragraph; 0.985, its NLP paragraph's, in the GLUE preset); the end of training
 (EOT) is the last epoch. A GLUE run of 10 epochs may never reach it: then it has no IT and no
 TPT, and its Table 1 cells "IT" and "In TPT" are "--", as for a vision run.
@@ -208,7 +208,7 @@ def models(tables: Tables) -> list[Model]:
             accuracy[loss] = _accuracy(part)
             mismatch[loss] = {s: _mismatch(tables.epoch_metrics, runs[loss], s) for s in SPLITS}
             it[loss] = interpolation_epoch(accuracy[loss]["train_acc"],
-                                           tables.interpolation_threshold)
+                                           tables.thresholds.interpolation)
         if runs:  # a group without the loss axis has no loss value, and no model here
             metric = "test_mcc" if dataset in MCC_DATASETS else "test_acc"
             found.append(Model(label, dataset, arch, runs, accuracy, mismatch, it, metric))
@@ -341,7 +341,7 @@ def fig1_accuracy(tables: Tables) -> Figure:
                   if _test_column(m) == "test_mcc"})
     fig.suptitle("Train and test accuracy" + (f" ({', '.join(mcc)}: test MCC)" if mcc else "")
                  + ", CE against SVSL\n(Ben-Shaul & Dekel Fig. 1; "
-                 f"TPT: train accuracy ≥ {tables.interpolation_threshold:g})",
+                 f"TPT: train accuracy ≥ {tables.thresholds.interpolation:g})",
                  fontsize="medium")
     return fig
 

@@ -30,8 +30,8 @@ paper's k-th hidden layer, the module ``layer{k}``: the MLP's k-th block, the Co
 3×3 block (its downsampling stem is not one of the d hidden layers of ConvNet-d-w, §4.1),
 ResNet-18's k-th stage.
 
-The claims (:func:`claims`) and how each is decided; a threshold is ``Tables.ncc_threshold``
-(NCC separable) or ``Tables.interpolation_threshold`` (the network fits its train data), both
+The claims (:func:`claims`) and how each is decided; a threshold is ``Tables.thresholds.ncc``
+(NCC separable) or ``Tables.thresholds.interpolation`` (the network fits its train data), both
 the paper's 99 % in the full preset:
 
 1. per depth group, the *minimal NCC depth* d* (Def. 2, estimated) is the smallest trained depth
@@ -229,7 +229,7 @@ def models(t: Tables, group: str, by: str) -> list[Model]:
         curves = _mean(curve_rows[curve_rows["run"].isin(names)],
                        ["epoch", "hidden", "split", "metric"])
         ncc = final[(final["metric"] == "ncc_accuracy") & (final["split"] == "train")]
-        effective = (first_separable(ncc.set_index("hidden")["value"], t.ncc_threshold)
+        effective = (first_separable(ncc.set_index("hidden")["value"], t.thresholds.ncc)
                      if not ncc.empty else math.nan)
         found.append(Model(key, str(dataset), str(arch), int(part["depth"].max()),
                            tuple(sorted(names)), curves, final, _accuracy(t, names),
@@ -336,7 +336,7 @@ def depth_figure(t: Tables, name: str) -> Figure:
             ax = panels[r][c]
             _layer_lines(ax, model, metric, split, range(1, model.depth + 1), cmap, norm)
             if metric == "ncc_accuracy":
-                ax.axhline(t.ncc_threshold, color="grey", linestyle=":", linewidth=0.8)
+                ax.axhline(t.thresholds.ncc, color="grey", linestyle=":", linewidth=0.8)
             _metric_axis(ax, metric)
             _log_epochs(ax)
             if c == 0:
@@ -349,7 +349,7 @@ def depth_figure(t: Tables, name: str) -> Figure:
     for i, model in enumerate(found):
         _network_line(acc, model, "train_acc", color=levels(0.85 * i / max(cols - 1, 1)),
                       label=_layers(model.depth))
-    acc.axhline(t.interpolation_threshold, color="grey", linestyle=":", linewidth=0.8)
+    acc.axhline(t.thresholds.interpolation, color="grey", linestyle=":", linewidth=0.8)
     acc.set_ylabel("train accuracy", fontsize="small")
     acc.set_xlabel("epoch", fontsize="small")
     _log_epochs(acc)
@@ -514,17 +514,17 @@ def depth_claims(t: Tables, experiment: Experiment) -> list[dict]:
     """Claims 1-3 for one depth group."""
     name = experiment.network
     texts = (f"{name}: in every network deeper than the minimal NCC depth d*, each layer above "
-             f"d* is collapsed (NCC train ≥ {t.ncc_threshold:g}; min NCC, max CDNV there)",
+             f"d* is collapsed (NCC train ≥ {t.thresholds.ncc:g}; min NCC, max CDNV there)",
              f"{name}: the effective depth of the deeper networks is about the minimal NCC "
              f"depth d* (within {ABOUT} layer; the paper: 4 for the MLP, 5 for the ConvNet)",
              f"{name}: a shallow network fits its train data (≥ "
-             f"{t.interpolation_threshold:g}) while its last layer is not NCC separable")
+             f"{t.thresholds.interpolation:g}) while its last layer is not NCC separable")
     where = f"§4.2, Fig. {experiment.figure}"
     found = models(t, experiment.group, "depth")
     if not found:
         return [_row(text, where, f"no measured run of group {experiment.group}", None)
                 for text in texts]
-    base = minimal_ncc_depth(found, t.ncc_threshold)
+    base = minimal_ncc_depth(found, t.thresholds.ncc)
     deeper = [m for m in found if base is not None and m.depth > base.depth]
     return [_row(texts[0], where, *_collapsed_above(t, base, deeper)),
             _row(texts[1], where, *_about_minimal(base, deeper)),
@@ -536,7 +536,7 @@ Verdict = tuple[str, bool | None]  # what was measured, and whether the claim ho
 
 def _base_text(base: Model | None, t: Tables) -> str:
     if base is None:
-        return f"no depth has its last layer NCC ≥ {t.ncc_threshold:g}"
+        return f"no depth has its last layer NCC ≥ {t.thresholds.ncc:g}"
     return f"d* = {base.depth} (last layer NCC {base.last_ncc:.3f})"
 
 
@@ -548,7 +548,7 @@ def _collapsed_above(t: Tables, base: Model | None, deeper: list[Model]) -> Verd
         above = list(range(base.depth + 1, m.depth + 1))
         ncc = m.by_layer("ncc_accuracy").reindex(above)
         cdnv = m.by_layer("cdnv").reindex(above)
-        told.append(bool((ncc >= t.ncc_threshold).all()))
+        told.append(bool((ncc >= t.thresholds.ncc).all()))
         parts.append(f"d={m.depth}: layers {above[0]}-{above[-1]} NCC ≥ {_fmt(ncc.min())}, "
                      f"CDNV ≤ {_fmt(cdnv.max(), 2)}")
     return _base_text(base, t) + "; " + "; ".join(parts), all(told)
@@ -566,10 +566,10 @@ def _about_minimal(base: Model | None, deeper: list[Model]) -> Verdict:
 
 
 def _fits_without_collapse(t: Tables, found: list[Model]) -> Verdict:
-    fitting = [m for m in found if m.train_acc >= t.interpolation_threshold]
+    fitting = [m for m in found if m.train_acc >= t.thresholds.interpolation]
     if not fitting:
         return "no network fits its train data", None
-    cases = [m for m in fitting if not m.last_ncc >= t.ncc_threshold]
+    cases = [m for m in fitting if not m.last_ncc >= t.thresholds.ncc]
     text = "; ".join(f"d={m.depth}: train {m.train_acc:.3f}, last layer NCC {m.last_ncc:.3f}"
                      for m in cases or fitting)
     return ("" if cases else "every fitting network is NCC separable: ") + text, bool(cases)
@@ -584,8 +584,8 @@ def noise_claims(t: Tables, experiment: Experiment) -> list[dict]:
     texts = (f"{name}: layer {k}'s train CDNV grows with the label noise (strictly)",
              f"{name}: layer {k}'s train CDNV is ≈ 0.28 clean, ≈ 0.6 at 25 %, > 1 at 50 and "
              f"75 % (≈: within a factor {ABOUT_FACTOR:g})",
-             f"{name}: with noise the network fits its labels (≥ {t.interpolation_threshold:g})"
-             f" but layer {k} is not NCC separable (< {t.ncc_threshold:g}); clean, both fit",
+             f"{name}: with noise the network fits its labels (≥ {t.thresholds.interpolation:g})"
+             f" but layer {k} is not NCC separable (< {t.thresholds.ncc:g}); clean, both fit",
              f"{name}: layer {k}'s NCC train accuracy falls as the noise grows (strictly)",
              f"{name}: the effective depth grows with the noise (never falls; deeper at the "
              f"most noise than clean)")
@@ -636,8 +636,8 @@ def _paper_values(cdnv: dict[float, float]) -> Verdict:
 def _noisy_fit(t: Tables, found: list[Model]) -> Verdict:
     told, parts = [], []
     for m in found:
-        fits = m.train_acc >= t.interpolation_threshold
-        separable = m.at("ncc_accuracy", NOISE_LAYER) >= t.ncc_threshold
+        fits = m.train_acc >= t.thresholds.interpolation
+        separable = m.at("ncc_accuracy", NOISE_LAYER) >= t.thresholds.ncc
         told.append(bool(fits and (separable if m.key == 0 else not separable)))
         parts.append(f"{_percent(m.key)}: network {m.train_acc:.3f}, layer {NOISE_LAYER} NCC "
                      f"{_fmt(m.at('ncc_accuracy', NOISE_LAYER))}")
@@ -659,7 +659,7 @@ def resnet_claims(t: Tables) -> list[dict]:
     """Claims 9-10, over the datasets of the ResNet-18 group."""
     experiment = RESNET["fig5_resnet18"]
     found = models(t, experiment.group, "dataset")
-    texts = (f"ResNet-18: the top-most stage collapses (NCC train ≥ {t.ncc_threshold:g}, train "
+    texts = (f"ResNet-18: the top-most stage collapses (NCC train ≥ {t.thresholds.ncc:g}, train "
              f"CDNV below the first stage's; CDNV first → last, last NCC)",
              f"ResNet-18: collapsed stages are redundant: their NCC test accuracy is within "
              f"{NCC_TOL:g} of the network's (largest gap)")
@@ -670,10 +670,10 @@ def resnet_claims(t: Tables) -> list[dict]:
     top, redundant, top_parts, gap_parts = [], [], [], []
     for m in found:
         cdnv, ncc = m.by_layer("cdnv"), m.by_layer("ncc_accuracy")
-        top.append(bool(ncc.iloc[-1] >= t.ncc_threshold and cdnv.iloc[-1] < cdnv.iloc[0]))
+        top.append(bool(ncc.iloc[-1] >= t.thresholds.ncc and cdnv.iloc[-1] < cdnv.iloc[0]))
         top_parts.append(f"{m.dataset}: CDNV {_fmt(cdnv.iloc[0], 2)} → {_fmt(cdnv.iloc[-1], 2)}"
                          f", NCC {ncc.iloc[-1]:.3f}")
-        collapsed = ncc[ncc >= t.ncc_threshold].index
+        collapsed = ncc[ncc >= t.thresholds.ncc].index
         if len(collapsed) == 0:
             gap_parts.append(f"{m.dataset}: no collapsed stage")
             continue

@@ -68,9 +68,11 @@ def _series(final: pd.DataFrame, run: str, metric: str, split: str = "train") ->
 
 def collapse_layers(tables: Tables, runs: pd.Series, epoch: dict | None = None) -> pd.Series:
     """Run → collapse layer at its last epoch (first layer from which every NC1 ratio is below
-    ``tables.collapse_eps``, train split); NaN where none collapses or nothing was measured."""
+    ``tables.thresholds.collapse_eps``, train split); NaN where none collapses or nothing was
+    measured."""
     final = _final(tables.metrics, runs, epoch)
-    return pd.Series({run: collapse_layer(_series(final, run, "nc1_ratio"), tables.collapse_eps)
+    eps = tables.thresholds.collapse_eps
+    return pd.Series({run: collapse_layer(_series(final, run, "nc1_ratio"), eps)
                       if not _series(final, run, "nc1_ratio").empty else math.nan
                       for run in runs}, dtype=float)
 
@@ -138,7 +140,7 @@ def fig4_1_nc_by_layer(tables: Tables) -> Figure:
                     acc = mean.loc[("ncc_accuracy", split)]
                     row[1].plot(acc.index, acc, style, color=colour,
                                 label=f"{dataset} {split}")
-        row[0].axhline(tables.collapse_eps, color="green", lw=1, label="collapse ε")
+        row[0].axhline(tables.thresholds.collapse_eps, color="green", lw=1, label="collapse ε")
         row[0].set_yscale("log")
         row[0].set_ylabel(f"{arch}\nNC1 ratio " + r"Tr $\Sigma_W$ / Tr $\Sigma_T$")
         row[1].set_ylabel("NCC accuracy")
@@ -275,7 +277,7 @@ def claim_nc1_collapse(tables: Tables) -> dict:
         ratio = _series(final, run["run"], "nc1_ratio")
         if ratio.empty:
             continue
-        layer = collapse_layer(ratio, tables.collapse_eps)
+        layer = collapse_layer(ratio, tables.thresholds.collapse_eps)
         falls = ratio.iloc[-1] < ratio.iloc[0] and _rho(ratio.index, ratio) < 0
         told.append(bool(falls and not math.isnan(layer)))
         texts.append(f"{_model(run)} s{run['seed']}: {ratio.iloc[0]:.3g} → {ratio.iloc[-1]:.3g}, "
@@ -286,7 +288,7 @@ def claim_nc1_collapse(tables: Tables) -> dict:
             "where": "Sec. 4.1.1, Figs. 4.1.1, 4.1.5, B.0.x",
             "measured": _text(texts, "no measured best run of a sweep group")
             + f"; criterion: deepest < input, Spearman rho(depth, NC1) < 0, and NC1 < "
-              f"{tables.collapse_eps:g} from some layer on",
+              f"{tables.thresholds.collapse_eps:g} from some layer on",
             "holds": _all(told)}
 
 
@@ -300,14 +302,14 @@ def claim_ncc(tables: Tables) -> dict:
         test = _series(final, run["run"], "ncc_accuracy", "test")
         if ratio.empty or train.empty:
             continue
-        layer = collapse_layer(ratio, tables.collapse_eps)
+        layer = collapse_layer(ratio, tables.thresholds.collapse_eps)
         if math.isnan(layer):
             texts.append(f"{_model(run)} s{run['seed']}: no collapse layer")
             continue
         after_train = train[train.index >= layer]
         net = float(run["final_test_acc"])
         gap = (test[test.index >= layer] - net).abs().max() if not test.empty else math.nan
-        ok = bool(after_train.min() >= tables.ncc_threshold and gap <= NCC_TOLERANCE)
+        ok = bool(after_train.min() >= tables.thresholds.ncc and gap <= NCC_TOLERANCE)
         told.append(ok)
         texts.append(f"{_model(run)} s{run['seed']} from layer {int(layer)}: NCC train ≥ "
                      f"{after_train.min():.3f}, max |NCC test − net test {net:.3f}| = {gap:.3f}")
@@ -315,7 +317,7 @@ def claim_ncc(tables: Tables) -> dict:
                      "the network's test accuracy",
             "where": "Sec. 4.1.1, Fig. 4.1.4, B.0.x",
             "measured": _text(texts, "no measured best run of a sweep group")
-            + f"; criterion: NCC train ≥ {tables.ncc_threshold:g} and |NCC test − network "
+            + f"; criterion: NCC train ≥ {tables.thresholds.ncc:g} and |NCC test − network "
               f"test| ≤ {NCC_TOLERANCE:g} at every layer from the collapse layer",
             "holds": _all(told)}
 

@@ -17,7 +17,7 @@ Here:
   layers, i.e. every tapped layer but the pooled features and the logits (:data:`NOT_HIDDEN`:
   VGG11's and ResNet18's ``avgpool`` and ResNet18's ``classifier`` are no convolution);
 - "after TPT" is the first checkpoint at or after the run's interpolation epoch, the first
-  epoch whose train accuracy reaches ``Tables.interpolation_threshold`` (every seed of the
+  epoch whose train accuracy reaches ``Tables.thresholds.interpolation`` (every seed of the
   model); a model that never gets there has no red curve and takes no part in the claims that
   read the post-TPT curve.
 
@@ -131,7 +131,7 @@ def tpt_epochs(tables: Tables) -> dict[str, float]:
     if training.empty or "train_acc" not in training.columns:
         return {}
     return {run: interpolation_epoch(part.set_index("epoch")["train_acc"],
-                                     tables.interpolation_threshold)
+                                     tables.thresholds.interpolation)
             for run, part in training.groupby("run")}
 
 

@@ -17,8 +17,8 @@ Which runs each figure reads:
 
 Diverged runs are left out of everything. Values are means over seeds (a band of ± one
 standard deviation where there are several). The collapse layer ℓ* is recomputed here from
-the NC1 ratios at ``Tables.collapse_eps`` (the derived ``collapse_layer`` rows use the same
-rule), so that the figures and the claims agree with the report's ε.
+the NC1 ratios at ``Tables.thresholds.collapse_eps`` (the derived ``collapse_layer`` rows use
+the same rule), so that the figures and the claims agree with the report's ε.
 
 Layer index 0 is the input; a tapped ``classifier`` (the logits) is left out. For a model
 whose last hidden layer has index L, the weights that read the layers ℓ* … L are the
@@ -197,7 +197,7 @@ def _no_collapse(t: Tables) -> pd.DataFrame:
     rows = last_epoch(_rows(t.metrics, list(runs["run"])))
     ratios = rows[rows["metric"] == "nc1_ratio"]
     lstar = pd.Series({run: collapse_layer(part.set_index("layer_index")["value"],
-                                           t.collapse_eps)
+                                           t.thresholds.collapse_eps)
                        for run, part in ratios.groupby("run")}, dtype=float)
     last = ratios.groupby("run")["layer_index"].max()
     flat = lstar.isna() | (lstar >= last)
@@ -320,10 +320,10 @@ def fig2_traces(t: Tables) -> Figure:
             ratio = pd.DataFrame({"mean": stats["mean"] / total})
             _line(norm, ratio, f"{names[metric]} / Tr Σ_T", color="k",
                   linestyle=styles[metric])
-        norm.axhline(t.collapse_eps, color="crimson", linewidth=1,
-                     label=f"ε = {t.collapse_eps:g}")
+        norm.axhline(t.thresholds.collapse_eps, color="crimson", linewidth=1,
+                     label=f"ε = {t.thresholds.collapse_eps:g}")
         norm.set_ylim(0, 1.02)
-        lstar = _lstar(t.metrics, runs, t.collapse_eps)
+        lstar = _lstar(t.metrics, runs, t.thresholds.collapse_eps)
         for ax in (raw, norm):
             _collapse_line(ax, lstar)
             _layer_ticks(ax, rows)
@@ -355,7 +355,7 @@ def fig3_nc2(t: Tables) -> Figure:
     for pair, (model, runs) in zip(axes, models, strict=True):
         rows = _rows(t.metrics, runs)
         colors = _epoch_colors(sorted(rows["epoch"].unique()))
-        lstar = _lstar(t.metrics, runs, t.collapse_eps)
+        lstar = _lstar(t.metrics, runs, t.thresholds.collapse_eps)
         for ax, (metric, what) in zip(pair, metrics.items(), strict=True):
             for epoch, part in rows.groupby("epoch"):
                 _line(ax, _by_layer(part, metric), f"epoch {epoch}", color=colors[epoch])
@@ -383,7 +383,7 @@ def fig4_pabs(t: Tables) -> Figure:
               color="grey", linestyle="--")
         last = last_epoch(rows)
         _line(ax, _by_layer(last, "nc3_pabs"), "last epoch", color="tab:blue")
-        _collapse_line(ax, _lstar(t.metrics, runs, t.collapse_eps))
+        _collapse_line(ax, _lstar(t.metrics, runs, t.thresholds.collapse_eps))
         ax.set_ylim(0, 1.02)
         ax.set_ylabel("mean cos of principal angles", fontsize="small")
         _layer_ticks(ax, rows)
@@ -410,7 +410,7 @@ def fig5_ncc(t: Tables) -> Figure:
                   f"NCC, {split}", color=color)
             ax.axhline(own[f"final_{split}_acc"].mean(), color=color, linestyle="--",
                        linewidth=1, label=f"network, {split}")
-        _collapse_line(ax, _lstar(t.metrics, ids, t.collapse_eps))
+        _collapse_line(ax, _lstar(t.metrics, ids, t.thresholds.collapse_eps))
         _layer_ticks(ax, rows)
         _title(ax, model, "accuracy")
     _figure_legend(fig, [pair[0] for pair in axes])
@@ -453,7 +453,7 @@ def fig6_ranks(t: Tables) -> Figure:
               color="tab:blue")
         rank_ax.axhline(classes, color="k", linestyle=":", linewidth=1)
         rank_ax.set_yscale("log")
-        _collapse_line(rank_ax, _lstar(t.metrics, runs, t.collapse_eps))
+        _collapse_line(rank_ax, _lstar(t.metrics, runs, t.thresholds.collapse_eps))
         _layer_ticks(rank_ax, rows)
         _title(rank_ax, model, "rank estimates")
     _figure_legend(fig, [ax for pair in axes for ax in pair])
@@ -508,7 +508,7 @@ def _fixable(t: Tables, free: Sequence[str]) -> float:
     """How many top linear layers read collapsed layers of the free model: L − ℓ* + 1."""
     if not free:
         return math.nan
-    lstar = _lstar(t.metrics, free, t.collapse_eps)
+    lstar = _lstar(t.metrics, free, t.thresholds.collapse_eps)
     return _last_index(t.metrics, free) - lstar + 1
 
 
@@ -530,8 +530,8 @@ def fig8_no_collapse(t: Tables) -> Figure:
         train = rows[rows["split"] == "train"]
         _line(ratio_ax, _by_layer(train, "nc1_ratio"), "Tr Σ_W / Tr Σ_T", color="k",
               linestyle=":")
-        ratio_ax.axhline(t.collapse_eps, color="crimson", linewidth=1,
-                         label=f"ε = {t.collapse_eps:g}")
+        ratio_ax.axhline(t.thresholds.collapse_eps, color="crimson", linewidth=1,
+                         label=f"ε = {t.thresholds.collapse_eps:g}")
         ratio_ax.set_ylim(0, 1.02)
         for split, color in (("train", "tab:blue"), ("test", "tab:orange")):
             _line(ncc_ax, _by_layer(rows[rows["split"] == split], "ncc_accuracy"),
@@ -587,7 +587,7 @@ def _texts(eps: float) -> dict[str, tuple[str, str]]:
 
 def _model_claims(t: Tables, model: str, runs: Sequence[str], own: pd.DataFrame) -> list[dict]:
     """The claims of §4–5.2 for one free model, at its last epoch, train split."""
-    texts = _texts(t.collapse_eps)
+    texts = _texts(t.thresholds.collapse_eps)
 
     def claim(key: str, measured: str, holds: bool | None) -> dict:
         return _claim(texts[key][0], model, texts[key][1], measured, holds)
@@ -596,9 +596,9 @@ def _model_claims(t: Tables, model: str, runs: Sequence[str], own: pd.DataFrame)
     ratios = _by_layer(rows, "nc1_ratio")["mean"]
     if ratios.empty:
         return [claim(key, "no measurements of this model", None) for key in texts]
-    lstar = collapse_layer(ratios, t.collapse_eps)
+    lstar = collapse_layer(ratios, t.thresholds.collapse_eps)
     collapsed = not math.isnan(lstar)
-    out = [claim("nc1", *_nc1(rows, ratios, lstar, t.collapse_eps))]
+    out = [claim("nc1", *_nc1(rows, ratios, lstar, t.thresholds.collapse_eps))]
     # NCC accuracy of the collapsed layers against the network's own.
     ncc = _by_layer(rows, "ncc_accuracy")["mean"]
     network = float(own["final_train_acc"].mean())
@@ -714,7 +714,8 @@ def _etf_claims(t: Tables) -> list[dict]:
             continue
         fixed = acc.drop(index=0)
         inside, outside = fixed[fixed.index <= kstar], fixed[fixed.index > kstar]
-        head = (f"free model {base:.3f}, ℓ* = {int(_lstar(t.metrics, free, t.collapse_eps))}: "
+        lstar = _lstar(t.metrics, free, t.thresholds.collapse_eps)
+        head = (f"free model {base:.3f}, ℓ* = {int(lstar)}: "
                 f"the top k* = {int(kstar)} linear layers read collapsed layers; ")
         for claim, part, test in ((keep_claim, inside, lambda d: (d >= -ETF_TOL).all()),
                                   (hurt_claim, outside, lambda d: (d < -ETF_TOL).all())):

@@ -15,12 +15,13 @@ Three depths per recipe model, from the train split's seed-mean curves (the last
 epoch of ``train.epoch_metrics``), each a layer index (NaN: never reached):
 
 - the collapse layer ℓ* (Rangamani et al.): the first layer from which on every NC1 ratio
-  Tr Σ_W / Tr Σ_T is below ε = ``Tables.collapse_eps`` (:func:`nclayers.derived.collapse_layer`);
+  Tr Σ_W / Tr Σ_T is below ε = ``Tables.thresholds.collapse_eps``
+  (:func:`nclayers.derived.collapse_layer`);
 - the NCC depth ℓ_NCC (Ben-Shaul & Dekel's NCC mismatch): the first layer from which on every
   NC4 mismatch (share of samples whose nearest class mean is not the network's prediction) is
-  below δ = 1 − ``Tables.ncc_threshold`` (the same "from here on" rule, at δ);
+  below δ = 1 − ``Tables.thresholds.ncc`` (the same "from here on" rule, at δ);
 - the effective depth ℓ_eff (Galanti et al. Def. 1): the first layer whose NCC train accuracy
-  reaches ``Tables.ncc_threshold`` (:func:`nclayers.derived.effective_depth`).
+  reaches ``Tables.thresholds.ncc`` (:func:`nclayers.derived.effective_depth`).
 
 The questions (the claims table: each as a statement, its measured answer in words, and
 whether it holds); a statement holds when its criterion holds in more than half of the cases
@@ -223,7 +224,7 @@ def depths(curve: pd.DataFrame, eps: float, ncc_threshold: float) -> Depths:
 
 def model_depths(t: Tables, model: Model) -> Depths:
     """The depths of ``model`` at its last epoch."""
-    return depths(curves(t.metrics, model.runs), t.collapse_eps, t.ncc_threshold)
+    return depths(curves(t.metrics, model.runs), t.thresholds.collapse_eps, t.thresholds.ncc)
 
 
 def depths_by_epoch(t: Tables, model: Model) -> pd.DataFrame:
@@ -232,7 +233,8 @@ def depths_by_epoch(t: Tables, model: Model) -> pd.DataFrame:
     rows = _layer_rows(t.epoch_metrics, model.runs)
     out = []
     for epoch in sorted(rows["epoch"].unique()) if not rows.empty else []:
-        d = depths(curves(rows, model.runs, int(epoch)), t.collapse_eps, t.ncc_threshold)
+        d = depths(curves(rows, model.runs, int(epoch)), t.thresholds.collapse_eps,
+                   t.thresholds.ncc)
         out.append({"epoch": int(epoch), "collapse": d.collapse, "ncc": d.ncc,
                     "effective": d.effective})
     return pd.DataFrame(out, columns=["epoch", "collapse", "ncc", "effective"])
@@ -258,7 +260,7 @@ def _interpolation(t: Tables, runs: Sequence[str]) -> float:
     if training.empty or "train_acc" not in training:
         return math.nan
     epochs = [interpolation_epoch(part.set_index("epoch")["train_acc"],
-                                  t.interpolation_threshold)
+                                  t.thresholds.interpolation)
               for _, part in training[training["run"].isin(runs)].groupby("run")]
     return float(np.mean(epochs)) if epochs and not any(map(math.isnan, epochs)) else math.nan
 
@@ -533,7 +535,7 @@ def _depth_row(t: Tables, other: str, label: str, claim: str, where: str,
 
 def q2_rows(t: Tables) -> list[dict]:
     """Q2: ℓ_NCC against ℓ* and ℓ_eff at the last epoch, and which settles first."""
-    eps, delta = t.collapse_eps, 1 - t.ncc_threshold
+    eps, delta = t.thresholds.collapse_eps, 1 - t.thresholds.ncc
     return [
         _depth_row(t, "collapse", "ℓ*", "NCC separability (ℓ_NCC) is reached at the same "
                    "depth as variability collapse (ℓ*)", "Q2; Ben-Shaul Def. 5, Rangamani §4",
@@ -543,7 +545,7 @@ def q2_rows(t: Tables) -> list[dict]:
         _depth_row(t, "effective", "ℓ_eff", "NCC separability (ℓ_NCC) is reached at the same "
                    "depth as the effective depth (ℓ_eff)", "Q2; Ben-Shaul Def. 5, Galanti "
                    "Def. 1", f"ℓ_NCC and ℓ_eff (first layer with NCC train accuracy ≥ "
-                   f"{t.ncc_threshold:g}) within {SAME} layer in more than half of the recipe "
+                   f"{t.thresholds.ncc:g}) within {SAME} layer in more than half of the recipe "
                    "models; one of them missing: not the same"),
         _settle_row(t),
     ]
@@ -741,19 +743,19 @@ def q1_collapse_by_recipe(t: Tables) -> Figure:
             ratio = curves(t.metrics, model.runs).get("nc1_ratio")
             if ratio is None:
                 continue
-            lstar = collapse_layer(ratio.dropna(), t.collapse_eps)
+            lstar = collapse_layer(ratio.dropna(), t.thresholds.collapse_eps)
             label = f"{model.recipe} (ℓ* = {_layer(lstar)})"
             ax.plot(ratio.index, ratio, marker=".", color=colours[model.recipe],
                     linestyle=_linestyle(model.recipe), label=label)
             if not math.isnan(lstar):
                 ax.plot([lstar], [ratio.loc[lstar]], "o", markersize=8, zorder=5,
                         color=colours[model.recipe], markeredgecolor="black")
-        ax.axhline(t.collapse_eps, color="black", linestyle=":", linewidth=1)
+        ax.axhline(t.thresholds.collapse_eps, color="black", linestyle=":", linewidth=1)
         ax.set_yscale("log")
         ax.set_title(name, fontsize="small")
         ax.set_xlabel("layer (0 = input)", fontsize="small")
         ax.set_ylabel(r"Tr $\Sigma_W$ / Tr $\Sigma_T$", fontsize="small")
-        ax.legend(fontsize="x-small", title=f"ε = {t.collapse_eps:g}; recipe (ℓ*)",
+        ax.legend(fontsize="x-small", title=f"ε = {t.thresholds.collapse_eps:g}; recipe (ℓ*)",
                   title_fontsize="x-small")
     return fig
 
@@ -797,9 +799,9 @@ def q2_depths(t: Tables) -> Figure:
     fig.legend(handles=[Line2D([], [], marker=marker, color=colour, linestyle="",
                                label=f"{label}: {what}")
                         for (label, colour, marker), what in zip(DEPTHS.values(), (
-                            f"NC1 ratio < {t.collapse_eps:g} from here on",
-                            f"NC4 mismatch < {1 - t.ncc_threshold:g} from here on",
-                            f"NCC accuracy ≥ {t.ncc_threshold:g}"), strict=True)],
+                            f"NC1 ratio < {t.thresholds.collapse_eps:g} from here on",
+                            f"NC4 mismatch < {1 - t.thresholds.ncc:g} from here on",
+                            f"NCC accuracy ≥ {t.thresholds.ncc:g}"), strict=True)],
                loc="outside lower center", ncol=3, fontsize="small")
     return fig
 
@@ -879,7 +881,8 @@ def q3_etf_collapse(t: Tables) -> Figure:
         lstars, tests = [], []
         for i, k in enumerate(ks):
             ratio = curves(t.metrics, runs[k]).get("nc1_ratio", pd.Series(dtype=float))
-            lstar = collapse_layer(ratio.dropna(), t.collapse_eps) if len(ratio) else math.nan
+            lstar = (collapse_layer(ratio.dropna(), t.thresholds.collapse_eps) if len(ratio)
+                     else math.nan)
             colour = "black" if k == 0 else cmap(i / max(len(ks) - 1, 1))
             curve_ax.plot(ratio.index, ratio, marker=".", color=colour,
                           label=f"k = {k} (ℓ* = {_layer(lstar)})")
@@ -887,7 +890,7 @@ def q3_etf_collapse(t: Tables) -> Figure:
                 curve_ax.axvline(lstar, color=colour, linestyle=":", linewidth=1)
             lstars.append(lstar)
             tests.append(_final(t, runs[k], "final_test_acc"))
-        curve_ax.axhline(t.collapse_eps, color="crimson", linewidth=1)
+        curve_ax.axhline(t.thresholds.collapse_eps, color="crimson", linewidth=1)
         curve_ax.set_yscale("log")
         curve_ax.set_xlabel("layer (0 = input)", fontsize="small")
         curve_ax.set_ylabel("NC1 ratio", fontsize="small")
