@@ -620,3 +620,25 @@ def test_equiangle_ratio_is_undefined_when_the_mean_cosine_is_zero() -> None:
     got = streaming(means[y], y, means[y], y, y, 4)
     assert math.isnan(got["nc2_equiangle_ratio"])
     assert math.isnan(dense(means[y], y, means[y], y, y, 4)["nc2_equiangle_ratio"])
+
+
+def test_the_registry_is_the_one_list_of_the_metrics() -> None:
+    """vocabulary.METRICS names every metric once: the streaming path computes exactly its
+    split and mean metrics, the dense reference each of them, and docs/architecture.md
+    defines every one (so that adding a metric is metrics.py, metrics_dense.py and one
+    registry line, and its definition)."""
+    from pathlib import Path
+
+    from nclayers.vocabulary import METRICS
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 5)
+    h = rng.normal(size=(15, 4)) + 3 * np.eye(4)[y]
+    got, want = streaming(h, y, h, y, y, 3), dense(h, y, h, y, y, 3)
+    computed = {n for n, m in METRICS.items() if m.source in ("split", "means")}
+    assert set(got) == computed == set(MEAN_METRICS) | set(SPLIT_METRICS)
+    assert computed <= set(want)
+    assert {m.source for m in METRICS.values()} == {"split", "means", "weights"}
+    docs = (Path(__file__).parents[1] / "docs" / "architecture.md").read_text()
+    section = docs.split("## Metric definitions")[1].split("\n## ")[0]
+    assert [n for n in METRICS if f"`{n}`" not in section] == []

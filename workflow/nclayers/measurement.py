@@ -11,11 +11,10 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from nclayers import weights
+from nclayers import vocabulary, weights
 from nclayers.metrics import (
     MEAN_METRICS,
     SKETCH_COLUMNS,
-    SPLIT_METRICS,
     ClassMeans,
     MeanGeometry,
     SplitStats,
@@ -24,7 +23,6 @@ from nclayers.metrics import (
 from nclayers.taps import Rows, layer_names, tap
 
 LabelledBatches = Iterable[tuple[Tensor, Tensor]]  # re-iterable (inputs, labels)
-METRICS = (*SPLIT_METRICS, *MEAN_METRICS, "nc3_pabs", "nc3_duality")
 OnLogits = Callable[[str, Tensor, Tensor], None]  # (split, logits, labels) of one batch
 Subset = dict[str, Tensor]  # split → sorted row numbers of the split to measure
 COLUMNS = ["layer", "layer_index", "split", "metric", "value"]
@@ -131,9 +129,10 @@ def measure_rows(
     from a model whose forward pass is deterministic (on the CPU), a third fewer passes.
     """
     wanted = None if metrics is None else set(metrics)
-    unknown = (wanted or set()) - set(METRICS)
+    unknown = (wanted or set()) - set(vocabulary.METRICS)
     if unknown:
-        raise ValueError(f"unknown metrics {sorted(unknown)}; known: {', '.join(METRICS)}")
+        raise ValueError(f"unknown metrics {sorted(unknown)}; "
+                         f"known: {', '.join(vocabulary.METRICS)}")
     if isinstance(train, Iterator):
         raise ValueError("train must be re-iterable (a list, a DataLoader, nclayers.data.Batches), "
                          f"not a one-shot {type(train).__name__}: measure reads it twice")

@@ -27,18 +27,17 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from nclayers.vocabulary import METRICS
+
 # Eigenvalues of Σ_B below RANK_RTOL · λ_max count as zero in its pseudo-inverse. M always has a
 # null direction (its columns sum to zero), whose singular value is round-off (~1e-16 relative);
 # 1e-10 on eigenvalues (1e-5 on singular values of M) separates it from any real direction.
 RANK_RTOL = 1e-10
 
-# Metrics of the class means alone: they depend on the train split only.
-MEAN_METRICS = ("tr_sigma_b", "nc2_equinorm", "nc2_equiangle", "nc2_equiangle_ratio",
-                "nc2_maxangle", "nc2_angle_shift")
-SPLIT_METRICS = (
-    "nc1", "nc1_ratio", "tr_sigma_w", "tr_sigma_t", "cdnv", "cdnv_own", "stable_rank",
-    "ncc_accuracy", "nc4_mismatch",
-)
+# The registry's metrics this module computes (vocabulary.METRICS): of the class means alone
+# (they depend on the train split only), and of one pass over a split's samples.
+MEAN_METRICS = tuple(name for name, m in METRICS.items() if m.source == "means")
+SPLIT_METRICS = tuple(name for name, m in METRICS.items() if m.source == "split")
 # Columns of the random sketch of Σ_W that gives its top eigenvalue (stable rank) in the same
 # pass: oversampling well past 1 makes the single-pass Nyström estimate close to exact.
 SKETCH_COLUMNS = 24

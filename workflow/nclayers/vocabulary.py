@@ -20,9 +20,6 @@ RUN_COLUMNS = ["run", "dataset", "arch", "seed"]  # identify a run in every tidy
 TIDY_COLUMNS = [*RUN_COLUMNS, "epoch", "layer", "layer_index", "split", "metric", "value"]
 SPECTRA_COLUMNS = [*RUN_COLUMNS, "epoch", "layer", "layer_index", "k", "sigma", "share"]
 TIDY_ORDER = ["run", "epoch", "split", "layer_index", "metric"]  # the sort of metrics.csv
-# The light metrics measured during training, at the epochs of train.epoch_metrics (one pass
-# over each split plus the class means; no sketch, no NC3), in epoch_metrics.csv.
-EPOCH_METRICS = ("nc1", "nc1_ratio", "cdnv", "ncc_accuracy", "nc4_mismatch")
 
 # The thresholds of the derived per-run quantities and the papers' claims, where a caller gives
 # none; the workflow passes the config's (the schema's defaults, which a test holds to these).
@@ -72,26 +69,46 @@ FEATURE_TABLES = tuple(FEATURE_COLUMNS)
 
 # --- labels -----------------------------------------------------------------------------------
 
-METRIC_LABELS = {
-    "nc1": r"NC1 $\mathrm{Tr}(\Sigma_W\Sigma_B^+)/C$",
-    "nc1_ratio": r"NC1 ratio $\mathrm{Tr}\,\Sigma_W / \mathrm{Tr}\,\Sigma_T$",
-    "cdnv": "CDNV",
-    "cdnv_own": "CDNV (the split's own means)",
-    "nc2_equinorm": "NC2 equinorm",
-    "nc2_equiangle": "NC2 equiangle",
-    "nc2_equiangle_ratio": "NC2 equiangle / |mean cos|",
-    "nc2_maxangle": "NC2 max-angle",
-    "ncc_accuracy": "NCC accuracy",
-    "nc4_mismatch": "NC4 mismatch",
-    "tr_sigma_w": r"$\mathrm{Tr}\,\Sigma_W$",
-    "tr_sigma_b": r"$\mathrm{Tr}\,\Sigma_B$",
-    "tr_sigma_t": r"$\mathrm{Tr}\,\Sigma_T$",
-    "nc2_angle_shift": "NC2 angle shift",
-    "nc3_pabs": "NC3 PABS alignment",
-    "nc3_duality": "NC3 self-duality",
-    "stable_rank": "stable rank (within-class)",
+@dataclass(frozen=True)
+class Metric:
+    """A per-layer metric of the registry :data:`METRICS`."""
+
+    label: str  # its axis label in figures and tables
+    source: str  # what computes it: "split", one pass over a split's samples
+    # (metrics.SplitStats); "means", the train class means alone (metrics.MeanGeometry);
+    # "weights", the weight that reads the layer (measurement: NC3)
+    log: bool = False  # drawn on a log axis
+    light: bool = False  # also measured every epoch of train.epoch_metrics (one pass)
+
+
+# The metric registry: every per-layer metric of the tidy tables, in the order the figures
+# show them. Its definition is in docs/architecture.md; metrics.py computes it (the split and
+# mean ones by these names), metrics_dense.py is its dense reference.
+METRICS = {
+    "nc1": Metric(r"NC1 $\mathrm{Tr}(\Sigma_W\Sigma_B^+)/C$", "split", log=True, light=True),
+    "nc1_ratio": Metric(r"NC1 ratio $\mathrm{Tr}\,\Sigma_W / \mathrm{Tr}\,\Sigma_T$", "split",
+                        light=True),
+    "cdnv": Metric("CDNV", "split", log=True, light=True),
+    "cdnv_own": Metric("CDNV (the split's own means)", "split", log=True),
+    "nc2_equinorm": Metric("NC2 equinorm", "means"),
+    "nc2_equiangle": Metric("NC2 equiangle", "means"),
+    "nc2_equiangle_ratio": Metric("NC2 equiangle / |mean cos|", "means"),
+    "nc2_maxangle": Metric("NC2 max-angle", "means"),
+    "ncc_accuracy": Metric("NCC accuracy", "split", light=True),
+    "nc4_mismatch": Metric("NC4 mismatch", "split", light=True),
+    "tr_sigma_w": Metric(r"$\mathrm{Tr}\,\Sigma_W$", "split", log=True),
+    "tr_sigma_b": Metric(r"$\mathrm{Tr}\,\Sigma_B$", "means", log=True),
+    "tr_sigma_t": Metric(r"$\mathrm{Tr}\,\Sigma_T$", "split", log=True),
+    "nc2_angle_shift": Metric("NC2 angle shift", "means"),
+    "nc3_pabs": Metric("NC3 PABS alignment", "weights"),
+    "nc3_duality": Metric("NC3 self-duality", "weights"),
+    "stable_rank": Metric("stable rank (within-class)", "split", log=True),
 }
-LOG_METRICS = {"nc1", "cdnv", "cdnv_own", "tr_sigma_w", "tr_sigma_b", "tr_sigma_t", "stable_rank"}
+METRIC_LABELS = {name: m.label for name, m in METRICS.items()}
+LOG_METRICS = {name for name, m in METRICS.items() if m.log}
+# The light metrics measured during training, at the epochs of train.epoch_metrics (one pass
+# over each split plus the class means; no sketch, no NC3), in epoch_metrics.csv.
+EPOCH_METRICS = tuple(name for name, m in METRICS.items() if m.light)
 METHOD_LABELS = {"cosine": "cosine, complete, 0.7", "ward": "euclidean, ward, 0.5"}
 
 
