@@ -301,3 +301,22 @@ def test_real_mnist_digits_train_an_mlp(tmp_path):
     log = fit(model, s, Recipe(epochs=3, batch_size=128, lr=0.01, loss="ce"), seed=0,
               progress=False)
     assert log[0]["test_acc"] < 0.3 and log[-1]["test_acc"] > 0.9
+
+
+def test_the_one_balanced_sampler_draws_n_of_each_class_in_the_splits_order():
+    from nclayers.splits import SmallClass, balanced_index
+
+    y = torch.tensor([2, 0, 1, 0, 2, 1, 0, 2, 1, 1])
+    got = balanced_index(y, 2, torch.Generator().manual_seed(3))
+    assert got.tolist() == sorted(got.tolist()) and torch.bincount(y[got]).tolist() == [2, 2, 2]
+    assert got.equal(balanced_index(y, 2, torch.Generator().manual_seed(3)))
+    # The draw is, class by class, a permutation of that class's positions: the same as the
+    # loop every caller used to write.
+    generator, want = torch.Generator().manual_seed(3), []
+    for c in (0, 1, 2):
+        idx = torch.nonzero(y == c).flatten()
+        want += idx[torch.randperm(len(idx), generator=generator)[:2]].tolist()
+    assert got.tolist() == sorted(want)
+    with pytest.raises(SmallClass) as small:
+        balanced_index(y, 2, torch.Generator(), classes=range(4))
+    assert (small.value.label, small.value.count) == (3, 0)

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from nclayers import datacache
 from nclayers.glue import TASKS, GlueTask
-from nclayers.splits import DatasetUnavailable, Splits
+from nclayers.splits import DatasetUnavailable, SmallClass, Splits, balanced_index
 
 # Where the torchvision datasets live when no root is given (relative to the working directory).
 DEFAULT_ROOT = "data"
@@ -92,15 +92,11 @@ def _balanced(name: str, x: Tensor, y: Tensor, num_classes: int, n: int | None,
     if n is None:
         return x, y
     # A generator of its own, not the run's: the subset is part of the dataset's definition.
-    generator = torch.Generator().manual_seed(0)
-    keep = []
-    for c in range(num_classes):
-        idx = torch.nonzero(y == c).flatten()
-        if len(idx) < n:
-            raise ValueError(f"dataset {name!r}: {option} = {n}, but class {c} has only "
-                             f"{len(idx)} samples in that split; lower {option}")
-        keep.append(idx[torch.randperm(len(idx), generator=generator)[:n]])
-    order = torch.cat(keep).sort().values  # keep the file's order within the subset
+    try:
+        order = balanced_index(y, n, torch.Generator().manual_seed(0), range(num_classes))
+    except SmallClass as small:
+        raise ValueError(f"dataset {name!r}: {option} = {n}, but class {small.label} has only "
+                         f"{small.count} samples in that split; lower {option}") from None
     return x[order], y[order]
 
 

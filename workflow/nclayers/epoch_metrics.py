@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from nclayers.data import Batches, Splits
 from nclayers.errors import UserError
 from nclayers.measurement import OnLogits, measure_rows
+from nclayers.splits import balanced_index
 from nclayers.vocabulary import EPOCH_METRICS
 
 LIGHT = EPOCH_METRICS
@@ -112,13 +113,8 @@ def balanced_subsample(y: Tensor, per_class: int, generator: torch.Generator
     """(indices, n): n = min(``per_class``, the smallest class present in ``y``) random samples
     of each class present, drawn with ``generator``, in ascending order (the split's own)."""
     y = y.cpu()
-    present = torch.unique(y)
-    n = min(per_class, int(torch.bincount(y)[present].min()))
-    keep = []
-    for c in present.tolist():
-        idx = torch.nonzero(y == c).flatten()
-        keep.append(idx[torch.randperm(len(idx), generator=generator)[:n]])
-    return torch.cat(keep).sort().values, n
+    n = min(per_class, int(torch.bincount(y)[torch.unique(y)].min()))
+    return balanced_index(y, n, generator), n
 
 
 class EpochMetrics:

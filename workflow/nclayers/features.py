@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from nclayers.cluster_matrix import MIN_CLUSTER
 from nclayers.io import atomic_path
+from nclayers.splits import SmallClass, balanced_index
 from nclayers.taps import layer_names, tap
 from nclayers.vocabulary import FEATURE_COLUMNS
 
@@ -80,16 +81,13 @@ def class_balanced_index(y: Tensor | np.ndarray, per_class: int, seed: int) -> n
     generator of ``seed`` (the same seed gives the same sample on any machine)."""
     if not isinstance(per_class, int) or per_class < 1:
         raise ValueError(f"features.per_class must be a positive integer, got {per_class!r}")
-    labels = y.cpu() if isinstance(y, Tensor) else torch.as_tensor(np.asarray(y))
-    generator = torch.Generator().manual_seed(seed)
-    keep = []
-    for c in torch.unique(labels).tolist():
-        idx = torch.nonzero(labels == c).flatten()
-        if len(idx) < per_class:
-            raise ValueError(f"features.per_class = {per_class}, but class {c} has only "
-                             f"{len(idx)} samples in this split; lower features.per_class")
-        keep.append(idx[torch.randperm(len(idx), generator=generator)[:per_class]])
-    return torch.cat(keep).sort().values.numpy()  # the split's order within the sample
+    labels = y if isinstance(y, Tensor) else torch.as_tensor(np.asarray(y))
+    try:
+        return balanced_index(labels, per_class, torch.Generator().manual_seed(seed)).numpy()
+    except SmallClass as small:
+        raise ValueError(f"features.per_class = {per_class}, but class {small.label} has only "
+                         f"{small.count} samples in this split; lower features.per_class"
+                         ) from None
 
 
 def sample_activations(
