@@ -4,6 +4,7 @@ tables, where each claim's outcome is known by construction, one that fails incl
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 from conftest import assert_on_page
 from matplotlib.figure import Figure
 
+from nclayers.design import design_row
 from nclayers.papers import CLAIM_COLUMNS, Tables
 from nclayers.papers import benshaul2022 as bs
 from nclayers.sweeps import run_records
@@ -30,9 +32,17 @@ def mismatch_row(run: str, dataset: str, arch: str, group: str, loss: str, epoch
 
 
 def tables_of(training: list[dict], epoch_rows: list[dict], runs: list[dict]) -> Tables:
+    """The tables of ``runs`` (runs.csv's rows) with their design: the loss compared, the SVSL
+    settings their recipe's."""
     empty = pd.DataFrame(columns=["run"])
+    design = pd.DataFrame([{"run": r["run"], "group": r["group"], "seed": r["seed"],
+                            "dataset": r["dataset"], "arch": r["arch"], "selected_axes": "",
+                            "compared_axes": "loss", "train.loss": r["loss"],
+                            "train.svsl_alpha": r["svsl_alpha"],
+                            "train.svsl_gamma": r["svsl_gamma"]} for r in runs])
     return Tables(metrics=empty, training=pd.DataFrame(training), spectra=empty,
-                  epoch_metrics=pd.DataFrame(epoch_rows), runs=pd.DataFrame(runs))
+                  epoch_metrics=pd.DataFrame(epoch_rows), runs=pd.DataFrame(runs),
+                  design=design)
 
 def _train_acc(epoch: int) -> float:
     return min(1.0, 0.2 + 0.8 * epoch / IT)
@@ -85,8 +95,8 @@ def holds(claims: pd.DataFrame, start: str) -> list:
 
 
 def test_models_pair_the_ce_and_svsl_runs_of_each_group_with_their_interpolation_epoch():
-    found = bs.models(make_tables())
-    assert [m.dataset for m in found] == ["mnist", "cifar10"]
+    found = bs.loss_curves(make_tables())
+    assert [m.model.dataset for m in found] == ["mnist", "cifar10"]
     model = found[0]
     assert model.losses == ["ce", "svsl"]
     assert model.interpolation == {"ce": IT, "svsl": IT}
@@ -143,19 +153,21 @@ def test_table1_gives_accuracy_at_it_eot_and_best_with_the_papers_row_below_ours
     assert table.iloc[1]["EOT SVSL"] == "99.69"  # the paper's MNIST row
 
 
-def test_table2_reads_the_svsl_settings_from_runs_csv_beside_the_papers():
+def test_table2_reads_the_svsl_settings_from_the_design_beside_the_papers():
     table = bs.table2_svsl(make_tables())
     assert table.iloc[1].tolist() == ["CIFAR10 / resnet18", "1e-05", "Layer1", "4e-06",
                                       "AvgPool"]
 
 
-def test_runs_csv_holds_the_svsl_settings_of_every_run():
-    info = {"run": "r", "dataset": {"label": "digits"}, "arch": {"label": "resnet18"},
-            "seed": 0, "final_train_acc": 1.0, "final_test_acc": 0.9,
+def test_the_design_table_holds_the_svsl_settings_of_every_run():
+    info = {"run": "r", "dataset": {"name": "digits", "label": "digits"},
+            "arch": {"name": "resnet18", "label": "resnet18"}, "seed": 0,
+            "final_train_acc": 1.0, "final_test_acc": 0.9,
             "train": {"lr": 0.1, "weight_decay": 0.0, "loss": "svsl", "svsl_alpha": 0.01,
                       "svsl_gamma": "avgpool"}}
-    row = run_records([info]).iloc[0]
-    assert (row["svsl_alpha"], row["svsl_gamma"]) == (0.01, "avgpool")
+    row = design_row(info, None)
+    assert (row["train.svsl_alpha"], row["train.svsl_gamma"]) == (0.01, "avgpool")
+    assert "svsl_alpha" not in run_records([info])  # one place: the design table
 
 
 def test_depth_violations_name_each_rise_beyond_the_tolerance():
@@ -168,9 +180,8 @@ def test_a_run_that_never_interpolates_has_no_tpt_and_is_left_out():
     training = tables.training.copy()
     ce = training["loss"] == "ce"
     training.loc[ce, "train_acc"] = 0.9
-    tables = Tables(metrics=tables.metrics, training=training, spectra=tables.spectra,
-                    epoch_metrics=tables.epoch_metrics, runs=tables.runs)
-    model = bs.models(tables)[0]
+    tables = replace(tables, training=training)
+    model = bs.loss_curves(tables)[0]
     assert math.isnan(model.interpolation["ce"])
     claims = bs.claims(tables)
     measured = claims.loc[claims["claim"].str.startswith("Train NCC mismatch decreases"),
@@ -194,9 +205,8 @@ def test_each_figure_draws_a_column_per_model_and_a_row_per_split(name):
 @pytest.mark.parametrize("name", list(bs.FIGURES))
 def test_each_figure_says_what_it_needs_without_a_loss_axis(name):
     tables = make_tables()
-    training = tables.training.drop(columns="loss")
-    tables = Tables(metrics=tables.metrics, training=training, spectra=tables.spectra,
-                    epoch_metrics=tables.epoch_metrics, runs=tables.runs)
+    tables = replace(tables, training=tables.training.drop(columns="loss"),
+                     runs=tables.runs.drop(columns="loss"))
     fig = bs.FIGURES[name](tables)
     assert "loss axis" in fig.texts[0].get_text()
     assert bs.claims(tables)["holds"].isna().all()
@@ -263,8 +273,8 @@ def test_bert_layers_are_named_as_the_paper_numbers_them():
 
 
 def test_glue_models_take_the_mcc_for_cola_and_the_accuracy_otherwise():
-    found = bs.models(make_glue_tables())
-    assert [(m.label, m.metric) for m in found] == [("CoLA / bert", "test_mcc"),
+    found = bs.loss_curves(make_glue_tables())
+    assert [(m.model.label, m.metric) for m in found] == [("CoLA / bert", "test_mcc"),
                                                    ("SST-2 / bert", "test_acc")]
     assert found[0].interpolation == {"ce": GLUE_IT, "svsl": GLUE_IT}
 
@@ -299,8 +309,7 @@ def test_a_run_that_never_reaches_the_threshold_in_its_ten_epochs_has_no_it():
     tables = make_glue_tables()
     training = tables.training.copy()
     training.loc[training["dataset"] == "cola", "train_acc"] = 0.9
-    tables = Tables(metrics=tables.metrics, training=training, spectra=tables.spectra,
-                    epoch_metrics=tables.epoch_metrics, runs=tables.runs)
+    tables = replace(tables, training=training)
     cola = bs.table1_accuracy(tables).iloc[0]
     assert (cola["IT CE"], cola["In TPT (CE)"], cola["In TPT (SVSL)"]) == ("--", "--", "--")
     assert cola["EOT CE"] == "50.00" and cola["Best CE"] == "50.00"
@@ -380,9 +389,7 @@ def test_fig1_draws_colas_test_mcc_and_says_so_and_sst2s_test_accuracy():
 @pytest.mark.parametrize("name", list(bs.FIGURES))
 def test_a_figure_keys_no_tpt_shade_where_no_run_reached_the_threshold(name):
     tables = make_glue_tables()
-    training = tables.training.assign(train_acc=0.9)
-    tables = Tables(metrics=tables.metrics, training=training, spectra=tables.spectra,
-                    epoch_metrics=tables.epoch_metrics, runs=tables.runs)
+    tables = replace(tables, training=tables.training.assign(train_acc=0.9))
     fig = bs.FIGURES[name](tables)
     labels = {t.get_text() for legend in fig.legends for t in legend.get_texts()}
     assert {"CE", "SVSL"} <= labels and not any(label.startswith("TPT") for label in labels)

@@ -5,6 +5,7 @@ the effective-depth table, and every figure on such tables and on tables without
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -13,7 +14,7 @@ from matplotlib.figure import Figure
 
 from nclayers.papers import CLAIM_COLUMNS, Tables
 from nclayers.papers import galanti2022 as gl
-from nclayers.vocabulary import PAPER_FIGURES, PAPER_TABLES, Thresholds
+from nclayers.vocabulary import PAPER_FIGURES, PAPER_GROUPS, PAPER_TABLES, Thresholds
 
 LAST = 10  # the last epoch of every synthetic run
 CURVE_EPOCHS = (0, 1, 3, LAST)
@@ -50,8 +51,11 @@ def run_tables(group: str, arch: str, depth: int, ncc: list[float], cdnv: list[f
 
     training = [{"run": run, "epoch": e, "train_acc": train_acc * (0.5 + 0.5 * e / LAST),
                  "test_acc": test_acc, **axes} for e in range(LAST + 1)]
+    design = {"run": run, "group": group, "seed": seed, "dataset": dataset, "arch": arch,
+              "selected_axes": None, "compared_axes": "label_noise" if tag else "depth",
+              "dataset.label_noise": noise or 0.0}
     return {"metrics": rows((0, LAST)), "epoch_metrics": rows(CURVE_EPOCHS),
-            "training": training,
+            "training": training, "design": [design],
             "runs": [{"run": run, "dataset": dataset, "arch": arch, "seed": seed, **axes,
                       "diverged": False, "final_train_acc": train_acc,
                       "final_test_acc": test_acc, "selected": True}]}
@@ -67,7 +71,8 @@ def make_tables(*runs: dict[str, list[dict]]) -> Tables:
         return table
     return Tables(metrics=frame("metrics"), training=frame("training"),
                   spectra=pd.DataFrame(), epoch_metrics=frame("epoch_metrics"),
-                  runs=frame("runs"), thresholds=Thresholds(ncc=0.99, interpolation=0.99))
+                  runs=frame("runs"), design=frame("design"),
+                  thresholds=Thresholds(ncc=0.99, interpolation=0.99))
 
 
 def empty_tables() -> Tables:
@@ -145,10 +150,10 @@ def test_depth_claims_fail_where_the_deep_network_separates_late():
 
 
 def test_the_convnet_stem_is_not_a_hidden_layer():
-    conv = gl.models(make_tables(*good_depths("convnet400_depth", "convnet", stem=True)),
-                     "convnet400_depth", "depth")
-    assert [m.depth for m in conv] == [2, 4, 8]
-    assert [m.effective_depth for m in conv][1:] == [4, 4]
+    t = make_tables(*good_depths("convnet400_depth", "convnet", stem=True))
+    conv = gl.group_models(t, "convnet400_depth")
+    assert [m.key["depth"] for m in conv] == [2, 4, 8]
+    assert [gl.effective_depth(t, m) for m in conv][1:] == [4, 4]
 
 
 def test_noise_claims_hold_with_the_papers_numbers():
@@ -193,10 +198,18 @@ def test_effective_depth_table_has_a_row_per_network_of_the_depth_and_noise_grou
     assert noise["effective depth"].tolist() == ["4", "6", "9", "none"]
 
 
+def test_the_label_noise_is_the_designs_recipe_field():
+    t = make_tables(*noise_runs([0.28, 0.6, 1.2, 1.5], [1.0, 0.95, 0.9, 0.8], [4, 6, 9, None]))
+    t = replace(t, runs=t.runs.drop(columns="label_noise"))  # not an axis of runs.csv
+    found = gl.group_models(t, "mlp_noise")
+    assert [m.key["label_noise"] for m in found] == [0.0, 0.25, 0.5, 0.75]
+
+
 def test_seeds_are_averaged_into_one_model():
     runs = [run_tables("mlp_depth", "mlp", 2, [0.8, 0.98], [1.0, 0.4], seed=s) for s in (0, 1)]
-    (model,) = gl.models(make_tables(*runs), "mlp_depth", "depth")
-    assert len(model.runs) == 2 and model.last_ncc == pytest.approx(0.98)
+    t = make_tables(*runs)
+    (model,) = gl.group_models(t, "mlp_depth")
+    assert len(model.runs) == 2 and gl.at(t, model) == pytest.approx(0.98)
 
 
 @pytest.mark.parametrize("name", PAPER_FIGURES["galanti2022"])
@@ -220,3 +233,7 @@ def test_every_figure_draws_on_its_group_and_says_what_is_missing_without_it(nam
 def test_registry_matches_the_vocabulary():
     assert tuple(gl.FIGURES) == PAPER_FIGURES["galanti2022"]
     assert tuple(gl.TABLES) == PAPER_TABLES["galanti2022"]
+    experiments = {**gl.DEPTH, **gl.NOISE, **gl.RESNET}  # each figure's group: the contract's
+    assert {e.group for e in experiments.values()} == set(PAPER_GROUPS["galanti2022"])
+    assert all(name in PAPER_GROUPS["galanti2022"][e.group] for name, e in experiments.items())
+    assert [e.figure for e in experiments.values()] == [1, 2, 6, 3, 4, 5]

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from nclayers.derived import derived_metrics
 from nclayers.papers import CLAIM_COLUMNS, Tables
 from nclayers.papers import lindegaard2023 as paper
 from nclayers.vocabulary import PAPER_FIGURES, PAPER_TABLES
@@ -27,9 +28,16 @@ def _metric_rows(run, group, dataset, arch, seed, ratio, ncc_train, ncc_test, ep
         # An earlier checkpoint that must be ignored: everything collapsed.
         rows += [(run, dataset, arch, seed, 1, f"l{i}", i, split, metric, 0.0, group)
                  for i in range(len(values))]
-    rows.append((run, dataset, arch, seed, epoch, None, None, "train", "collapse_layer", 9.0,
-                 group))  # a derived row (empty layer), never read
     return rows
+
+
+def with_derived(metrics: pd.DataFrame) -> pd.DataFrame:
+    """``metrics`` with the per-run rows (empty layer) that ``aggregate`` derives from them: the
+    collapse layer the paper reads, per run and epoch."""
+    training = pd.DataFrame(columns=["run", "dataset", "arch", "seed", "epoch", "train_acc"])
+    derived = derived_metrics(metrics.drop(columns="group"), training)
+    return pd.concat([metrics, derived.assign(layer=None, layer_index=np.nan)],
+                     ignore_index=True)
 
 
 RUNS = [  # run, group, dataset, arch, seed, lr, wd, final test acc, selected
@@ -88,7 +96,7 @@ def make_tables(grid_best=COLLAPSING, sweep_best=COLLAPSING, feats: bool = True,
     runs = runs[~runs["group"].isin(drop_groups)]
     rows = [r for _, run in runs.iterrows() for r in _metric_rows(
         run["run"], run["group"], run["dataset"], run["arch"], run["seed"], *shapes[run["run"]])]
-    metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    metrics = with_derived(pd.DataFrame(rows, columns=METRIC_COLUMNS))
     empty = pd.DataFrame()
     tables = Tables(metrics=metrics, training=empty, spectra=empty, epoch_metrics=empty,
                     runs=runs)
@@ -144,6 +152,22 @@ def test_collapse_layers_read_each_runs_last_epoch():
     layers = paper.collapse_layers(make_tables(), pd.Series([r[0] for r in RUNS]))
     assert layers.tolist()[:5] == [2.0, pytest.approx(np.nan, nan_ok=True), 2.0,
                                    pytest.approx(np.nan, nan_ok=True), 4.0]
+
+
+def test_collapse_layers_are_those_aggregate_derived():
+    tables = make_tables()
+    metrics = tables.metrics.copy()
+    derived = metrics["metric"] == "collapse_layer"
+    metrics.loc[derived & (metrics["run"] == RUNS[0][0]), "value"] = 3.0
+    layers = paper.collapse_layers(dataclasses.replace(tables, metrics=metrics), [RUNS[0][0]])
+    assert layers.tolist() == [3.0]
+
+
+def test_collapse_layers_read_the_epoch_the_features_were_analysed_at():
+    run = "features-cifar10-mlp-s0"
+    at = pd.DataFrame({"run": [run], "epoch": [1]})  # the earlier checkpoint: all collapsed
+    assert paper.collapse_layers(make_tables(), [run], at).tolist() == [0.0]
+    assert paper.collapse_layers(make_tables(), [run]).tolist() == [2.0]
 
 
 @pytest.mark.parametrize("name", list(paper.FIGURES))

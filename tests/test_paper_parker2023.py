@@ -4,6 +4,7 @@ none does), and every figure on such tables and on tables without its activation
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import re
@@ -13,9 +14,10 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from nclayers.derived import interpolation_epoch
 from nclayers.papers import CLAIM_COLUMNS, Tables
 from nclayers.papers import parker2023 as pk
-from nclayers.vocabulary import PAPER_FIGURES, PAPER_TABLES
+from nclayers.vocabulary import DEFAULT_THRESHOLDS, PAPER_FIGURES, PAPER_TABLES
 
 MAX_WIDTH, MAX_HEIGHT = 9.5, 11.0
 EPOCHS = (0, 5, 10, 20)
@@ -64,25 +66,41 @@ def training_rows(run: str, tpt: int | None = TPT_EPOCH) -> list[dict]:
              "test_acc": 0.9, "run": run} for e in range(max(EPOCHS) + 1)]
 
 
-def make_tables(models: list[dict], activation_column: bool = True) -> Tables:
+def derived_rows(run: str, dataset: str, arch: str, activation: str, training: list[dict],
+                 seed: int = 0) -> list[dict]:
+    """The interpolation_epoch row ``aggregate`` writes for the run (no layer)."""
+    train_acc = pd.Series({r["epoch"]: r["train_acc"] for r in training})
+    return [{"run": run, "dataset": dataset, "arch": arch, "seed": seed,
+             "epoch": int(train_acc.index.max()), "layer": None, "layer_index": math.nan,
+             "split": "train", "metric": "interpolation_epoch",
+             "value": interpolation_epoch(train_acc, DEFAULT_THRESHOLDS.interpolation),
+             "group": "main", "activation": activation}]
+
+
+def make_tables(models: list[dict], activation_column: bool = True,
+                compared: str = "activation") -> Tables:
     """Tables of ``models``: dicts with dataset, arch, activation, after (curves), and
-    optionally seed, selected, tpt, layers, tail."""
+    optionally seed, selected, tpt, layers, tail; ``compared``: the design's compared axes."""
     metrics, training, runs = [], [], []
     for m in models:
         seed = m.get("seed", 0)
         run = f"{m['dataset']}-{m['arch']}-{m['activation']}-s{seed}"
         metrics += model_rows(run, m["dataset"], m["arch"], m["activation"], m["after"], seed,
                               layers=m.get("layers", 7), tail=m.get("tail", ()))
-        training += training_rows(run, m.get("tpt", TPT_EPOCH))
+        log = training_rows(run, m.get("tpt", TPT_EPOCH))
+        metrics += derived_rows(run, m["dataset"], m["arch"], m["activation"], log, seed)
+        training += log
         runs.append({"run": run, "group": "main", "dataset": m["dataset"], "arch": m["arch"],
                      "seed": seed, "activation": m["activation"],
                      "selected": m.get("selected", True)})
     metrics, runs = pd.DataFrame(metrics), pd.DataFrame(runs)
+    design = runs[["run", "group", "seed", "dataset", "arch"]].assign(
+        selected_axes="", compared_axes=compared if activation_column else "")
     if not activation_column:
         metrics, runs = metrics.drop(columns="activation"), runs.drop(columns="activation")
     empty = pd.DataFrame()
     return Tables(metrics=metrics, training=pd.DataFrame(training), spectra=empty,
-                  epoch_metrics=empty, runs=runs)
+                  epoch_metrics=empty, runs=runs, design=design)
 
 
 def claims_of(tables: Tables, activation: str) -> pd.DataFrame:
@@ -146,11 +164,24 @@ def test_the_first_checkpoint_after_tpt_seeds_averaged_and_hidden_layers_only():
     tables = make_tables([
         {"dataset": "mnist", "arch": "resnet18", "activation": "relu", "after": GOOD,
          "tail": ("avgpool", "classifier"), "seed": s} for s in (0, 1)])
-    (model,) = pk.models(tables, "relu")
-    assert model.tpt == 10 and model.label == "mnist / resnet18"
-    nc1 = model.curve("nc1", 10)
+    ((model, rows, tpt),) = pk.activation_models(tables, "relu")
+    assert tpt == 10 and model.label == "mnist / resnet18"
+    nc1 = pk.curve(rows, "nc1", 10)
     assert list(nc1.index) == list(range(7)) and list(nc1) == GOOD["nc1"]
-    assert pk.models(tables, "tanh") == []
+    with pytest.raises(LookupError):
+        pk.curve(rows, "nc1", TPT_EPOCH)  # no checkpoint there
+    assert pk.activation_models(tables, "tanh") == []
+
+
+def test_tpt_is_the_interpolation_epoch_aggregate_derived():
+    tables = make_tables([{"dataset": "mnist", "arch": "mlp6", "activation": "relu",
+                           "after": GOOD}])
+    derived = tables.metrics["metric"] == "interpolation_epoch"
+    for epoch, tpt in ((12.0, 20), (math.nan, None), (25.0, None)):
+        metrics = tables.metrics.assign(value=tables.metrics["value"].mask(derived, epoch))
+        changed = dataclasses.replace(tables, metrics=metrics)
+        ((_, _, after),) = pk.activation_models(changed, "relu")
+        assert after == tpt
 
 
 def test_every_claim_holds_on_a_model_that_shows_them_all():
@@ -203,7 +234,8 @@ def test_a_run_without_tpt_is_left_out_and_non_selected_runs_do_not_count():
     claims = claims_of(tables, "relu")
     assert claims["holds"].isna().all()
     assert claims["measured"].str.contains("left out, no TPT: mnist/mlp6").all()
-    assert pk.models(tables, "relu")[0].tpt is None
+    ((_, _, tpt),) = pk.activation_models(tables, "relu")
+    assert tpt is None
 
 
 def test_the_activations_alike_claim():
@@ -303,14 +335,15 @@ def test_a_figure_without_its_activation_is_a_placeholder(name):
 
 def test_another_compared_axis_tells_models_apart():
     tables = make_tables([{"dataset": "mnist", "arch": "mlp6", "activation": "relu",
-                           "after": GOOD, "seed": s} for s in (0, 1)])
+                           "after": GOOD, "seed": s} for s in (0, 1)],
+                         compared="activation;width")
     width = {0: 64.0, 1: 128.0}  # as a compared axis, not seeds (each "seed" a width here)
     metrics = tables.metrics.assign(width=tables.metrics["seed"].map(width))
     runs = tables.runs.assign(width=tables.runs["seed"].map(width))
     wide = Tables(metrics=metrics, training=tables.training, spectra=tables.spectra,
-                  epoch_metrics=tables.epoch_metrics, runs=runs)
-    assert [m.label for m in pk.models(wide, "relu")] == ["mnist / mlp6 / width=64",
-                                                          "mnist / mlp6 / width=128"]
+                  epoch_metrics=tables.epoch_metrics, runs=runs, design=tables.design)
+    assert [m.label for m, _, _ in pk.activation_models(wide, "relu")] == [
+        "mnist / mlp6 / width=64", "mnist / mlp6 / width=128"]
     fig = pk.FIGURES["nc1_relu"](wide)
     assert len([ax for ax in fig.axes if ax.get_visible() and ax.get_title()]) == 2
 

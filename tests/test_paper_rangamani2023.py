@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from nclayers.papers import CLAIM_COLUMNS, Tables
+from nclayers.papers import CLAIM_COLUMNS, Tables, query
 from nclayers.papers import rangamani2023 as rg
-from nclayers.vocabulary import PAPER_FIGURES, PAPER_TABLES, Thresholds
+from nclayers.vocabulary import DEFAULT_SELECT, PAPER_FIGURES, PAPER_TABLES, Thresholds
 
 MAX_WIDTH, MAX_HEIGHT = 9.5, 11.0
 C = 4  # classes
@@ -107,6 +107,7 @@ def make_tables(models: list[dict]) -> Tables:
                      "final_test_acc": m.get("test", 0.95),
                      "selected": m.get("selected", True)})
     metrics, spectra, runs = pd.DataFrame(metrics), pd.DataFrame(spectra), pd.DataFrame(runs)
+    design = design_of(models)
     # The axis columns after group, as sweeps.with_design writes them (NaN off their group).
     axes = [c for c in runs.columns if c not in (
         "run", "group", "dataset", "arch", "seed", "diverged", "final_epoch",
@@ -117,7 +118,22 @@ def make_tables(models: list[dict]) -> Tables:
     metrics = metrics.reindex(columns=[*columns, "split", "metric", "value", "group", *axes])
     spectra = spectra.reindex(columns=[*columns, "k", "sigma", "share", "group", *axes])
     return Tables(metrics=metrics, training=pd.DataFrame(), spectra=spectra,
-                  epoch_metrics=pd.DataFrame(), runs=runs)
+                  epoch_metrics=pd.DataFrame(), runs=runs, design=design)
+
+
+def design_of(models: list[dict]) -> pd.DataFrame:
+    """design.csv's front columns, as the workflow writes them: the axes of a run are those
+    of its ``axes`` whose value differs within its group; lr and weight_decay are selected
+    (vocabulary.DEFAULT_SELECT), the others compared."""
+    rows = []
+    for m in models:
+        group = [o.get("axes", {}) for o in models if o["group"] == m["group"]]
+        axes = [a for a in m.get("axes", {}) if len({str(g.get(a)) for g in group}) > 1]
+        rows.append({"run": m["run"], "group": m["group"], "seed": m.get("seed", 0),
+                     "dataset": m.get("dataset", "digits"), "arch": m.get("arch", "mlp"),
+                     "selected_axes": ";".join(a for a in axes if a in DEFAULT_SELECT),
+                     "compared_axes": ";".join(a for a in axes if a not in DEFAULT_SELECT)})
+    return pd.DataFrame(rows)
 
 
 def mlp_models(accuracy: dict[int, float] | None) -> list[dict]:
@@ -226,23 +242,33 @@ def test_without_an_etf_axis_the_etf_claims_are_not_measured():
     assert etf["measured"].str.contains("no etf_layers axis").all()
 
 
+def models_of(models: list[query.Model]) -> list[tuple[str, list[str]]]:
+    return [(m.label, list(m.runs)) for m in models]
+
+
 def test_the_free_models_are_the_selected_runs_without_fixed_layers():
     t = experiment()
-    assert rg._models(rg._free(t)) == [("digits / mlp", ["mlp-etf0-s0"]),
-                                       ("digits / convnet", ["conv-s0"]),
-                                       ("digits / resnet18", ["res-s0"])]
-    # lr is selected (a function of etf_layers), etf_layers compared: the label leaves both out
+    assert models_of(rg._models(t, rg._free(t))) == [("digits / mlp", ["mlp-etf0-s0"]),
+                                                     ("digits / convnet", ["conv-s0"]),
+                                                     ("digits / resnet18", ["res-s0"])]
+    # lr is selected, etf_layers compared (the design says so): the label leaves both out;
+    # the free model is etf_layers = 0 (ℓ* = 3 of 6: k* = 4)
     experiments = rg._etf_experiments(t)
-    assert [(label, sorted(rows["_k"]), free) for label, rows, free in experiments] == [
-        ("digits / mlp", [0, 2, 5], ["mlp-etf0-s0"])]
+    assert [(m.label, sorted(rows["_k"]), lstar, kstar)
+            for m, rows, lstar, kstar in experiments] == [("digits / mlp", [0, 2, 5], 3, 4)]
 
 
-def test_compared_axes_are_told_from_selected_ones():
+def test_compared_and_swept_axes_are_read_from_the_design():
     runs = pd.DataFrame({"run": list("abcd"), "group": "g", "dataset": "d", "arch": "a",
                          "seed": 0, "depth": [2, 2, 3, 3], "width": [8, 16, 8, 16],
                          "lr": [0.1, 0.1, 0.01, 0.1], "weight_decay": 1e-4,
                          "selected": True})
-    assert rg._compared(runs) == ["depth", "width"]
+    design = runs[["run", "group"]].assign(selected_axes="lr", compared_axes="width;depth")
+    t = Tables(metrics=pd.DataFrame(), training=pd.DataFrame(), spectra=pd.DataFrame(),
+               epoch_metrics=pd.DataFrame(), runs=runs, design=design)
+    assert query.compared_axes(t, runs["run"]) == ["depth", "width"]
+    # a sweep's points are named by every axis swept, selected or compared (Fig. 8)
+    assert rg.swept_axes(t, runs["run"]) == ["depth", "width", "lr"]
 
 
 def test_seeds_of_a_model_are_one_model_and_diverged_runs_are_left_out():
@@ -250,7 +276,7 @@ def test_seeds_of_a_model_are_one_model_and_diverged_runs_are_left_out():
                      {"run": "m-s1", "group": "g", "values": GOOD, "seed": 1},
                      {"run": "x-s0", "group": "g", "arch": "other", "values": NONE,
                       "diverged": True}])
-    assert rg._models(rg._free(t)) == [("digits / mlp", ["m-s0", "m-s1"])]
+    assert models_of(rg._models(t, rg._free(t))) == [("digits / mlp", ["m-s0", "m-s1"])]
     assert rg._no_collapse(t).empty
 
 
@@ -322,6 +348,6 @@ def test_many_models_wrap_within_the_page():
 def test_the_collapse_layer_follows_the_reports_epsilon():
     t = experiment()
     loose = Tables(**{**t.__dict__, "thresholds": Thresholds(collapse_eps=0.45)})
-    assert rg._lstar(t.metrics, ["mlp-etf0-s0"], t.thresholds.collapse_eps) == 3
-    assert rg._lstar(loose.metrics, ["mlp-etf0-s0"], loose.thresholds.collapse_eps) == 2
-    assert math.isnan(rg._lstar(t.metrics, ["res-s0"], t.thresholds.collapse_eps))
+    assert rg._lstar(t, ["mlp-etf0-s0"]) == 3
+    assert rg._lstar(loose, ["mlp-etf0-s0"]) == 2
+    assert math.isnan(rg._lstar(t, ["res-s0"]))

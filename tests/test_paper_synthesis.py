@@ -1,4 +1,4 @@
-"""The cross-paper synthesis (nclayers.papers.synthesis): recipes read from group names, the
+"""The cross-paper synthesis (nclayers.papers.synthesis): recipes read from the design table, the
 three depths on curves with known answers, and the four questions on small hand-built tidy
 tables, where the answer's words follow the numbers (the same tables with the numbers changed
 give the other answer), and every figure and table on such tables and on empty ones."""
@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from nclayers.derived import interpolation_epoch
 from nclayers.papers import CLAIM_COLUMNS, Tables
 from nclayers.papers import synthesis as syn
-from nclayers.vocabulary import PAPER_FIGURES, PAPER_TABLES
+from nclayers.vocabulary import DEFAULT_THRESHOLDS, PAPER_FIGURES, PAPER_TABLES
 
 LAYERS = 7  # the input and six hidden layers
 EPOCHS = (0, 2, 4, 6)
@@ -43,13 +44,25 @@ def layer_rows(run: str, arch: str, epoch: int, lstar, lncc, leff, group: str,
             for split in ("train", "test")]
 
 
+def recipe_design(run: str, group: str, recipe: str | None = None) -> dict:
+    """A design row of ``run`` in ``group`` whose recipe fields are those the preset's recipe
+    ``recipe`` (default: the group), ``<loss>_<schedule>[_aug]``, stands for."""
+    loss, schedule, *aug = (recipe or group).split("_")
+    return {"run": run, "group": group, "selected_axes": "", "compared_axes": "",
+            "train.loss": loss, "train.schedule": {"step": "multistep"}.get(schedule, schedule),
+            "train.augment.crop": 1.0 if aug else math.nan,
+            "train.augment.flip": False if aug else math.nan}
+
+
 def make_tables(models: list[dict], retention: dict[str, list[float]] | None = None,
                 epoch_metrics: bool = True) -> Tables:
     """Tables of ``models``: dicts with recipe, depths (lstar, lncc, leff; None: never),
     optional arch, etf (top layers fixed), test acc, and ``settle``: {depth: epoch from which
-    on it has its final value, before that one layer deeper}. ``retention``: run → retention
-    ℓ → ℓ+1 for ℓ = 0…5 (both methods)."""
-    metrics, per_epoch, training, runs, kept = [], [], [], [], []
+    on it has its final value, before that one layer deeper}, and ``as``: the recipe the
+    design says where the group (``recipe``) is called otherwise. ``retention``: run → retention
+    ℓ → ℓ+1 for ℓ = 0…5 (both methods). The design table and the per-run interpolation
+    epoch (as ``aggregate`` writes it into the metrics) come with them."""
+    metrics, per_epoch, training, runs, kept, design = [], [], [], [], [], []
     for m in models:
         arch, etf = m.get("arch", "mlp"), m.get("etf")
         run = f"{m['recipe']}-digits-{arch}" + (f"-etf{etf}" if etf else "") + "-s0"
@@ -63,8 +76,15 @@ def make_tables(models: list[dict], retention: dict[str, list[float]] | None = N
             now = {k: (None if d is None else d + (epoch < m.get("settle", {}).get(k, 0)))
                    for k, d in depths.items()}
             per_epoch += layer_rows(run, arch, epoch, *now.values(), m["recipe"], etf)
-        training += [{"run": run, "epoch": e, "train_acc": 1.0 if e >= 3 else 0.5,
-                      "test_acc": 0.9} for e in range(EPOCHS[-1] + 1)]
+        accuracy = pd.Series([1.0 if e >= 3 else 0.5 for e in range(EPOCHS[-1] + 1)])
+        training += [{"run": run, "epoch": e, "train_acc": acc, "test_acc": 0.9}
+                     for e, acc in accuracy.items()]
+        metrics.append({"run": run, "dataset": "digits", "arch": arch, "seed": 0,
+                        "epoch": EPOCHS[-1], "layer": None, "layer_index": None,
+                        "split": "train", "metric": "interpolation_epoch",
+                        "value": interpolation_epoch(accuracy,
+                                                     DEFAULT_THRESHOLDS.interpolation)})
+        design.append(recipe_design(run, m["recipe"], m.get("as")))
         runs.append({"run": run, "group": m["recipe"], "dataset": "digits", "arch": arch,
                      "seed": 0, "etf_layers": etf, "lr": 0.01, "weight_decay": 5e-4,
                      "diverged": False, "final_epoch": EPOCHS[-1], "final_train_acc": 1.0,
@@ -80,7 +100,7 @@ def make_tables(models: list[dict], retention: dict[str, list[float]] | None = N
     return Tables(metrics=pd.DataFrame(metrics), training=pd.DataFrame(training),
                   spectra=pd.DataFrame(), runs=pd.DataFrame(runs),
                   epoch_metrics=pd.DataFrame(per_epoch if epoch_metrics else []),
-                  features=features)
+                  features=features, design=pd.DataFrame(design))
 
 
 def recipes(lstars: dict[str, int | None], **more) -> list[dict]:
@@ -98,18 +118,47 @@ def claim(table: pd.DataFrame, text: str) -> pd.Series:
 
 # --- recipes and depths ------------------------------------------------------------------
 
-def test_recipe_names_say_loss_schedule_and_augmentation():
-    assert syn.factors("ce_step_aug") == {"loss": "ce", "schedule": "step", "augment": True}
-    assert syn.factors("mse_onecycle")["augment"] is False
-    assert syn.factors("features") is None and syn.factors("mse") is None
+def design_tables(rows: list[dict]) -> Tables:
+    return Tables(metrics=pd.DataFrame(), training=pd.DataFrame(), spectra=pd.DataFrame(),
+                  epoch_metrics=pd.DataFrame(), runs=pd.DataFrame(), design=pd.DataFrame(rows))
+
+
+def test_the_design_says_loss_schedule_and_augmentation_whatever_the_group_is_called():
+    t = design_tables([recipe_design("a-s0", "ce_step_aug"), recipe_design("b-s0", "galanti",
+                                                                           "ce_step_aug"),
+                       recipe_design("c-s0", "mse_onecycle"),
+                       # an augmentation turned off is none; runs that differ: no recipe
+                       {**recipe_design("d-s0", "ce_step"), "train.augment.crop": 0.0,
+                        "train.augment.flip": False},
+                       recipe_design("e-s0", "mixed", "mse_step"),
+                       recipe_design("e-s1", "mixed", "ce_step")])
+    found = syn.factors(t)
+    assert found["ce_step_aug"] == {"loss": "ce", "schedule": "multistep", "augment": True}
+    assert found["galanti"] == found["ce_step_aug"]
+    assert found["mse_onecycle"]["augment"] is False and found["ce_step"]["augment"] is False
+    assert "mixed" not in found
+    assert syn.factors(design_tables([])) == {}
 
 
 def test_contrasts_pair_the_recipes_that_differ_in_one_factor_only():
-    pairs = syn.contrasts(RECIPES)
+    pairs = syn.contrasts(design_tables([recipe_design(f"{r}-s0", r) for r in RECIPES]),
+                          RECIPES)
     assert pairs["schedule"] == [("mse_onecycle", "mse_step")]
     assert set(pairs["loss"]) == {("mse_step", "ce_step"), ("ce_step", "svsl_step"),
                                   ("mse_step", "svsl_step")}
     assert pairs["augment"] == [("ce_step_aug", "ce_step")]
+
+
+def test_a_renamed_group_changes_nothing_but_its_name():
+    lstars = {"mse_onecycle": 2, "mse_step": 3, "ce_step_aug": None, "ce_step": 4,
+              "svsl_step": 3}
+    named = make_tables(recipes(lstars))
+    renamed = make_tables([{**m, "recipe": f"r{i}", "as": m["recipe"]}
+                           for i, m in enumerate(reversed(recipes(lstars)))])
+    assert list(syn.claims(renamed)["holds"]) == list(syn.claims(named)["holds"])
+    table = syn.depths_table(renamed)
+    assert list(table["recipe"]) == ["r4", "r3", "r2", "r1", "r0"]  # the recipes' order
+    assert table.drop(columns="recipe").equals(syn.depths_table(named).drop(columns="recipe"))
 
 
 def test_the_three_depths_of_curves_with_known_answers():
@@ -195,7 +244,8 @@ def etf_models(fixed: dict[int, int | None]) -> list[dict]:
 def test_q3_finds_the_free_model_and_says_whether_etf_layers_move_the_collapse_layer():
     t = make_tables(etf_models({1: 3, 6: None}))
     cases = syn.etf_cases(t)
-    assert [(c.model.etf, c.free.arch, c.kstar) for c in cases] == [(1, "mlp", 4), (6, "mlp", 4)]
+    assert [(c.model.key["etf_layers"], c.free.arch, c.kstar) for c in cases] == [
+        (1, "mlp", 4), (6, "mlp", 4)]
     table = syn.claims(t)
     moves = claim(table, "moves the collapse layer")
     assert moves["holds"] is False  # one of two moved: not more than half

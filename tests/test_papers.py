@@ -9,6 +9,7 @@ import inspect
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -157,3 +158,37 @@ def test_tables_read_holds_the_aggregated_tables_and_the_selected_rows(tmp_path)
     tables = Tables.read(tmp_path, thresholds=Thresholds(collapse_eps=0.1))
     assert tables.thresholds.collapse_eps == 0.1
     assert list(tables.selected(tables.metrics)["run"]) == ["a"]
+
+
+# --- one place for each helper ------------------------------------------------------------------
+
+PAPERS_DIR = Path(__file__).parents[1] / "workflow" / "nclayers" / "papers"
+INTERFACE = {"claims"}  # the one name every paper module defines (its TABLES' "claims")
+
+
+def _functions(path: Path):
+    """(name, body without its docstring) of every function and method defined in ``path``."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body[1:] if (node.body and isinstance(node.body[0], ast.Expr)
+                                     and isinstance(node.body[0].value, ast.Constant)) \
+                else node.body
+            yield node.name, ast.dump(ast.Module(body=body, type_ignores=[]))
+
+
+def test_no_helper_is_defined_twice_in_the_papers_layer():
+    """A module-level function name is defined in one module of papers/ only (but the
+    interface's), and no two functions there have the same body under different names."""
+    names: dict[str, list[str]] = {}
+    bodies: dict[str, list[str]] = {}
+    for path in sorted(PAPERS_DIR.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                names.setdefault(node.name, []).append(path.stem)
+        for name, body in _functions(path):
+            if body.count("\n") or len(body) > 120:  # more than a one-line return
+                bodies.setdefault(body, []).append(f"{path.stem}.{name}")
+    twice = {n: where for n, where in names.items() if len(where) > 1 and n not in INTERFACE}
+    assert twice == {}
+    assert [where for where in bodies.values() if len(where) > 1] == []

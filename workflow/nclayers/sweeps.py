@@ -46,9 +46,7 @@ def run_records(infos: list[dict], design: dict | None = None) -> pd.DataFrame:
         "diverged": i.get("diverged", False), "final_epoch": i.get("final_epoch"),
         "final_train_acc": i["final_train_acc"], "final_test_acc": i["final_test_acc"],
         "device": i.get("device_used"), "train_seconds": i.get("train_seconds"),
-        # SVSL's settings, axes or not (benshaul2022's Table 2 reads them from runs.csv).
-        "svsl_alpha": i["train"].get("svsl_alpha"), "svsl_gamma": i["train"].get("svsl_gamma"),
-    } for i in infos])
+    } for i in infos])  # every other setting of a run is in the design table (design.py)
     table = with_design(table, design)
     front = ["run", "group", "dataset", "arch", "seed", *axis_names(design)]
     return table[[*dict.fromkeys(front), *[c for c in table.columns if c not in front]]]

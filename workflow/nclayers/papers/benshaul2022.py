@@ -9,28 +9,27 @@ with its Stochastic Variability-Simplification Loss (SVSL, eq. 5: CE plus α tim
 each sample's features in layers γ…k to its class's batch mean). That is the project's
 ``nc4_mismatch`` in ``tables/epoch_metrics.csv`` exactly (class means from the train split, also
 on the test split). The terminal phase of training (TPT) starts at the interpolation threshold
-(IT), the first epoch whose train accuracy reaches ``Tables.thresholds.interpolation`` (0.995,
-§5.3's vision paragraph; 0.985, its NLP paragraph's, in the GLUE preset); the end of training
-(EOT) is the last epoch. A GLUE run of 10 epochs may never reach it: then it has no IT and no
-TPT, and its Table 1 cells "IT" and "In TPT" are "--", as for a vision run.
+(IT), the first epoch whose train accuracy reaches ``Tables.thresholds.interpolation`` (§5.3:
+0.995 for vision; 0.985 for NLP, the GLUE preset's); the end of training (EOT) is the last
+epoch. A run that never reaches it (a GLUE run of 10 epochs may not) has no IT and no TPT: its
+Table 1 cells "IT" and "In TPT" are "--".
 
-Here a *model* is one group × dataset × architecture (seeds averaged); its runs differ by the
-``loss`` axis (``ce``, ``svsl``). The figures show the tapped layers but the input, in depth
-order: a ResNet's Layer1-4, AvgPool, FC (``taps: stages``); a BERT's ``embeddings`` ("Emb"),
-``encoder.layer.k`` ("L{k+1}", so that Lk is HF's ``hidden_states[k]``, the paper's γ = k),
-``pooler``, ``classifier`` ("FC").
+Here a *model* is one group × dataset × architecture (seeds averaged) whose runs differ by the
+compared ``loss`` axis (``ce``, ``svsl``). The figures show the tapped layers but the input, in
+depth order: a ResNet's Layer1-4, AvgPool, FC (``taps: stages``); a BERT's ``embeddings``
+("Emb"), ``encoder.layer.k`` ("L{k+1}", so that Lk is HF's ``hidden_states[k]``, the paper's
+γ = k), ``pooler``, ``classifier`` ("FC").
 
 The test metric (:data:`MCC_DATASETS`): test accuracy, but for CoLA the Matthews correlation
 (training.csv's ``test_mcc``), as the paper reports it (Table 1's caption, × 100); without that
 column CoLA's values are "--", never the accuracy. Table 1's best epoch is the best epoch of that
 metric; the claims on test performance (4-6 below) compare that metric.
 
-The layers of the conjectures (:func:`paper_layers`): a ResNet's, all of the figures' (as the
-paper's Fig. 2). A BERT's, the paper's 12 (App. B: "the embedding-layer (1) and (11)
-hidden-state layers", all hidden states but the final output): ``embeddings`` and every encoder
-layer but the last, i.e. Emb, L1…L11 of bert-base. Our choice: the last encoder layer (L12),
-the pooler and the classifier are drawn but not judged, since the paper's BERT layers stop at
-``hidden_states[11]`` and it never measured the others.
+The layers of the conjectures (:func:`paper_layers`): all of a ResNet's (as the paper's Fig. 2);
+of a BERT's, the paper's 12 (App. B: "the embedding-layer (1) and (11) hidden-state layers", all
+hidden states but the final output), i.e. Emb, L1…L11 of bert-base. Our choice: the last encoder
+layer (L12), the pooler and the classifier are drawn but not judged, since the paper never
+measured them.
 
 The claims (:func:`claims`), read on both splits where the paper states them for both; a
 difference counts only beyond :data:`TOL` (half a percentage point):
@@ -38,8 +37,7 @@ difference counts only beyond :data:`TOL` (half a percentage point):
 1. Conjecture 7, the mismatch decreases with depth in the TPT: in every run, the mismatch
    averaged over the run's TPT epochs is, layer after layer, at most the shallower layer's
    plus TOL.
-2. Conjecture 8, the mismatch improves from IT to EOT: in every run and layer,
-   Λ_EOT ≤ Λ_IT + TOL.
+2. Conjecture 8, the mismatch improves from IT to EOT: Λ_EOT ≤ Λ_IT + TOL in every run and layer.
 3. Conjecture 11, SVSL lowers the mismatch "in almost all layers" (§6.2): averaged over the
    epochs where both runs of a model are in the TPT, SVSL's mismatch ≤ CE's + TOL in at least
    :data:`ALMOST_ALL` of the layers of all models.
@@ -49,22 +47,25 @@ difference counts only beyond :data:`TOL` (half a percentage point):
    least :data:`ALMOST_ALL` of the (model, stage) pairs, stages IT, EOT and best epoch.
 6. Table 1, "most datasets reach their best test scores during TPT": the best test epoch lies
    in the TPT in more than half of the runs.
-7. §7, the first layer's mismatch as the paper's full-scale reference (≈ 0.16 on MNIST, ≈ 0.6
-   on CIFAR10, :data:`FIRST_LAYER`): the CE run's Layer1 train mismatch at EOT within
+7. §7, the first layer's mismatch as the paper's full-scale reference (:data:`FIRST_LAYER`:
+   ≈ 0.16 on MNIST, ≈ 0.6 on CIFAR10): the CE run's Layer1 train mismatch at EOT within
    :data:`REFERENCE_TOL` of it; None without an MNIST or CIFAR10 model.
 8. §7, the first layer's mismatch tells the dataset's difficulty: MNIST's below CIFAR10's.
 """
-
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -72,7 +73,7 @@ from matplotlib.ticker import MaxNLocator
 
 from nclayers import vocabulary
 from nclayers.derived import interpolation_epoch
-from nclayers.papers import Tables, claims_frame
+from nclayers.papers import Tables, claims_frame, query
 from nclayers.plots import placeholder
 
 METRIC = "nc4_mismatch"
@@ -93,9 +94,10 @@ DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion MNIST", "stl10": "S
                  "cifar10": "CIFAR10", "cifar100": "CIFAR100", "cola": "CoLA",
                  "sst2": "SST-2", "mrpc": "MRPC", "rte": "RTE"}
 # The test metric of each dataset: accuracy, but the Matthews correlation for CoLA (§5.3 and
-# Table 1's caption, × 100 there as here).
+# Table 1's caption, × 100 there as here); its name in Table 1 and in Fig. 1.
 MCC_DATASETS = frozenset({"cola"})
 METRIC_NAMES = {"test_acc": "acc. %", "test_mcc": "MCC × 100"}
+FIG1_METRICS = {"test_acc": "accuracy", "test_mcc": "MCC"}
 # Table 1 (test metric, %): dataset → (IT CE, IT SVSL, EOT CE, EOT SVSL, best CE, in TPT,
 # best SVSL, in TPT); the vision rows, then GLUE's (CoLA: MCC × 100).
 PAPER_TABLE1 = {
@@ -109,6 +111,9 @@ PAPER_TABLE1 = {
     "mrpc": (70.83, 74.26, 74.26, 75.25, 75.00, "No", 76.71, "No"),
     "sst2": (87.96, 88.42, 88.42, 88.76, 89.22, "No", 89.22, "Yes"),
 }
+TABLE1_COLUMNS = ["Model", "Source", "Metric", "IT CE", "IT SVSL", "EOT CE", "EOT SVSL",
+                  "Best CE", "In TPT (CE)", "Best SVSL", "In TPT (SVSL)"]
+YES_NO = {None: "--", True: "Yes", False: "No"}
 # Table 2: dataset → (α, γ); γ a ResNet layer, or for BERT the paper's layer number k (1..11),
 # which we read as hidden_states[k], our encoder.layer.{k-1}, named "Lk".
 PAPER_TABLE2: dict[str, tuple[float, str | int]] = {
@@ -122,74 +127,50 @@ ALMOST_ALL = 0.8  # "almost all" layers, stages: at least this share
 REFERENCE_TOL = 0.1  # claim 7: |ours − the paper's first-layer mismatch| at most this
 LISTED = 3  # failing cases named in a claim's measured text
 LEGEND_LAYERS = 8  # Fig. 2: more layers than this are keyed by a colour bar, not a legend
+GRID = {"size": (11.0, 9.0), "margin": (1.0, 1.2), "sharex": "col"}  # Figs. 1-2: query.grid's
+STAGE_NAMES = {"it": "IT", "eot": "EOT", "best": "best epoch"}
+
+
+# --- for query.py ------------------------------------------------------------------------------
+
+def recipe(t: Tables, field: str) -> pd.Series:
+    """Run → one of its resolved recipe fields (a column of the design table, e.g.
+    ``train.loss``); empty where the table has no such column."""
+    return t.design.set_index("run")[field] if field in t.design else pd.Series(dtype=object)
 
 
 # --- the models: a CE and an SVSL run (seeds averaged) per group × dataset × architecture ----
 
 @dataclass(frozen=True, eq=False)  # identity hash: models key the claims' dicts
-class Model:
-    """One model's runs by loss, with their seed-averaged curves."""
+class Curves:
+    """A model (query.Model: its runs of every loss) and each loss's seed-mean curves, computed
+    once: every figure, table and claim reads them, several times."""
 
-    label: str
-    dataset: str
-    arch: str
+    model: query.Model
     runs: dict[str, list[str]]  # loss → run ids (its seeds)
     accuracy: dict[str, pd.DataFrame]  # loss → epoch × (train_acc, test_acc[, test_mcc])
     mismatch: dict[str, dict[str, pd.DataFrame]]  # loss → split → epoch × layer (depth order)
     interpolation: dict[str, float]  # loss → IT epoch (NaN: never reached)
-    metric: str = "test_acc"  # the test metric of Table 1 and the claims: test_acc, test_mcc
 
     @property
     def losses(self) -> list[str]:
         return [loss for loss in LOSSES if loss in self.runs]
 
-    def test_metric(self, loss: str) -> pd.Series:
-        """The run's test metric per epoch (all NaN where the training log lacks it)."""
-        curves = self.accuracy[loss]
-        if self.metric in curves:
-            return curves[self.metric]
-        return pd.Series(math.nan, index=curves.index, name=self.metric)
+    @property
+    def metric(self) -> str:
+        """The test metric of Table 1 and the claims: test_acc, or test_mcc (CoLA)."""
+        return "test_mcc" if self.model.dataset in MCC_DATASETS else "test_acc"
+
+    @property
+    def name(self) -> str:  # in a claim's measured text
+        return self.model.label.replace(" / ", "/")
 
 
-def _selected_training(tables: Tables) -> pd.DataFrame:
-    training = tables.training
-    if training.empty or "loss" not in training.columns or tables.runs.empty:
-        return training.iloc[0:0]
-    return tables.selected(training)
-
-
-def _label(dataset: str, arch: str, extra: Sequence[str]) -> str:
-    return vocabulary.model_label(DATASET_NAMES.get(dataset, dataset), arch, *extra)
-
-
-def _model_parts(training: pd.DataFrame) -> list[tuple[str, str, str, pd.DataFrame]]:
-    """(label, dataset, arch, rows) per model: the selected runs' training rows grouped by the
-    columns that tell models apart (vocabulary.model_keys) but the loss."""
-    # A test metric is never an axis (a log that put test_mcc after the group would read so).
-    keys = [k for k in vocabulary.model_keys(training) if k not in ("loss", "test_mcc")]
-    parts = []
-    for key, rows in training.groupby(keys, sort=False, dropna=False):
-        values = dict(zip(keys, key, strict=True))
-        extra = [str(v) if k == "group" else f"{k}={vocabulary.shown_value(v)}"
-                 for k, v in values.items() if k not in ("dataset", "arch")
-                 and not (k == "group" and v == values["dataset"]) and v == v]
-        parts.append((_label(values["dataset"], values["arch"], extra), values["dataset"],
-                      values["arch"], rows))
-    return parts
-
-
-def _accuracy(rows: pd.DataFrame) -> pd.DataFrame:
-    columns = [c for c in ("train_acc", "test_acc", "test_mcc") if c in rows.columns]
-    return rows.groupby("epoch")[columns].mean().sort_index()
-
-
-def _mismatch(epoch_metrics: pd.DataFrame, runs: list[str], split: str) -> pd.DataFrame:
+def _mismatch(t: Tables, runs: list[str], split: str) -> pd.DataFrame:
     """Epoch × layer (depth order, the input left out) of the runs' mean NCC mismatch."""
-    if epoch_metrics.empty:
-        return pd.DataFrame()
-    rows = epoch_metrics[epoch_metrics["run"].isin(set(runs)) & (epoch_metrics["split"] == split)
-                         & (epoch_metrics["metric"] == METRIC)
-                         & (epoch_metrics["layer"] != "input")]
+    rows = query.layer_rows(t.epoch_metrics, runs, split)
+    if not rows.empty:
+        rows = rows[(rows["metric"] == METRIC) & (rows["layer"] != "input")]
     if rows.empty:
         return pd.DataFrame()
     order = rows.groupby("layer")["layer_index"].min().sort_values().index
@@ -197,30 +178,43 @@ def _mismatch(epoch_metrics: pd.DataFrame, runs: list[str], split: str) -> pd.Da
     return table[list(order)].sort_index()
 
 
-def models(tables: Tables) -> list[Model]:
-    """The models of the selected runs, in the tables' order; empty without a loss axis."""
-    training = _selected_training(tables)
+def loss_curves(t: Tables) -> list[Curves]:
+    """The models of the selected runs with a loss (runs.csv's axis) and a training log, in the
+    tables' order: one per group × dataset × architecture × the other compared axes' values
+    (the design's); empty without a loss axis."""
+    rows = query.runs(t)
+    if "loss" not in rows or "run" not in t.training:
+        return []
+    several = rows["group"].nunique() > 1  # the group is named where there are several
+    rows = rows[rows["loss"].notna() & rows["run"].isin(set(t.training["run"]))]
+    axes = [a for a in query.compared_axes(t, rows["run"]) if a != "loss" and a in rows]
+    logged = [c for c in ("train_acc", "test_acc", "test_mcc") if c in t.training]
+
+    def label(key: dict) -> str:
+        extra = [str(key["group"])] if several and key["group"] != key["dataset"] else []
+        extra += [f"{a}={vocabulary.shown_value(key[a])}" for a in axes if key[a] == key[a]]
+        return vocabulary.model_label(DATASET_NAMES.get(key["dataset"], key["dataset"]),
+                                      key["arch"], *extra)
+
     found = []
-    for label, dataset, arch, rows in _model_parts(training):
-        runs, accuracy, mismatch, it = {}, {}, {}, {}
-        for loss, part in rows.groupby("loss", sort=False):
-            runs[loss] = list(part["run"].unique())
-            accuracy[loss] = _accuracy(part)
-            mismatch[loss] = {s: _mismatch(tables.epoch_metrics, runs[loss], s) for s in SPLITS}
-            it[loss] = interpolation_epoch(accuracy[loss]["train_acc"],
-                                           tables.thresholds.interpolation)
-        if runs:  # a group without the loss axis has no loss value, and no model here
-            metric = "test_mcc" if dataset in MCC_DATASETS else "test_acc"
-            found.append(Model(label, dataset, arch, runs, accuracy, mismatch, it, metric))
+    for model in query.models(rows, ["group", "dataset", "arch", *axes], label):
+        mine = rows[rows["run"].isin(model.runs)]
+        runs = {loss: list(part["run"]) for loss, part in mine.groupby("loss", sort=False)}
+        accuracy = {loss: t.training[t.training["run"].isin(ids)].groupby("epoch")[logged].mean()
+                    .sort_index() for loss, ids in runs.items()}
+        # The IT of the seed-mean train accuracy, not each run's: computed here with
+        # derived.interpolation_epoch, not read per run (query.derived).
+        it = {loss: interpolation_epoch(a["train_acc"], t.thresholds.interpolation)
+              for loss, a in accuracy.items()}
+        found.append(Curves(model, runs, accuracy, {
+            loss: {s: _mismatch(t, ids, s) for s in SPLITS} for loss, ids in runs.items()}, it))
     return found
 
 
 def in_tpt(curve: pd.DataFrame | pd.Series, start: float) -> pd.DataFrame | pd.Series:
     """The rows of an epoch-indexed curve from the interpolation epoch ``start`` on (none if
     NaN: the run never interpolated)."""
-    if math.isnan(start):
-        return curve.iloc[0:0]
-    return curve[curve.index >= start]
+    return curve.iloc[0:0] if math.isnan(start) else curve[curve.index >= start]
 
 
 def layer_name(layer: str) -> str:
@@ -232,9 +226,8 @@ def layer_name(layer: str) -> str:
 
 def paper_layers(layers: Sequence[str]) -> list[str]:
     """The layers of ``layers`` (depth order) that the paper's conjectures speak of: all of a
-    ResNet's; of a BERT's, the embeddings and every encoder layer but the last (App. B: the
-    hidden states but the final output), i.e. not the last encoder layer, the pooler and the
-    classifier (see the module docstring)."""
+    ResNet's; of a BERT's, the embeddings and every encoder layer but the last (see the module
+    docstring)."""
     encoder = [int(m[1]) for m in map(BERT_LAYER.fullmatch, layers) if m]
     if not encoder and "embeddings" not in layers:
         return list(layers)
@@ -250,46 +243,45 @@ def judged(table: pd.DataFrame) -> pd.DataFrame:
 
 # --- figures -------------------------------------------------------------------------------
 
-def _shade_tpt(ax: Axes, model: Model, end: float) -> None:
+def _shade_tpt(ax: Axes, m: Curves, end: float) -> None:
     """Each run's TPT shaded in its loss's colour (both: purple, as the paper's Fig. 2)."""
-    for loss in model.losses:
-        start = model.interpolation[loss]
-        if not math.isnan(start):
+    for loss in m.losses:
+        if not math.isnan(start := m.interpolation[loss]):
             ax.axvspan(start, end, color=LOSS_COLORS[loss], alpha=SHADE_ALPHA, linewidth=0)
 
 
-def _tpt_handles(shown: list[Model]) -> list:
-    """The legend's TPT shades, only those drawn (a GLUE run of 10 epochs may have no TPT)."""
+def _legend(fig: Figure, shown: list[Curves], style: Callable[[str], dict], ncol: int,
+            first: Sequence[Line2D] = ()) -> None:
+    """The legend below the panels: ``first``, the losses (``style``: a loss's line) and the
+    TPT shades, only those drawn (a GLUE run of 10 epochs may have no TPT)."""
+    losses = {loss for m in shown for loss in m.losses}
     reached = {loss for m in shown for loss in m.losses if not math.isnan(m.interpolation[loss])}
-    handles = [Patch(color=LOSS_COLORS[loss], alpha=0.3, label=f"TPT, {LOSSES[loss]}")
-               for loss in LOSSES if loss in reached]
+    handles = [*first, *(Line2D([], [], label=LOSSES[loss], **style(loss)) for loss in LOSSES
+                         if loss in losses)]
+    handles += [Patch(color=LOSS_COLORS[loss], alpha=0.3, label=f"TPT, {LOSSES[loss]}")
+                for loss in LOSSES if loss in reached]
     if any(all(not math.isnan(m.interpolation.get(loss, math.nan)) for loss in LOSSES)
            for m in shown):
         handles.append(Patch(color="#8c4fa8", alpha=0.3, label="TPT, both"))
-    return handles
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(ncol, len(handles)),
+               fontsize="small")
 
 
-def _grid(rows: int, cols: int, panel: tuple[float, float]) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(min(11.0, 1.0 + panel[0] * cols), min(9.0, 1.2 + panel[1] * rows)),
-                 layout="constrained")
-    return fig, fig.subplots(rows, cols, squeeze=False, sharex="col")
-
-
-def _zoom_on_tpt(ax: Axes, model: Model, end: float, draw: Callable[[Axes], None],
+def _zoom_on_tpt(ax: Axes, m: Curves, end: float, draw: Callable[[Axes], None],
                  where: Sequence[float]) -> None:
     """An inset of the panel from the first interpolation epoch on, where the curves of the
     TPT lie too close together at the panel's scale (the paper's question is about them)."""
-    starts = [e for e in model.interpolation.values() if not math.isnan(e)]
+    starts = [e for e in m.interpolation.values() if not math.isnan(e)]
     if not starts or min(starts) >= end:
         return
     start = min(starts)
     inset = ax.inset_axes(where)
-    _shade_tpt(inset, model, end)
+    _shade_tpt(inset, m, end)
     draw(inset)
-    shown = [np.asarray(line.get_ydata(), dtype=float)[np.asarray(line.get_xdata()) >= start]
-             for line in inset.get_lines()]
-    values = np.concatenate([v for v in shown if v.size]) if shown else np.array([])
-    if values.size and np.isfinite(values).any():
+    values = np.concatenate([np.empty(0), *(
+        np.asarray(line.get_ydata(), dtype=float)[np.asarray(line.get_xdata()) >= start]
+        for line in inset.get_lines())])
+    if np.isfinite(values).any():
         lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
         pad = max(0.08 * (hi - lo), 0.002)
         inset.set_ylim(lo - pad, hi + pad)
@@ -299,90 +291,83 @@ def _zoom_on_tpt(ax: Axes, model: Model, end: float, draw: Callable[[Axes], None
     inset.set_title("TPT", fontsize=6, pad=1)
 
 
-def fig1_accuracy(tables: Tables) -> Figure:
-    """The paper's Fig. 1 (STL10; the other datasets in its appendix) for every model: train
-    and test accuracy against the epoch, CE pink and SVSL blue, each run's TPT shaded. A
-    CoLA model's test row is its test MCC, the metric of Table 1 (its accuracy where the log
-    has no MCC), said in the panel's label."""
-    shown = [m for m in models(tables) if m.accuracy]
-    if not shown:
-        return placeholder("Ben-Shaul & Dekel Fig. 1 needs selected runs with a loss axis "
-                           "(ce, svsl) and their training logs")
-    fig, axes = _grid(2, len(shown), (3.2, 2.4))
-    for c, model in enumerate(shown):
-        end = max(float(a.index.max()) for a in model.accuracy.values())
-        test = _test_column(model)
-        for r, (column, what) in enumerate((("train_acc", "train accuracy"),
-                                            (test, f"test {FIG1_METRICS[test]}"))):
-            ax = axes[r, c]
-            _shade_tpt(ax, model, end)
-
-            def draw(target: Axes, model: Model = model, column: str = column) -> None:
-                for loss in model.losses:
-                    curve = model.accuracy[loss][column]
-                    target.plot(curve.index, curve.to_numpy(), color=LOSS_COLORS[loss],
-                                linewidth=1.3)
-
-            draw(ax)
-            ax.set_ylim(top=1.005)
-            ax.set_xlim(0, end)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            if column != "train_acc":  # train accuracy is 1 all through the TPT
-                _zoom_on_tpt(ax, model, end, draw, (0.42, 0.08, 0.55, 0.5))
-            _label_panel(ax, model, r, c, what)
-            if c and r and column != _test_column(shown[0]):  # not column 0's quantity
-                ax.set_ylabel(what, fontsize="small")
-    losses = {loss for m in shown for loss in m.losses}
-    handles = [Line2D([], [], color=LOSS_COLORS[loss], label=LOSSES[loss])
-               for loss in LOSSES if loss in losses] + _tpt_handles(shown)
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)),
-               fontsize="small")
-    mcc = sorted({DATASET_NAMES.get(m.dataset, m.dataset) for m in shown
-                  if _test_column(m) == "test_mcc"})
-    fig.suptitle("Train and test accuracy" + (f" ({', '.join(mcc)}: test MCC)" if mcc else "")
-                 + ", CE against SVSL\n(Ben-Shaul & Dekel Fig. 1; "
-                 f"TPT: train accuracy ≥ {tables.thresholds.interpolation:g})",
-                 fontsize="medium")
-    return fig
+def _draw_curves(ax: Axes, frames: dict[str, pd.DataFrame],
+                 color: Callable[[str, str], object], width: float, dashed: bool = False) -> None:
+    """Each loss's curves (loss → epoch × curve), coloured by loss and curve; SVSL's dashed
+    where ``dashed``."""
+    for loss, frame in frames.items():
+        for column in frame.columns:
+            ax.plot(frame.index, frame[column].to_numpy(), color=color(loss, column),
+                    linestyle=LOSS_LINES[loss] if dashed else "-", linewidth=width)
 
 
-FIG1_METRICS = {"test_acc": "accuracy", "test_mcc": "MCC"}
-
-
-def _test_column(model: Model) -> str:
-    """Fig. 1's test row: the model's test metric where every run logged it, else accuracy."""
-    logged = all(model.metric in a and a[model.metric].notna().any()
-                 for a in model.accuracy.values())
-    return model.metric if logged else "test_acc"
-
-
-def _label_panel(ax: Axes, model: Model, row: int, col: int, ylabel: str) -> None:
-    """A two-row grid's labels: the model above the top row, the epoch below the bottom one,
+def _panel(ax: Axes, m: Curves, end: float, draw: Callable[[Axes], None], row: int, col: int,
+           ylabel: str, inset: Sequence[float] | None) -> None:
+    """A panel of a two-row grid: the TPT shaded, the curves drawn (:func:`_draw_curves`), a
+    zoom on the TPT at ``inset``; the model above the top row, the epoch below the bottom one,
     the quantity left of the first column."""
+    _shade_tpt(ax, m, end)
+    draw(ax)
+    ax.set_xlim(0, end)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if inset:
+        _zoom_on_tpt(ax, m, end, draw, inset)
     ax.tick_params(labelsize="x-small")
     if row == 0:
-        ax.set_title(model.label, fontsize="small")
+        ax.set_title(m.model.label, fontsize="small")
     else:
         ax.set_xlabel("epoch", fontsize="small")
     if col == 0:
         ax.set_ylabel(ylabel, fontsize="small")
 
 
-def _layer_colors(layers: Sequence[str]) -> dict[str, object]:
-    from matplotlib import colormaps
+def _test_column(m: Curves) -> str:
+    """Fig. 1's test row: the model's test metric where every run logged it, else accuracy."""
+    logged = all(m.metric in a and a[m.metric].notna().any() for a in m.accuracy.values())
+    return m.metric if logged else "test_acc"
 
-    cmap = colormaps["viridis"]
+
+def fig1_accuracy(tables: Tables) -> Figure:
+    """The paper's Fig. 1 (STL10; the other datasets in its appendix) for every model: train
+    and test accuracy against the epoch, CE pink and SVSL blue, each run's TPT shaded. A
+    CoLA model's test row is its test MCC, the metric of Table 1 (its accuracy where the log
+    has no MCC), said in the panel's label."""
+    shown = loss_curves(tables)
+    if not shown:
+        return placeholder("Ben-Shaul & Dekel Fig. 1 needs selected runs with a loss axis "
+                           "(ce, svsl) and their training logs")
+    mcc = sorted({DATASET_NAMES.get(m.model.dataset, m.model.dataset) for m in shown
+                  if _test_column(m) == "test_mcc"})
+    fig, axes = query.grid(
+        2 * len(shown), len(shown), "Train and test accuracy"
+        + (f" ({', '.join(mcc)}: test MCC)" if mcc else "") + ", CE against SVSL\n(Ben-Shaul"
+        f" & Dekel Fig. 1; TPT: train accuracy ≥ {tables.thresholds.interpolation:g})",
+        panel=(3.2, 2.4), **GRID)
+    for c, m in enumerate(shown):
+        end = max(float(a.index.max()) for a in m.accuracy.values())
+        test = _test_column(m)
+        for r, (column, what) in enumerate((("train_acc", "train accuracy"),
+                                            (test, f"test {FIG1_METRICS[test]}"))):
+            draw = partial(_draw_curves, color=lambda loss, _: LOSS_COLORS[loss], width=1.3,
+                           frames={loss: m.accuracy[loss][[column]] for loss in m.losses})
+            # no zoom on train accuracy: it is 1 all through the TPT
+            _panel(axes[r, c], m, end, draw, r, c, what, (0.42, 0.08, 0.55, 0.5) if r else None)
+            axes[r, c].set_ylim(top=1.005)
+            if c and r and column != _test_column(shown[0]):  # not column 0's quantity
+                axes[r, c].set_ylabel(what, fontsize="small")
+    _legend(fig, shown, lambda loss: {"color": LOSS_COLORS[loss]}, 4)
+    return fig
+
+
+def _layer_colors(layers: Sequence[str]) -> dict[str, object]:
     n = max(len(layers) - 1, 1)
-    return {layer: cmap(0.92 * i / n) for i, layer in enumerate(layers)}
+    return {layer: colormaps["viridis"](0.92 * i / n) for i, layer in enumerate(layers)}
 
 
 def _depth_colorbar(fig: Figure, axes: np.ndarray, layers: Sequence[str],
                     colors: dict[str, object]) -> None:
     """The layers' colours as a discrete colour bar right of the panels, a tick per layer named
     as the paper names it, the shallowest on top."""
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-
     n = len(layers)
     mappable = ScalarMappable(norm=BoundaryNorm(np.arange(n + 1), n),
                               cmap=ListedColormap([colors[layer] for layer in layers]))
@@ -399,49 +384,33 @@ def fig2_ncc_mismatch(tables: Tables) -> Figure:
     the epoch, a colour per layer (viridis over depth; beyond :data:`LEGEND_LAYERS` layers, a
     BERT's 15, keyed by a colour bar rather than the legend), CE solid and SVSL dashed, each
     run's TPT shaded."""
-    shown = [m for m in models(tables)
+    shown = [m for m in loss_curves(tables)
              if any(not m.mismatch[loss]["train"].empty for loss in m.losses)]
     if not shown:
         return placeholder("Ben-Shaul & Dekel Fig. 2 needs selected runs with a loss axis and "
                            "train.epoch_metrics (nc4_mismatch every epoch)")
-    fig, axes = _grid(2, len(shown), (3.2, 2.6))
+    fig, axes = query.grid(2 * len(shown), len(shown), "NCC mismatch per layer, CE (solid) "
+                           "against SVSL (dashed) (Ben-Shaul & Dekel Fig. 2)",
+                           panel=(3.2, 2.6), **GRID)
     layers: list[str] = []
-    for c, model in enumerate(shown):
-        frames = [model.mismatch[loss][s] for loss in model.losses for s in SPLITS]
+    for c, m in enumerate(shown):
+        frames = [m.mismatch[loss][s] for loss in m.losses for s in SPLITS]
         model_layers = list(dict.fromkeys(col for f in frames for col in f.columns))
         layers += [layer for layer in model_layers if layer not in layers]
         colors = _layer_colors(model_layers)
         end = max(float(f.index.max()) for f in frames if not f.empty)
         for r, split in enumerate(SPLITS):
-            ax = axes[r, c]
-            _shade_tpt(ax, model, end)
-
-            def draw(target: Axes, model: Model = model, split: str = split,
-                     colors: dict = colors) -> None:
-                for loss in model.losses:
-                    table = model.mismatch[loss][split]
-                    for layer in table.columns:
-                        target.plot(table.index, table[layer].to_numpy(), color=colors[layer],
-                                    linestyle=LOSS_LINES[loss], linewidth=1.1)
-
-            draw(ax)
-            ax.set_xlim(0, end)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            _zoom_on_tpt(ax, model, end, draw, (0.42, 0.38, 0.55, 0.5))
-            _label_panel(ax, model, r, c, f"{split} NCC mismatch")
+            draw = partial(_draw_curves, color=lambda _, layer, colors=colors: colors[layer],
+                           width=1.1, dashed=True,
+                           frames={loss: m.mismatch[loss][split] for loss in m.losses})
+            _panel(axes[r, c], m, end, draw, r, c, f"{split} NCC mismatch",
+                   (0.42, 0.38, 0.55, 0.5))
     colors = _layer_colors(layers)
-    losses = {loss for m in shown for loss in m.losses}
-    handles = [Line2D([], [], color="0.3", linestyle=LOSS_LINES[loss], label=LOSSES[loss])
-               for loss in LOSSES if loss in losses] + _tpt_handles(shown)
+    keys = [Line2D([], [], color=colors[layer], label=layer_name(layer)) for layer in layers]
     if len(layers) > LEGEND_LAYERS:  # a BERT's 15: a colour bar over depth beside the panels
         _depth_colorbar(fig, axes, layers, colors)
-    else:
-        handles = [Line2D([], [], color=colors[layer], label=layer_name(layer))
-                   for layer in layers] + handles
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(6, len(handles)),
-               fontsize="small")
-    fig.suptitle("NCC mismatch per layer, CE (solid) against SVSL (dashed) "
-                 "(Ben-Shaul & Dekel Fig. 2)", fontsize="medium")
+        keys = []
+    _legend(fig, shown, lambda loss: {"color": "0.3", "linestyle": LOSS_LINES[loss]}, 6, keys)
     return fig
 
 
@@ -451,7 +420,7 @@ FIGURES: dict[str, Callable[[Tables], Figure]] = {
 }
 
 
-# --- Table 1: test accuracy (CoLA: MCC) at IT, EOT and the best epoch ----------------------
+# --- Tables 1-2 ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Stages:
@@ -468,10 +437,11 @@ class Stages:
 NO_STAGES = Stages(math.nan, math.nan, math.nan, -1, None)
 
 
-def stages(model: Model, loss: str) -> Stages:
-    logged = model.test_metric(loss)
+def stages(m: Curves, loss: str) -> Stages:
+    accuracy = m.accuracy[loss]  # the test metric: all NaN where the training log lacks it
+    logged = accuracy.get(m.metric, pd.Series(math.nan, index=accuracy.index))
     test = logged.dropna()
-    start = model.interpolation[loss]
+    start = m.interpolation[loss]
     if test.empty:  # e.g. CoLA from a training log without test_mcc: "--", not the accuracy
         return NO_STAGES
     best_epoch = int(test.idxmax())  # the best epoch of the metric: of the MCC for CoLA
@@ -481,19 +451,10 @@ def stages(model: Model, loss: str) -> Stages:
                   best_in_tpt=None if math.isnan(start) else best_epoch >= start)
 
 
-def _pct(value: float) -> str:
-    """An accuracy in percent (an MCC × 100) as the paper's Table 1 prints it (two decimals): a
-    string, since the report's generic table would round a number to three significant
-    digits."""
-    return f"{100 * value:.2f}" if value == value else "--"
-
-
-def _yes_no(value: bool | None) -> str:
-    return "--" if value is None else ("Yes" if value else "No")
-
-
-TABLE1_COLUMNS = ["Model", "Source", "Metric", "IT CE", "IT SVSL", "EOT CE", "EOT SVSL",
-                  "Best CE", "In TPT (CE)", "Best SVSL", "In TPT (SVSL)"]
+def _cell(value: float, spec: str) -> str:
+    """A number of Tables 1-2 as the paper prints it ("--": none): a string, since the
+    report's generic table would round a number to three significant digits."""
+    return "--" if value != value else format(value, spec)
 
 
 def table1_accuracy(tables: Tables) -> pd.DataFrame:
@@ -501,56 +462,35 @@ def table1_accuracy(tables: Tables) -> pd.DataFrame:
     column says) with CE and with SVSL at the IT, the EOT and the best epoch, and whether that
     epoch lies in the TPT; the paper's row below ours where the dataset is one of its nine."""
     rows = []
-    for model in models(tables):
-        ce, svsl = (stages(model, loss) if loss in model.runs else NO_STAGES
-                    for loss in ("ce", "svsl"))
-        rows.append([model.label, "ours", METRIC_NAMES[model.metric], _pct(ce.it),
-                     _pct(svsl.it), _pct(ce.eot), _pct(svsl.eot), _pct(ce.best),
-                     _yes_no(ce.best_in_tpt), _pct(svsl.best), _yes_no(svsl.best_in_tpt)])
-        if model.dataset in PAPER_TABLE1:
-            rows.append([DATASET_NAMES[model.dataset], "paper", METRIC_NAMES[model.metric],
-                         *(f"{v:.2f}" if isinstance(v, float) else v
-                           for v in PAPER_TABLE1[model.dataset])])
+    for m in loss_curves(tables):
+        ce, svsl = (stages(m, loss) if loss in m.runs else NO_STAGES for loss in ("ce", "svsl"))
+        pct = [_cell(100 * v, ".2f")
+               for v in (ce.it, svsl.it, ce.eot, svsl.eot, ce.best, svsl.best)]
+        rows.append([m.model.label, "ours", METRIC_NAMES[m.metric], *pct[:5],
+                     YES_NO[ce.best_in_tpt], pct[5], YES_NO[svsl.best_in_tpt]])
+        if m.model.dataset in PAPER_TABLE1:
+            rows.append([DATASET_NAMES[m.model.dataset], "paper", METRIC_NAMES[m.metric],
+                         *(_cell(v, ".2f") if isinstance(v, float) else v
+                           for v in PAPER_TABLE1[m.model.dataset])])
     return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
 
 
-# --- Table 2: the SVSL settings -------------------------------------------------------------
-
-def _svsl_setting(tables: Tables, runs: list[str]) -> tuple[float, str]:
-    """(α, γ) of the SVSL runs from runs.csv (NaN, "--" where it has no such column)."""
-    rows = tables.runs[tables.runs["run"].isin(set(runs))]
-    alpha = (float(rows["svsl_alpha"].iloc[0]) if "svsl_alpha" in rows and not rows.empty
-             else math.nan)
-    gamma = (str(vocabulary.shown_value(rows["svsl_gamma"].iloc[0]))
-             if "svsl_gamma" in rows and not rows.empty else "--")
-    return alpha, gamma
-
-
-def _alpha(value: float) -> str:
-    """α with every digit the paper gives (SST-2's 4.132e-5): a string, since the report's
-    generic table would round a number to three significant digits."""
-    return "--" if value != value else f"{value:.6g}"
-
-
-def _paper_gamma(gamma: str | int | None) -> str:
-    """The paper's γ as its Table 2 gives it: a ResNet layer's name, a BERT layer's number."""
-    if gamma is None:
-        return "--"
-    return str(gamma) if isinstance(gamma, int) else layer_name(gamma)
-
-
 def table2_svsl(tables: Tables) -> pd.DataFrame:
-    """Table 2: each model's SVSL weight α and first layer γ, the paper's beside them; a BERT's
-    γ ours by name (``encoder.layer.0`` → "L1") and the paper's by number (1), the same layer,
-    HF's ``hidden_states[1]``."""
+    """Table 2: each model's SVSL weight α and first layer γ (its SVSL runs' recipe), the
+    paper's beside them; a BERT's γ ours by name (``encoder.layer.0`` → "L1") and the paper's
+    by number (1), the same layer, HF's ``hidden_states[1]``."""
     rows = []
-    for model in models(tables):
-        if "svsl" not in model.runs:
+    for m in loss_curves(tables):
+        if "svsl" not in m.runs:
             continue
-        alpha, gamma = _svsl_setting(tables, model.runs["svsl"])
-        paper_alpha, paper_gamma = PAPER_TABLE2.get(model.dataset, (math.nan, None))
-        rows.append([model.label, _alpha(alpha), layer_name(gamma), _alpha(paper_alpha),
-                     _paper_gamma(paper_gamma)])
+        alpha, gamma = (recipe(tables, f"train.svsl_{f}").get(m.runs["svsl"][0])
+                        for f in ("alpha", "gamma"))
+        paper_alpha, paper_gamma = PAPER_TABLE2.get(m.model.dataset, (math.nan, None))
+        rows.append([m.model.label, _cell(math.nan if alpha is None else float(alpha), ".6g"),
+                     "--" if gamma is None else layer_name(str(vocabulary.shown_value(gamma))),
+                     _cell(paper_alpha, ".6g"),
+                     "--" if paper_gamma is None else str(paper_gamma)
+                     if isinstance(paper_gamma, int) else layer_name(paper_gamma)])
     return pd.DataFrame(rows, columns=["Model", "alpha", "gamma", "paper alpha",
                                        "paper gamma"])
 
@@ -575,250 +515,220 @@ def it_vs_eot(table: pd.DataFrame, start: float) -> pd.Series:
     """Each layer's Λ_EOT − Λ_IT, Λ_IT at the first measured epoch from the IT on (epoch
     metrics may skip epochs); empty if the run never interpolated."""
     measured = in_tpt(table, start)
-    if measured.empty:
-        return pd.Series(dtype=float)
-    return table.iloc[-1] - measured.iloc[0]
+    return pd.Series(dtype=float) if measured.empty else table.iloc[-1] - measured.iloc[0]
 
 
-def svsl_minus_ce(model: Model, split: str) -> pd.Series:
+def svsl_minus_ce(m: Curves, split: str) -> pd.Series:
     """Each of the paper's layers' SVSL − CE mismatch averaged over the epochs where both runs
     are in the TPT (empty: a run is missing, or the two TPTs never meet)."""
-    if not {"ce", "svsl"} <= set(model.runs):
+    if not {"ce", "svsl"} <= set(m.runs):
         return pd.Series(dtype=float)
-    start = max(model.interpolation["ce"], model.interpolation["svsl"])
-    ce = tpt_mean(judged(model.mismatch["ce"][split]), start)
-    svsl = tpt_mean(judged(model.mismatch["svsl"][split]), start)
-    if ce.empty or svsl.empty:
-        return pd.Series(dtype=float)
-    return (svsl - ce).dropna()
+    start = max(m.interpolation["ce"], m.interpolation["svsl"])
+    ce, svsl = (tpt_mean(judged(m.mismatch[loss][split]), start) for loss in ("ce", "svsl"))
+    return pd.Series(dtype=float) if ce.empty or svsl.empty else (svsl - ce).dropna()
 
 
 # --- claims --------------------------------------------------------------------------------
-
-def _row(claim: str, where: str, measured: str, holds: bool | None) -> dict:
-    return {"claim": claim, "where": where, "measured": measured, "holds": holds}
-
 
 def _listed(items: list[str]) -> str:
     return "; ".join(items[:LISTED]) + (" …" if len(items) > LISTED else "")
 
 
-def _runs_of(found: list[Model]) -> list[tuple[Model, str]]:
+def _runs_of(found: list[Curves]) -> list[tuple[Curves, str]]:
     return [(m, loss) for m in found for loss in m.losses]
 
 
-def _short(model: Model, loss: str) -> str:
-    return f"{model.label.replace(' / ', '/')} {LOSSES[loss]}"
+def _run_name(m: Curves, loss: str) -> str:
+    return f"{m.name} {LOSSES[loss]}"
 
 
-def _no_tpt(pairs: list[tuple[Model, str]]) -> str:
-    missing = [_short(m, loss) for m, loss in pairs if math.isnan(m.interpolation[loss])]
+def _no_tpt(found: list[Curves]) -> str:
+    missing = [_run_name(m, loss) for m, loss in _runs_of(found)
+               if math.isnan(m.interpolation[loss])]
     return f"; left out, no TPT: {_listed(missing)}" if missing else ""
 
 
-def _layers_note(found: list[Model]) -> str:
+def _layers_note(found: list[Curves]) -> str:
     """Which layers a mismatch claim reads where they are not all drawn (a BERT's)."""
     cut = {}
-    for m in found:
-        for loss in m.losses:
-            layers = list(m.mismatch[loss]["train"].columns)
-            kept = paper_layers(layers)
-            if kept != layers and kept:
-                cut.setdefault(m.arch, (kept[0], kept[-1]))
+    for m, loss in _runs_of(found):
+        layers = list(m.mismatch[loss]["train"].columns)
+        if (kept := paper_layers(layers)) != layers and kept:
+            cut.setdefault(m.model.arch, (kept[0], kept[-1]))
     return "".join(f"; {arch}: {layer_name(a)}…{layer_name(b)} (App. B)"
                    for arch, (a, b) in cut.items())
 
 
-def depth_order_claim(found: list[Model], split: str) -> dict:
+def _per_run(found: list[Curves], split: str, criterion: Callable) -> dict:
+    """(model, loss) → ``criterion`` of its judged mismatch on ``split`` and its IT, for the
+    runs where it tells (not empty)."""
+    return {(m, loss): v for m, loss in _runs_of(found) if not (
+        v := criterion(judged(m.mismatch[loss][split]), m.interpolation[loss])).empty}
+
+
+def depth_order_claim(found: list[Curves], split: str) -> dict:
     """Conjecture 7 on ``split``: every run's TPT-mean mismatch decreases with depth."""
-    pairs = _runs_of(found)
-    curves = {(m, loss): tpt_mean(judged(m.mismatch[loss][split]), m.interpolation[loss])
-              for m, loss in pairs}
-    told = {k: v for k, v in curves.items() if not v.empty}
-    failing = []
-    for (m, loss), curve in told.items():
-        for a, b, up in depth_violations(curve):
-            failing.append(f"{_short(m, loss)} {layer_name(a)}→{layer_name(b)} +{up:.3f}")
-    ordered = sum(not depth_violations(c) for c in told.values())
-    holds = None if not told else not failing
-    measured = f"{ordered}/{len(told)} runs ordered"
+    told = _per_run(found, split, tpt_mean)
+    failing = [f"{_run_name(m, loss)} {layer_name(a)}→{layer_name(b)} +{up:.3f}"
+               for (m, loss), curve in told.items() for a, b, up in depth_violations(curve)]
+    measured = f"{sum(not depth_violations(c) for c in told.values())}/{len(told)} runs ordered"
     if told:
-        first, last = np.mean([c.iloc[0] for c in told.values()]), np.mean(
-            [c.iloc[-1] for c in told.values()])
+        first = np.mean([c.iloc[0] for c in told.values()])
+        last = np.mean([c.iloc[-1] for c in told.values()])
         measured += f" (mean first layer {first:.3f}, last {last:.3f})"
     if failing:
         measured += f"; rises: {_listed(failing)}"
-    return _row(f"{split.capitalize()} NCC mismatch decreases with depth in the TPT, "
-                f"Λ(j) ≥ Λ(j+1) (TPT-mean; rise > 0.005 fails{_layers_note(found)})",
-                "Conj. 7; Fig. 2", measured + _no_tpt(pairs), holds)
+    return query.claim(f"{split.capitalize()} NCC mismatch decreases with depth in the TPT, "
+                       f"Λ(j) ≥ Λ(j+1) (TPT-mean; rise > 0.005 fails{_layers_note(found)})",
+                       "Conj. 7; Fig. 2", measured + _no_tpt(found),
+                       None if not told else not failing)
 
 
-def it_to_eot_claim(found: list[Model], split: str) -> dict:
+def it_to_eot_claim(found: list[Curves], split: str) -> dict:
     """Conjecture 8 on ``split``: Λ_EOT ≤ Λ_IT + TOL in every run and layer."""
-    pairs = _runs_of(found)
-    diffs = {(m, loss): it_vs_eot(judged(m.mismatch[loss][split]), m.interpolation[loss])
-             for m, loss in pairs}
-    told = {k: v for k, v in diffs.items() if not v.empty}
-    layers = sum(len(d) for d in told.values())
+    told = _per_run(found, split, it_vs_eot)
     better = sum(int((d <= TOL).sum()) for d in told.values())
-    failing = [f"{_short(m, loss)} {layer_name(layer)} +{up:.3f}" for (m, loss), d in told.items()
-               for layer, up in d.items() if up > TOL]
-    measured = f"{better}/{layers} layers"
+    failing = [f"{_run_name(m, loss)} {layer_name(layer)} +{up:.3f}"
+               for (m, loss), d in told.items() for layer, up in d.items() if up > TOL]
+    measured = f"{better}/{sum(len(d) for d in told.values())} layers"
     if told:
         measured += f" (mean change {np.mean([d.mean() for d in told.values()]):+.3f})"
     if failing:
         measured += f"; worse at EOT: {_listed(failing)}"
-    return _row(f"{split.capitalize()} NCC mismatch at the IT ≥ at the EOT in every layer"
-                + (f" ({_layers_note(found)[2:]})" if _layers_note(found) else ""),
-                "Conj. 8; Fig. 2", measured + _no_tpt(pairs),
-                None if not told else not failing)
+    note = _layers_note(found)
+    return query.claim(f"{split.capitalize()} NCC mismatch at the IT ≥ at the EOT in every "
+                       "layer" + (f" ({note[2:]})" if note else ""), "Conj. 8; Fig. 2",
+                       measured + _no_tpt(found), None if not told else not failing)
 
 
-def svsl_claim(found: list[Model], split: str) -> dict:
+def svsl_claim(found: list[Curves], split: str) -> dict:
     """Conjecture 11 on ``split``: SVSL's mismatch ≤ CE's + TOL in almost all layers."""
-    diffs = {m: svsl_minus_ce(m, split) for m in found}
-    told = {m: d for m, d in diffs.items() if not d.empty}
+    told = {m: d for m in found if not (d := svsl_minus_ce(m, split)).empty}
     layers = sum(len(d) for d in told.values())
     lower = sum(int((d <= TOL).sum()) for d in told.values())
     share = lower / layers if layers else math.nan
     measured = (f"{lower}/{layers} layers" + (f" ({share:.0%})" if layers else "")
-                + "".join(f"; {m.label.replace(' / ', '/')}: mean SVSL−CE {d.mean():+.3f}"
+                + "".join(f"; {m.name}: mean SVSL−CE {d.mean():+.3f}"
                           for m, d in list(told.items())[:LISTED]))
-    missing = [m.label for m in found if m not in told]
-    if missing:
+    if missing := [m.model.label for m in found if m not in told]:
         measured += f"; left out (no CE and SVSL TPT): {_listed(missing)}"
-    return _row(f"SVSL's {split} NCC mismatch ≤ CE's in almost all layers "
-                f"(TPT-mean; ≥ {ALMOST_ALL:.0%} of layers{_layers_note(found)})",
-                "Conj. 11; §6.2; Fig. 2",
-                measured, None if not layers else share >= ALMOST_ALL)
+    return query.claim(f"SVSL's {split} NCC mismatch ≤ CE's in almost all layers "
+                       f"(TPT-mean; ≥ {ALMOST_ALL:.0%} of layers{_layers_note(found)})",
+                       "Conj. 11; §6.2; Fig. 2", measured,
+                       None if not layers else share >= ALMOST_ALL)
 
 
-def _both(found: list[Model]) -> list[Model]:
+def _both(found: list[Curves]) -> list[Curves]:
     return [m for m in found if {"ce", "svsl"} <= set(m.runs)]
 
 
-def _metric_note(found: list[Model]) -> str:
+def _metric_note(found: list[Curves]) -> str:
     """What a test-performance claim compares where a model's metric is not the accuracy."""
-    named = sorted({DATASET_NAMES.get(m.dataset, m.dataset) for m in found
+    named = sorted({DATASET_NAMES.get(m.model.dataset, m.model.dataset) for m in found
                     if m.metric == "test_mcc"})
     return f"; {', '.join(named)}: MCC" if named else ""
 
 
-def _points(model: Model, value: float) -> str:
+def _difference(m: Curves, value: float) -> str:
     """A difference of test metrics as Table 1 prints them: percentage points, MCC × 100."""
-    return f"{100 * value:+.2f}" + (" pp" if model.metric == "test_acc" else " MCC×100")
+    return f"{100 * value:+.2f}" + (" pp" if m.metric == "test_acc" else " MCC×100")
 
 
-def _no_metric(found: list[Model]) -> str:
-    missing = [f"{m.label.replace(' / ', '/')}" for m in _both(found)
+def _no_metric(found: list[Curves]) -> str:
+    missing = [m.name for m in _both(found)
                if math.isnan(stages(m, "ce").eot) or math.isnan(stages(m, "svsl").eot)]
     return f"; left out, no test MCC logged: {_listed(missing)}" if missing else ""
 
 
-def eot_accuracy_claim(found: list[Model]) -> dict:
+def _gaps(found: list[Curves]) -> dict[tuple[Curves, str], float]:
+    """(model, stage) → SVSL's test metric − CE's, where both runs logged it."""
+    return {(m, stage): gap for m in _both(found) for stage in STAGE_NAMES if not math.isnan(
+        gap := getattr(stages(m, "svsl"), stage) - getattr(stages(m, "ce"), stage))}
+
+
+def eot_accuracy_claim(found: list[Curves]) -> dict:
     """Conjecture 12: SVSL's EOT test metric (accuracy; CoLA's MCC) ≥ CE's in every model."""
-    gains = {m: stages(m, "svsl").eot - stages(m, "ce").eot for m in _both(found)}
-    gains = {m: g for m, g in gains.items() if not math.isnan(g)}
+    gains = {m: gap for (m, stage), gap in _gaps(found).items() if stage == "eot"}
     better = sum(g >= 0 for g in gains.values())
     measured = f"{better}/{len(gains)} models" + (": " if gains else "") + _listed(
-        [f"{m.label.replace(' / ', '/')} {_points(m, g)}" for m, g in gains.items()])
-    return _row(f"SVSL's EOT test accuracy ≥ CE's for every dataset (SVSL − CE"
-                f"{_metric_note(found)})", "Conj. 12; Table 1", measured + _no_metric(found),
-                None if not gains else better == len(gains))
+        [f"{m.name} {_difference(m, g)}" for m, g in gains.items()])
+    return query.claim(f"SVSL's EOT test accuracy ≥ CE's for every dataset (SVSL − CE"
+                       f"{_metric_note(found)})", "Conj. 12; Table 1",
+                       measured + _no_metric(found), None if not gains else better == len(gains))
 
 
-STAGE_NAMES = {"it": "IT", "eot": "EOT", "best": "best epoch"}
-
-
-def stages_claim(found: list[Model]) -> dict:
+def stages_claim(found: list[Curves]) -> dict:
     """Table 1: SVSL's test metric ≥ CE's at almost all of IT, EOT and best epoch."""
-    compared, better, worse = 0, 0, []
-    for m in _both(found):
-        ce, svsl = stages(m, "ce"), stages(m, "svsl")
-        for stage in ("it", "eot", "best"):
-            a, b = getattr(ce, stage), getattr(svsl, stage)
-            if math.isnan(a) or math.isnan(b):
-                continue
-            compared += 1
-            better += b >= a
-            if b < a:
-                worse.append(f"{m.label.replace(' / ', '/')} {STAGE_NAMES[stage]} "
-                             f"{_points(m, b - a)}")
-    measured = f"{better}/{compared} (model, stage) pairs"
-    if worse:
-        measured += f"; SVSL below: {_listed(worse)}"
-    return _row(f"SVSL's test accuracy ≥ CE's at almost all stages: IT, EOT, best epoch "
-                f"(≥ {ALMOST_ALL:.0%} of pairs{_metric_note(found)})", "§6.2; Table 1",
-                measured + _no_metric(found),
-                None if not compared else better / compared >= ALMOST_ALL)
+    gaps = _gaps(found)
+    better = sum(g >= 0 for g in gaps.values())
+    worse = [f"{m.name} {STAGE_NAMES[stage]} {_difference(m, g)}" for (m, stage), g in gaps.items()
+             if g < 0]
+    measured = f"{better}/{len(gaps)} (model, stage) pairs" + (
+        f"; SVSL below: {_listed(worse)}" if worse else "")
+    return query.claim(f"SVSL's test accuracy ≥ CE's at almost all stages: IT, EOT, best epoch "
+                       f"(≥ {ALMOST_ALL:.0%} of pairs{_metric_note(found)})", "§6.2; Table 1",
+                       measured + _no_metric(found),
+                       None if not gaps else better / len(gaps) >= ALMOST_ALL)
 
 
-def best_in_tpt_claim(found: list[Model]) -> dict:
+def best_in_tpt_claim(found: list[Curves]) -> dict:
     """Table 1: the best test epoch (of the test metric) lies in the TPT in most runs."""
-    pairs = _runs_of(found)
-    told = {(m, loss): s for m, loss in pairs
+    told = {(m, loss): s for m, loss in _runs_of(found)
             if (s := stages(m, loss)).best_in_tpt is not None}
-    inside = sum(bool(s.best_in_tpt) for s in told.values())
-    outside = [f"{_short(m, loss)} best epoch {s.best_epoch} < IT "
-               f"{int(m.interpolation[loss])}" for (m, loss), s in told.items()
-               if not s.best_in_tpt]
-    measured = f"{inside}/{len(told)} runs" + (f"; before TPT: {_listed(outside)}"
-                                               if outside else "")
+    outside = [f"{_run_name(m, loss)} best epoch {s.best_epoch} < IT {int(m.interpolation[loss])}"
+               for (m, loss), s in told.items() if not s.best_in_tpt]
+    measured = f"{len(told) - len(outside)}/{len(told)} runs" + (
+        f"; before TPT: {_listed(outside)}" if outside else "")
     note = _metric_note(found)
-    return _row("Most runs reach their best test accuracy in the TPT"
-                + (f" ({note[2:]})" if note else ""), "§6.2; Table 1",
-                measured + _no_tpt(pairs) + _no_metric(found),
-                None if not told else inside > len(told) / 2)
+    return query.claim("Most runs reach their best test accuracy in the TPT"
+                       + (f" ({note[2:]})" if note else ""), "§6.2; Table 1",
+                       measured + _no_tpt(found) + _no_metric(found),
+                       query.majority([bool(s.best_in_tpt) for s in told.values()]))
 
 
-def _first_layer_eot(model: Model, split: str) -> float:
+def _first_layer_eot(m: Curves, split: str) -> float:
     """The CE run's first layer's mismatch at EOT (NaN without it)."""
-    table = model.mismatch.get("ce", {}).get(split, pd.DataFrame())
+    table = m.mismatch.get("ce", {}).get(split, pd.DataFrame())
     return float(table.iloc[-1, 0]) if not table.empty else math.nan
 
 
-def reference_claim(found: list[Model]) -> dict:
+def reference_claim(found: list[Curves]) -> dict:
     """§7 (i): the CE runs' Layer1 train mismatch at EOT near the paper's on MNIST, CIFAR10."""
     parts, verdicts = [], []
     for m in found:
-        if m.dataset not in FIRST_LAYER:
+        if m.model.dataset not in FIRST_LAYER or math.isnan(train := _first_layer_eot(m, "train")):
             continue
-        train, test = _first_layer_eot(m, "train"), _first_layer_eot(m, "test")
-        if math.isnan(train):
-            continue
-        ok = abs(train - FIRST_LAYER[m.dataset]) <= REFERENCE_TOL
-        verdicts.append(ok)
-        parts.append(f"{m.label.replace(' / ', '/')}: {train:.2f} train, {test:.2f} test "
-                     f"(paper ≈ {FIRST_LAYER[m.dataset]:g})")
-    measured = "; ".join(parts) if parts else "no MNIST or CIFAR10 model with CE"
-    return _row(f"First-layer mismatch as the paper's: ≈ 0.16 on MNIST, ≈ 0.6 on CIFAR10 "
-                f"(CE, train, EOT; within {REFERENCE_TOL:g})", "§7 (i); Fig. 2", measured,
-                all(verdicts) if verdicts else None)
+        paper = FIRST_LAYER[m.model.dataset]
+        verdicts.append(abs(train - paper) <= REFERENCE_TOL)
+        parts.append(f"{m.name}: {train:.2f} train, {_first_layer_eot(m, 'test'):.2f} test "
+                     f"(paper ≈ {paper:g})")
+    return query.claim(f"First-layer mismatch as the paper's: ≈ 0.16 on MNIST, ≈ 0.6 on CIFAR10 "
+                       f"(CE, train, EOT; within {REFERENCE_TOL:g})", "§7 (i); Fig. 2",
+                       "; ".join(parts) if parts else "no MNIST or CIFAR10 model with CE",
+                       query.all_told(verdicts))
 
 
-def difficulty_claim(found: list[Model]) -> dict:
+def difficulty_claim(found: list[Curves]) -> dict:
     """§7 (i): MNIST's first-layer mismatch below CIFAR10's (CE, train, EOT)."""
-    first = {}
+    first: dict[str, float] = {}
     for m in found:
-        if m.dataset in FIRST_LAYER and m.dataset not in first:
-            value = _first_layer_eot(m, "train")
-            if not math.isnan(value):
-                first[m.dataset] = value
+        if m.model.dataset in FIRST_LAYER and m.model.dataset not in first and not math.isnan(
+                value := _first_layer_eot(m, "train")):
+            first[m.model.dataset] = value
+    text = "First-layer mismatch lower on the easier dataset: MNIST < CIFAR10"
     if len(first) < 2:
-        return _row("First-layer mismatch lower on the easier dataset: MNIST < CIFAR10",
-                    "§7 (i)", "needs an MNIST and a CIFAR10 model with CE", None)
-    return _row("First-layer mismatch lower on the easier dataset: MNIST < CIFAR10",
-                "§7 (i)", f"MNIST {first['mnist']:.2f}, CIFAR10 {first['cifar10']:.2f}",
-                first["mnist"] < first["cifar10"])
+        return query.claim(text, "§7 (i)", "needs an MNIST and a CIFAR10 model with CE", None)
+    return query.claim(text, "§7 (i)", f"MNIST {first['mnist']:.2f}, CIFAR10 "
+                       f"{first['cifar10']:.2f}", first["mnist"] < first["cifar10"])
 
 
 def claims(tables: Tables) -> pd.DataFrame:
     """The paper's conjectures checked against the measured numbers (see the module
     docstring)."""
-    found = models(tables)
+    found = loss_curves(tables)
     if not found:
-        return claims_frame([_row("CE against SVSL", "§4-§6", "no selected run with a loss "
-                                  "axis in the training logs", None)])
+        return claims_frame([query.claim("CE against SVSL", "§4-§6", "no selected run with a "
+                                         "loss axis in the training logs", None)])
     return claims_frame([
         *(depth_order_claim(found, split) for split in SPLITS),
         *(it_to_eot_claim(found, split) for split in SPLITS),

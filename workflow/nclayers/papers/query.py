@@ -73,7 +73,7 @@ def compared_axes(t: Tables, run_ids: Iterable[str]) -> list[str]:
 
 # --- the models they train ---------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: a model keys dicts of its numbers
 class Model:
     """A trained model: the runs (one per seed) that share ``by``'s values (:func:`models`)."""
 
@@ -148,6 +148,8 @@ def derived(t: Tables, metric: str, epoch: str = "last") -> pd.Series:
     ones, indexed by (run, epoch) (``epoch="all"``)."""
     if metric not in DERIVED:
         raise ValueError(f"unknown derived metric {metric!r}; known: {', '.join(DERIVED)}")
+    if t.metrics.empty:
+        return pd.Series(dtype=float)
     rows = t.metrics[(t.metrics["metric"] == metric) & t.metrics["layer_index"].isna()]
     if epoch == "all":
         return rows.set_index(["run", "epoch"])["value"].astype(float).sort_index()

@@ -2,34 +2,33 @@
 every metric of every layer measured in every run, and four questions the papers cannot answer
 alone, each answered from the measured numbers (never written in advance).
 
-The recipes are the experiment's groups (workflow/presets/synthesis/), named
-``<loss>_<schedule>[_aug]`` so that this module can tell which factor two recipes differ in
-(:func:`factors`): ``mse_onecycle`` (Parker et al. 2023), ``mse_step`` (Rangamani et al. 2023,
-with its ETF experiment), ``ce_step_aug`` (Galanti et al. 2022), ``ce_step`` and ``svsl_step``
-(Ben-Shaul & Dekel 2022). A *model* is a dataset × architecture; a *recipe model* its selected
-run(s) under one recipe with no layer fixed to an ETF (``etf_layers`` 0 or unset), seeds
-averaged. Diverged runs are left out. Layer index 0 is the input; a tapped ``classifier`` (the
-logits) is left out.
+The recipes are the experiment's groups (workflow/presets/synthesis/); the design table gives
+each one's loss, schedule and augmentation (:func:`factors`), whatever the group is called.
+The papers' (:data:`RECIPES`): MSE with one-cycle (Parker et al. 2023), MSE with step decay
+(Rangamani et al. 2023, with its ETF experiment), CE with step decay and augmentation (Galanti
+et al. 2022), CE and SVSL with step decay (Ben-Shaul & Dekel 2022). A *model* is a dataset ×
+architecture; a *recipe model* its selected run(s) under one recipe with no layer fixed to an
+ETF (``etf_layers`` 0 or unset), seeds averaged. Diverged runs are left out. Layer index 0 is
+the input; a tapped ``classifier`` (the logits) is left out.
 
 Three depths per recipe model, from the train split's seed-mean curves (the last epoch, or each
 epoch of ``train.epoch_metrics``), each a layer index (NaN: never reached):
 
 - the collapse layer ℓ* (Rangamani et al.): the first layer from which on every NC1 ratio
-  Tr Σ_W / Tr Σ_T is below ε = ``Tables.thresholds.collapse_eps``
-  (:func:`nclayers.derived.collapse_layer`);
+  Tr Σ_W / Tr Σ_T is below ε = ``Tables.thresholds.collapse_eps``;
 - the NCC depth ℓ_NCC (Ben-Shaul & Dekel's NCC mismatch): the first layer from which on every
   NC4 mismatch (share of samples whose nearest class mean is not the network's prediction) is
-  below δ = 1 − ``Tables.thresholds.ncc`` (the same "from here on" rule, at δ);
+  below δ = 1 − ``Tables.thresholds.ncc``;
 - the effective depth ℓ_eff (Galanti et al. Def. 1): the first layer whose NCC train accuracy
-  reaches ``Tables.thresholds.ncc`` (:func:`nclayers.derived.effective_depth`).
+  reaches ``Tables.thresholds.ncc``.
 
 The questions (the claims table: each as a statement, its measured answer in words, and
 whether it holds); a statement holds when its criterion holds in more than half of the cases
 that can tell, and the answer's first word, "Yes" or "No", says so:
 
 Q1. Does the collapse layer depend on the loss and the schedule? For each factor (loss,
-    schedule, augmentation), each pair of recipes that differ in that factor only (by name), on
-    each model: ℓ* *moves* when the two differ by at least :data:`MOVE` layers, or only one of
+    schedule, augmentation), each pair of recipes that differ in that factor only, on each
+    model: ℓ* *moves* when the two differ by at least :data:`MOVE` layers, or only one of
     them collapses (both without ℓ*: cannot tell).
 Q2. Does NCC separability reach the same depth as variability collapse and the effective
     depth? Per recipe model at the last epoch: |ℓ_NCC − ℓ*| ≤ :data:`SAME` (and likewise with
@@ -38,9 +37,9 @@ Q2. Does NCC separability reach the same depth as variability collapse and the e
     than ℓ* does.
 Q3. Do top layers fixed to simplex ETFs move the collapse layer? Each ETF run (``etf_layers``
     k > 0, each k at its selected learning rate) against its free model: the recipe model of
-    the same group and dataset with the same tapped layers (its ``etf_layers = 0`` run where
-    the axis holds 0). Moves as in Q1; and, separately, whether fixing only the
-    k ≤ k* = L − ℓ*(free) + 1 linear layers that read collapsed layers leaves ℓ* in place.
+    the same group and dataset with the same tapped layers. Moves as in Q1; and, separately,
+    whether fixing only the k ≤ k* = L − ℓ*(free) + 1 linear layers that read collapsed
+    layers leaves ℓ* in place.
 Q4. How does hierarchy retention (Lindegaard, eq. 4.1) relate to the collapse layer? From the
     feature analysis of the recipe models' runs (``features.runs``), at its last epoch, per
     clustering method: the mean retention of the transitions ℓ → ℓ+1 with ℓ ≥ ℓ* against
@@ -53,154 +52,124 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from itertools import combinations
+from dataclasses import asdict, dataclass
+from itertools import combinations, groupby
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from nclayers import vocabulary
-from nclayers.derived import collapse_layer, effective_depth, interpolation_epoch, last_epoch
-from nclayers.papers import Tables, claims_frame
+from nclayers.derived import collapse_layer, effective_depth, last_epoch
+from nclayers.papers import Tables, claims_frame, query
+from nclayers.papers.query import Model, layer_text
 from nclayers.plots import placeholder
 
-SPLIT = "train"
-ETF_AXIS = "etf_layers"
-LOGITS = "classifier"  # a tapped output layer: no feature layer (rangamani2023 likewise)
 DEPTH_METRICS = ("nc1_ratio", "ncc_accuracy", "nc4_mismatch")
 MOVE = 1  # layers by which ℓ* must differ to count as moved (Q1, Q3)
 SAME = 1  # layers within which two depths count as the same (Q2)
 MAX_ROWS = 6  # models shown in a figure with a row per model
 
-# The recipes' names: <loss>_<schedule>[_aug] (the preset's groups), in the order the figures
-# and tables show them, with the paper each one comes from.
-LOSSES = ("mse", "ce", "svsl")
-SCHEDULES = {"onecycle": "one-cycle", "step": "step decay"}
-RECIPE_ORDER = ("mse_onecycle", "mse_step", "ce_step_aug", "ce_step", "svsl_step")
-RECIPE_PAPERS = {"mse_onecycle": "Parker et al.", "mse_step": "Rangamani et al.",
-                 "ce_step_aug": "Galanti et al.", "ce_step": "Ben-Shaul & Dekel (CE)",
-                 "svsl_step": "Ben-Shaul & Dekel (SVSL)"}
+# The papers' recipes as (loss, schedule, augmented), in the order the figures and tables show
+# them (any other recipe after them), with the paper each one comes from.
+RECIPES = {("mse", "onecycle", False): "Parker et al.",
+           ("mse", "multistep", False): "Rangamani et al.",
+           ("ce", "multistep", True): "Galanti et al.",
+           ("ce", "multistep", False): "Ben-Shaul & Dekel (CE)",
+           ("svsl", "multistep", False): "Ben-Shaul & Dekel (SVSL)"}
+SCHEDULES = {"onecycle": "one-cycle", "multistep": "step decay"}
 FACTORS = {"loss": "the loss", "schedule": "the schedule", "augment": "augmentation"}
 DEPTHS = {"collapse": ("ℓ*", "green", "o"), "ncc": ("ℓ_NCC", "tab:orange", "^"),
           "effective": ("ℓ_eff", "tab:blue", "s")}
 RETENTION_METHODS = ("cosine", "ward")
 
 
-# --- recipes --------------------------------------------------------------------------------
+# --- recipes ---------------------------------------------------------------------------------
 
-def factors(recipe: str) -> dict[str, object] | None:
-    """The loss, schedule and augmentation a recipe's name says (``ce_step_aug`` → ce, step,
-    True); None for a name that does not follow ``<loss>_<schedule>[_aug]``."""
-    tokens = recipe.split("_")
-    if len(tokens) < 2 or tokens[0] not in LOSSES or tokens[1] not in SCHEDULES:
-        return None
-    return {"loss": tokens[0], "schedule": tokens[1], "augment": "aug" in tokens[2:]}
+def factors(t: Tables) -> dict[str, dict[str, object]]:
+    """Group → its loss, schedule and augmentation (whether any ``train.augment.*`` is on), as
+    the design table says; a group whose runs differ in one of them is no recipe (left out)."""
+    design = t.design
+    if design.empty or not {"group", "train.loss", "train.schedule"} <= set(design):
+        return {}
+    augment = design[[c for c in design if c.startswith("train.augment.")]].map(
+        lambda v: str(v).strip().lower() not in ("", "nan", "none", "0", "0.0", "false"))
+    found = pd.DataFrame({"loss": design["train.loss"], "schedule": design["train.schedule"],
+                          "augment": augment.any(axis=1)})
+    out = {}
+    for group, part in found.groupby(design["group"].astype(str), sort=False):
+        if len(part := part.drop_duplicates()) == 1 and part.notna().all(axis=None):
+            out[group] = {"loss": str(part["loss"].iloc[0]),
+                          "schedule": str(part["schedule"].iloc[0]),
+                          "augment": bool(part["augment"].iloc[0])}
+    return out
 
 
-def contrasts(recipes: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
-    """Per factor, the pairs of ``recipes`` whose names differ in that factor only."""
+def contrasts(t: Tables, recipes: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """Per factor, the pairs of ``recipes`` that differ in that factor only."""
+    known = factors(t)
     out: dict[str, list[tuple[str, str]]] = {f: [] for f in FACTORS}
-    for a, b in combinations(recipes, 2):
-        fa, fb = factors(a), factors(b)
-        if fa is None or fb is None:
-            continue
-        differ = [f for f in FACTORS if fa[f] != fb[f]]
-        if len(differ) == 1:
+    for a, b in combinations([r for r in recipes if r in known], 2):
+        if len(differ := [f for f in FACTORS if known[a][f] != known[b][f]]) == 1:
             out[differ[0]].append((a, b))
     return out
 
 
-def _recipe_rank(recipe: str) -> tuple[int, str]:
-    return (RECIPE_ORDER.index(recipe) if recipe in RECIPE_ORDER else len(RECIPE_ORDER), recipe)
+def _order(t: Tables) -> Callable[[str], tuple[int, str]]:
+    """A recipe's sort key: its factors' place in :data:`RECIPES`, then its name."""
+    known, order = factors(t), list(RECIPES)
+
+    def rank(recipe: str) -> tuple[int, str]:
+        key = tuple(known.get(recipe, {}).values())
+        return (order.index(key) if key in order else len(order), recipe)
+    return rank
 
 
-# --- models and their curves ---------------------------------------------------------------
+# --- models, their curves and depths ---------------------------------------------------------
+# A model (query.Model) of (group, dataset, arch, etf_layers): its recipe is the group, and k
+# its top linear layers fixed to ETFs.
 
-@dataclass(frozen=True)
-class Model:
-    """The selected run(s), one per seed, of a dataset × architecture under one recipe."""
-
-    recipe: str
-    dataset: str
-    arch: str
-    runs: tuple[str, ...]
-    etf: int = 0  # top linear layers fixed to ETFs
-
-    @property
-    def name(self) -> str:
-        return vocabulary.model_label(self.dataset, self.arch)
-
-    @property
-    def short(self) -> str:
-        """The name as the claims' texts give it: ``digits/mlp``."""
-        return f"{self.dataset}/{self.arch}"
+def _recipe(model: Model) -> str:
+    return str(model.key["group"])
 
 
-def _runs(t: Tables) -> pd.DataFrame:
-    """The selected runs that did not diverge."""
-    runs = t.runs
+def _k(model: Model) -> int:
+    return int(model.key["etf_layers"])
+
+
+def _short(model: Model) -> str:
+    """Its name as the claims' texts give it: ``digits/mlp``."""
+    return f"{model.dataset}/{model.arch}"
+
+
+def recipe_models(t: Tables, etf: bool = False) -> list[Model]:
+    """The recipe models (``etf``: the models with k > 0 instead), by name, then in the
+    recipes' order, then by k."""
+    runs = query.runs(t)
     if runs.empty:
-        return runs
-    runs = runs[runs["selected"].astype(bool)]
-    return runs[~runs["diverged"].astype(bool)] if "diverged" in runs else runs
+        return []
+    runs, rank = runs.assign(etf_layers=query.etf_layers(runs)), _order(t)
+    found = query.models(runs[(runs["etf_layers"] > 0) == etf],
+                         by=("group", "dataset", "arch", "etf_layers"),
+                         label=lambda k: vocabulary.model_label(str(k["dataset"]), str(k["arch"])))
+    return sorted(found, key=lambda m: (m.label, rank(_recipe(m)), _k(m)))
 
 
-def _etf(runs: pd.DataFrame) -> pd.Series:
-    if ETF_AXIS not in runs:
-        return pd.Series(0, index=runs.index)
-    return pd.to_numeric(runs[ETF_AXIS], errors="coerce").fillna(0).astype(int)
-
-
-def _models(runs: pd.DataFrame) -> list[Model]:
-    runs = runs.assign(_etf=_etf(runs))
-    found = [Model(group, dataset, arch, tuple(part["run"]), int(k))
-             for (group, dataset, arch, k), part
-             in runs.groupby(["group", "dataset", "arch", "_etf"], sort=False)]
-    return sorted(found, key=lambda m: (m.name, _recipe_rank(m.recipe), m.etf))
-
-
-def recipe_models(t: Tables) -> list[Model]:
-    """The recipe models (no ETF layer), by model, then in :data:`RECIPE_ORDER`."""
-    runs = _runs(t)
-    return [] if runs.empty else _models(runs[_etf(runs) == 0])
-
-
-def etf_models(t: Tables) -> list[Model]:
-    """The models with k > 0 top layers fixed to ETFs."""
-    runs = _runs(t)
-    return [] if runs.empty else _models(runs[_etf(runs) > 0])
-
-
-def _layer_rows(table: pd.DataFrame, runs: Sequence[str]) -> pd.DataFrame:
-    """The train split's per-layer rows of ``runs`` (the logits left out)."""
-    if table.empty:
-        return table
-    rows = table[table["run"].isin(runs) & table["layer_index"].notna()
-                 & (table["layer"] != LOGITS) & (table["split"] == SPLIT)]
-    return rows.astype({"layer_index": int})
-
-
-def curves(table: pd.DataFrame, runs: Sequence[str], epoch: int | None = None) -> pd.DataFrame:
-    """Seed means per layer index (rows) of each metric (columns) at ``epoch`` (None: each
-    run's last epoch)."""
-    rows = _layer_rows(table, runs)
+def curves(table: pd.DataFrame, model: Model) -> pd.DataFrame:
+    """Seed means per layer index (rows) of each metric (columns) of ``model``'s train rows of
+    ``table`` without the logits, at each run's last epoch there."""
+    rows = model.rows(table, logits=False)
     if rows.empty:
         return pd.DataFrame()
-    rows = last_epoch(rows) if epoch is None else rows[rows["epoch"] == epoch]
-    return rows.pivot_table(index="layer_index", columns="metric", values="value",
-                            aggfunc="mean").sort_index()
+    return last_epoch(rows).astype({"layer_index": int}).pivot_table(
+        index="layer_index", columns="metric", values="value", aggfunc="mean").sort_index()
 
 
-def layer_names(table: pd.DataFrame, runs: Sequence[str]) -> dict[int, str]:
-    rows = _layer_rows(table, runs).drop_duplicates("layer_index")
-    return dict(zip(rows["layer_index"], rows["layer"], strict=True))
-
-
-# --- the three depths ------------------------------------------------------------------------
-
+# The depths are of seed-mean curves without the logits, so computed here (nclayers.derived's
+# functions), not read from query.derived's per-run rows of every layer.
 @dataclass(frozen=True)
 class Depths:
     collapse: float  # ℓ*
@@ -211,10 +180,8 @@ class Depths:
 
 def depths(curve: pd.DataFrame, eps: float, ncc_threshold: float) -> Depths:
     """ℓ*, ℓ_NCC and ℓ_eff of one model's per-layer curves (see the module docstring)."""
-    def column(metric: str) -> pd.Series:
-        return curve[metric].dropna() if metric in curve else pd.Series(dtype=float)
-
-    ratio, accuracy, mismatch = (column(m) for m in DEPTH_METRICS)
+    ratio, accuracy, mismatch = (curve[m].dropna() if m in curve else pd.Series(dtype=float)
+                                 for m in DEPTH_METRICS)
     return Depths(
         collapse=collapse_layer(ratio, eps) if len(ratio) else math.nan,
         ncc=collapse_layer(mismatch, 1 - ncc_threshold) if len(mismatch) else math.nan,
@@ -222,21 +189,18 @@ def depths(curve: pd.DataFrame, eps: float, ncc_threshold: float) -> Depths:
         last=float(curve.index.max()) if len(curve) else math.nan)
 
 
-def model_depths(t: Tables, model: Model) -> Depths:
-    """The depths of ``model`` at its last epoch."""
-    return depths(curves(t.metrics, model.runs), t.thresholds.collapse_eps, t.thresholds.ncc)
+def model_depths(t: Tables, model: Model, table: pd.DataFrame | None = None) -> Depths:
+    """The depths of ``model`` at its last epoch (of ``table``; default: the metrics)."""
+    return depths(curves(t.metrics if table is None else table, model),
+                  t.thresholds.collapse_eps, t.thresholds.ncc)
 
 
 def depths_by_epoch(t: Tables, model: Model) -> pd.DataFrame:
     """The depths of ``model`` at each epoch of its per-epoch metrics: epoch, collapse, ncc,
     effective (empty without ``train.epoch_metrics``)."""
-    rows = _layer_rows(t.epoch_metrics, model.runs)
-    out = []
-    for epoch in sorted(rows["epoch"].unique()) if not rows.empty else []:
-        d = depths(curves(rows, model.runs, int(epoch)), t.thresholds.collapse_eps,
-                   t.thresholds.ncc)
-        out.append({"epoch": int(epoch), "collapse": d.collapse, "ncc": d.ncc,
-                    "effective": d.effective})
+    rows = model.rows(t.epoch_metrics, logits=False)
+    out = [] if rows.empty else [{"epoch": int(epoch), **asdict(model_depths(t, model, part))}
+                                 for epoch, part in rows.groupby("epoch")]
     return pd.DataFrame(out, columns=["epoch", "collapse", "ncc", "effective"])
 
 
@@ -246,69 +210,53 @@ def settle_epoch(series: pd.Series) -> float:
     if series.empty:
         return math.nan
     values = series.sort_index()
-    last = values.iloc[-1]
-    same = values.isna() if pd.isna(last) else values == last
+    same = values.isna() if pd.isna(values.iloc[-1]) else values == values.iloc[-1]
     first = len(values) - 1
     while first > 0 and same.iloc[first - 1]:
         first -= 1
     return float(values.index[first])
 
 
-def _interpolation(t: Tables, runs: Sequence[str]) -> float:
-    """The mean interpolation epoch of ``runs`` (NaN if any never interpolates)."""
-    training = t.training
-    if training.empty or "train_acc" not in training:
-        return math.nan
-    epochs = [interpolation_epoch(part.set_index("epoch")["train_acc"],
-                                  t.thresholds.interpolation)
-              for _, part in training[training["run"].isin(runs)].groupby("run")]
-    return float(np.mean(epochs)) if epochs and not any(map(math.isnan, epochs)) else math.nan
-
-
-def _final(t: Tables, runs: Sequence[str], column: str) -> float:
-    values = t.runs.loc[t.runs["run"].isin(runs), column]
-    return float(values.mean()) if len(values) else math.nan
+def _interpolation(t: Tables, model: Model) -> float:
+    """The mean interpolation epoch of ``model``'s runs (NaN if any never interpolates)."""
+    epochs = query.derived(t, "interpolation_epoch").reindex(list(model.runs)).to_numpy()
+    return float(np.mean(epochs)) if len(epochs) and not np.isnan(epochs).any() else math.nan
 
 
 # --- words -----------------------------------------------------------------------------------
 
-def _layer(value: float) -> str:
-    return "none" if value is None or math.isnan(value) else str(int(value))
-
-
-def _yes(holds: bool | None) -> str:
-    return "Cannot tell" if holds is None else ("Yes" if holds else "No")
-
-
-def _majority(flags: Sequence[bool]) -> bool | None:
-    return None if not flags else bool(sum(flags) > len(flags) / 2)
-
-
 def _moved(a: float, b: float) -> bool | None:
-    """Whether a depth moved from ``a`` to ``b`` (None: neither exists)."""
-    if math.isnan(a) and math.isnan(b):
-        return None
-    if math.isnan(a) or math.isnan(b):
-        return True
-    return bool(abs(b - a) >= MOVE)
+    """Whether a depth moved from ``a`` to ``b``: by :data:`MOVE` layers, or only one exists
+    (None: neither exists)."""
+    missing = math.isnan(a) + math.isnan(b)
+    return None if missing == 2 else bool(missing or abs(b - a) >= MOVE)
 
 
 def _same(a: float, b: float) -> bool | None:
-    """Whether two depths are the same within :data:`SAME` layers (None: neither exists)."""
-    if math.isnan(a) and math.isnan(b):
-        return None
-    if math.isnan(a) or math.isnan(b):
-        return False
-    return bool(abs(a - b) <= SAME)
+    """Whether two depths are the same within :data:`SAME` layers (one missing: not; None:
+    neither exists)."""
+    missing = math.isnan(a) + math.isnan(b)
+    return None if missing == 2 else bool(not missing and abs(a - b) <= SAME)
 
 
-def _where(diff: float) -> str:
-    """A mean signed difference in layers as words."""
-    if math.isnan(diff):
-        return ""
-    if abs(diff) < 0.5:
-        return "at about the same layer"
-    return f"{abs(diff):.1f} layers {'deeper' if diff > 0 else 'shallower'}"
+def _tell(told: Sequence[bool], yes: str, no: str, cases: str, none: str,
+          more: str = "") -> tuple[bool | None, str]:
+    """Whether more than half of ``told`` hold, and the answer in words: ``yes`` or ``no`` in
+    "k of n" ``cases`` (those that side with it), then ``more``; ``none`` without a case."""
+    holds = query.majority(told)
+    if not told:
+        return holds, none
+    return holds, (f"{yes if holds else no} in {sum(told) if holds else len(told) - sum(told)}"
+                   f" of {len(told)} {cases}{more}")
+
+
+def _row(text: str, where: str, holds: bool | None, answer: str, details: Sequence[str],
+         criterion: str) -> dict:
+    """A claims row whose measured text gives the answer ("Yes"/"No"), the numbers, then the
+    criterion."""
+    yes = "Cannot tell" if holds is None else ("Yes" if holds else "No")
+    numbers = " (" + "; ".join(details) + ")" if details else ""
+    return query.claim(text, where, f"{yes}: {answer}{numbers}. Criterion: {criterion}", holds)
 
 
 # --- tables ----------------------------------------------------------------------------------
@@ -321,17 +269,14 @@ def measured_depths(t: Tables) -> list[tuple[Model, Depths]]:
 def depths_table(t: Tables) -> pd.DataFrame:
     """Q1, Q2: per recipe model at the last epoch, its recipe, its deepest layer L, the three
     depths, when it interpolates and its final accuracies."""
-    rows = []
-    for model, d in measured_depths(t):
-        f = factors(model.recipe) or {}
-        rows.append({"dataset": model.dataset, "arch": model.arch, "recipe": model.recipe,
-                     "paper": RECIPE_PAPERS.get(model.recipe, ""),
-                     "loss": f.get("loss", ""),
-                     "schedule": SCHEDULES.get(str(f.get("schedule")), ""),
-                     "L": d.last, "ℓ*": d.collapse, "ℓ_NCC": d.ncc, "ℓ_eff": d.effective,
-                     "interpolation epoch": _interpolation(t, model.runs),
-                     "train acc": _final(t, model.runs, "final_train_acc"),
-                     "test acc": _final(t, model.runs, "final_test_acc")})
+    known, rows = factors(t), []
+    for m, d in measured_depths(t):
+        f = known.get(_recipe(m), {})
+        schedule = str(f.get("schedule", ""))
+        rows.append((m.dataset, m.arch, _recipe(m), RECIPES.get(tuple(f.values()), ""),
+                     f.get("loss", ""), SCHEDULES.get(schedule, schedule), d.last, d.collapse,
+                     d.ncc, d.effective, _interpolation(t, m), m.final(t, "final_train_acc"),
+                     m.final(t, "final_test_acc")))
     return pd.DataFrame(rows, columns=["dataset", "arch", "recipe", "paper", "loss",
                                        "schedule", "L", "ℓ*", "ℓ_NCC", "ℓ_eff",
                                        "interpolation epoch", "train acc", "test acc"])
@@ -339,7 +284,7 @@ def depths_table(t: Tables) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class EtfCase:
-    """An ETF run against its free model."""
+    """An ETF model against its free model."""
 
     model: Model
     free: Model | None
@@ -352,72 +297,38 @@ def free_model(t: Tables, model: Model, free: Sequence[Model]) -> Model | None:
     """The recipe model of ``model``'s group and dataset with the same tapped layers (the
     same architecture without fixed layers); None unless exactly one fits (the same
     architecture label first)."""
-    names = layer_names(t.metrics, model.runs)
-    fits = [f for f in free if f.recipe == model.recipe and f.dataset == model.dataset
-            and layer_names(t.metrics, f.runs) == names]
-    same_arch = [f for f in fits if f.arch == model.arch]
-    chosen = same_arch or fits
+    def names(m: Model) -> dict:
+        rows = m.rows(t.metrics, logits=False).drop_duplicates("layer_index")
+        return dict(zip(rows["layer_index"], rows["layer"], strict=True))
+
+    fits = [f for f in free if _recipe(f) == _recipe(model) and f.dataset == model.dataset
+            and names(f) == names(model)]
+    chosen = [f for f in fits if f.arch == model.arch] or fits
     return chosen[0] if len(chosen) == 1 else None
 
 
 def etf_cases(t: Tables) -> list[EtfCase]:
     """Each ETF model against its free model (:func:`free_model`)."""
-    free = recipe_models(t)
-    out = []
-    for model in etf_models(t):
+    free, out = recipe_models(t), []
+    for model in recipe_models(t, etf=True):
         ref = free_model(t, model, free)
-        fixed = model_depths(t, model)
-        ref_d = model_depths(t, ref) if ref else None
-        free_lstar = ref_d.collapse if ref_d else math.nan
-        kstar = ref_d.last - free_lstar + 1 if ref_d else math.nan
-        out.append(EtfCase(model, ref, fixed.collapse, free_lstar, kstar))
+        ref_d = model_depths(t, ref) if ref else Depths(*[math.nan] * 4)
+        out.append(EtfCase(model, ref, model_depths(t, model).collapse, ref_d.collapse,
+                           ref_d.last - ref_d.collapse + 1))
     return out
 
 
 def etf_table(t: Tables) -> pd.DataFrame:
     """Q3: per ETF run, ℓ* with k top layers fixed against the free model's, and the final
     accuracies of both."""
-    rows = []
-    for c in etf_cases(t):
-        m, ref = c.model, c.free
-        rows.append({"dataset": m.dataset, "arch": m.arch, "recipe": m.recipe,
-                     "free model": ref.arch if ref else "(none)", "k": m.etf, "k*": c.kstar,
-                     "ℓ* free": c.free_lstar, "ℓ* fixed": c.lstar,
-                     "test acc free": _final(t, ref.runs, "final_test_acc") if ref
-                     else math.nan,
-                     "train acc fixed": _final(t, m.runs, "final_train_acc"),
-                     "test acc fixed": _final(t, m.runs, "final_test_acc")})
+    rows = [(c.model.dataset, c.model.arch, _recipe(c.model), c.free.arch if c.free else
+             "(none)", _k(c.model), c.kstar, c.free_lstar, c.lstar,
+             c.free.final(t, "final_test_acc") if c.free else math.nan,
+             c.model.final(t, "final_train_acc"), c.model.final(t, "final_test_acc"))
+            for c in etf_cases(t)]
     return pd.DataFrame(rows, columns=["dataset", "arch", "recipe", "free model", "k", "k*",
                                        "ℓ* free", "ℓ* fixed", "test acc free",
                                        "train acc fixed", "test acc fixed"])
-
-
-def _feature_table(t: Tables, name: str) -> pd.DataFrame:
-    """A feature table's rows at each run's last analysed epoch (empty where none)."""
-    table = (t.features or {}).get(name, pd.DataFrame())
-    if table.empty or "run" not in table:
-        return pd.DataFrame()
-    return last_epoch(table)
-
-
-def retention_curve(t: Tables, model: Model, method: str) -> pd.Series:
-    """Seed-mean retention ℓ → ℓ+1 by ℓ (the layer index it starts from), the last analysed
-    epoch; empty where the model's runs were not analysed."""
-    table = _feature_table(t, "retention")
-    if table.empty:
-        return pd.Series(dtype=float)
-    rows = table[table["run"].isin(model.runs) & (table["method"] == method)]
-    return rows.groupby("index_from")["retention"].mean().sort_index().astype(float)
-
-
-def retention_split(curve: pd.Series, lstar: float) -> tuple[float, float]:
-    """Mean retention of the transitions ℓ → ℓ+1 before ℓ* (ℓ < ℓ*) and from it on."""
-    curve = curve.dropna()
-    if math.isnan(lstar) or curve.empty:
-        return math.nan, math.nan
-    before, after = curve[curve.index < lstar], curve[curve.index >= lstar]
-    return (float(before.mean()) if len(before) else math.nan,
-            float(after.mean()) if len(after) else math.nan)
 
 
 @dataclass(frozen=True)
@@ -427,29 +338,37 @@ class Retention:
     model: Model
     method: str
     depths: Depths
-    curve: pd.Series  # retention ℓ → ℓ+1 by ℓ
+    curve: pd.Series  # seed-mean retention ℓ → ℓ+1 by ℓ, the last analysed epoch
     before: float  # mean over ℓ < ℓ*
     after: float  # mean over ℓ ≥ ℓ*
 
 
 def measured_retention(t: Tables) -> list[Retention]:
-    out = []
+    """Each analysed recipe model's seed-mean retention ℓ → ℓ+1 by ℓ (the layer index it
+    starts from) at the last analysed epoch, per method, and its means before ℓ* and from it."""
+    table = (t.features or {}).get("retention", pd.DataFrame())
+    if table.empty or "run" not in table:
+        return []
+    table, out = last_epoch(table), []
     for model, d in measured_depths(t):
         for method in RETENTION_METHODS:
-            curve = retention_curve(t, model, method)
-            if not curve.empty:
-                out.append(Retention(model, method, d, curve,
-                                     *retention_split(curve, d.collapse)))
+            rows = table[table["run"].isin(model.runs) & (table["method"] == method)]
+            curve = rows.groupby("index_from")["retention"].mean().sort_index().astype(float)
+            if curve.empty:
+                continue
+            known = curve.dropna()  # ℓ* NaN: no transition on either side
+            parts = (known[known.index < d.collapse], known[known.index >= d.collapse])
+            out.append(Retention(model, method, d, curve, *(
+                float(part.mean()) if len(part) else math.nan for part in parts)))
     return out
 
 
 def retention_table(t: Tables) -> pd.DataFrame:
     """Q4: per analysed recipe model and clustering method, ℓ*, the mean retention before
     it, from it on and over all transitions."""
-    rows = [{"dataset": r.model.dataset, "arch": r.model.arch, "recipe": r.model.recipe,
-             "method": r.method, "L": r.depths.last, "ℓ*": r.depths.collapse,
-             "retention before ℓ*": r.before, "retention from ℓ*": r.after,
-             "retention, all": float(r.curve.mean())} for r in measured_retention(t)]
+    rows = [(r.model.dataset, r.model.arch, _recipe(r.model), r.method, r.depths.last,
+             r.depths.collapse, r.before, r.after, float(r.curve.mean()))
+            for r in measured_retention(t)]
     return pd.DataFrame(rows, columns=["dataset", "arch", "recipe", "method", "L", "ℓ*",
                                        "retention before ℓ*", "retention from ℓ*",
                                        "retention, all"])
@@ -457,53 +376,30 @@ def retention_table(t: Tables) -> pd.DataFrame:
 
 # --- the questions ---------------------------------------------------------------------------
 
-def _row(claim: str, where: str, holds: bool | None, answer: str, details: Sequence[str],
-         criterion: str) -> dict:
-    """A claims row whose measured text starts with the answer ("Yes"/"No"), then the
-    numbers, then the criterion."""
-    measured = f"{_yes(holds)}: {answer}"
-    if details:
-        measured += " (" + "; ".join(details) + ")"
-    return {"claim": claim, "where": where, "measured": f"{measured}. Criterion: {criterion}",
-            "holds": holds}
-
-
-def _count(told: Sequence[bool], holds: bool | None) -> str:
-    """"k of n": how many of the cases side with the answer."""
-    return f"{sum(told) if holds else len(told) - sum(told)} of {len(told)}"
-
-
 def q1_rows(t: Tables) -> list[dict]:
     """Q1: per factor, does ℓ* move between recipes that differ in it only?"""
     found = measured_depths(t)
-    lstar = {(m.recipe, m.short): d.collapse for m, d in found}
-    names = list(dict.fromkeys(m.short for m, _ in found))
-    pairs = contrasts(list(dict.fromkeys(m.recipe for m, _ in found)))
+    lstar = {(_recipe(m), _short(m)): d.collapse for m, d in found}
+    names = list(dict.fromkeys(_short(m) for m, _ in found))
+    pairs = contrasts(t, list(dict.fromkeys(_recipe(m) for m, _ in found)))
     rows = []
     for factor, words in FACTORS.items():
         told, details = [], []
-        for a, b in pairs[factor]:
-            for name in names:
-                if (a, name) not in lstar or (b, name) not in lstar:
-                    continue
+        for (a, b), name in ((pair, name) for pair in pairs[factor] for name in names):
+            if (a, name) in lstar and (b, name) in lstar:
                 la, lb = lstar[(a, name)], lstar[(b, name)]
-                moved = _moved(la, lb)
-                if moved is not None:
+                if (moved := _moved(la, lb)) is not None:
                     told.append(moved)
-                details.append(f"{name}: {a} {_layer(la)} vs {b} {_layer(lb)}")
-        holds = _majority(told)
-        if not pairs[factor]:
-            answer = f"no two recipes differ in {words} only"
-        elif not told:
-            answer = "no recipe of these pairs has a collapse layer"
-        else:
-            verb = "moves with" if holds else "does not move with"
-            answer = f"ℓ* {verb} {words} in {_count(told, holds)} comparisons"
+                details.append(f"{name}: {a} {layer_text(la)} vs {b} {layer_text(lb)}")
         rows.append(_row(f"The collapse layer ℓ* depends on {words}",
-                         "Q1; Parker §3, Rangamani §5, Galanti §4, Ben-Shaul §6", holds,
-                         answer, details,
-                         f"ℓ* differs by ≥ {MOVE} layer (or exists in one only) in more than "
-                         "half of the comparisons of recipes that differ in this factor only"))
+                         "Q1; Parker §3, Rangamani §5, Galanti §4, Ben-Shaul §6",
+                         *_tell(told, f"ℓ* moves with {words}", f"ℓ* does not move with {words}",
+                                "comparisons", f"no two recipes differ in {words} only"
+                                if not pairs[factor] else
+                                "no recipe of these pairs has a collapse layer"),
+                         details, f"ℓ* differs by ≥ {MOVE} layer (or exists in one only) in "
+                         "more than half of the comparisons of recipes that differ in this "
+                         "factor only"))
     return rows
 
 
@@ -514,23 +410,20 @@ def _depth_row(t: Tables, other: str, label: str, claim: str, where: str,
     told, diffs, details = [], [], []
     for model, d in measured_depths(t):
         a, b = d.ncc, getattr(d, other)
-        same = _same(a, b)
-        if same is not None:
+        if (same := _same(a, b)) is not None:
             told.append(same)
         if not (math.isnan(a) or math.isnan(b)):
             diffs.append(a - b)
-        details.append(f"{model.recipe} {model.short}: ℓ_NCC {_layer(a)}, {label} {_layer(b)}")
-    holds = _majority(told)
-    if not told:
-        answer = f"no recipe model has ℓ_NCC or {label}"
-    else:
-        answer = (f"ℓ_NCC is {'' if holds else 'not '}within {SAME} layer of {label} in "
-                  f"{_count(told, holds)} recipe models")
-        if diffs:
-            answer += (f"; on average NCC separability is reached "
-                       f"{_where(float(np.mean(diffs)))}" + ("" if abs(np.mean(diffs)) < 0.5
-                                                              else f" than {label}"))
-    return _row(claim, where, holds, answer, details, criterion)
+        details.append(f"{_recipe(model)} {_short(model)}: ℓ_NCC {layer_text(a)}, {label} "
+                       f"{layer_text(b)}")
+    diff = float(np.mean(diffs)) if diffs else math.nan
+    more = "" if not diffs else "; on average NCC separability is reached " + (
+        "at about the same layer" if abs(diff) < 0.5 else
+        f"{abs(diff):.1f} layers {'deeper' if diff > 0 else 'shallower'} than {label}")
+    return _row(claim, where, *_tell(told, f"ℓ_NCC is within {SAME} layer of {label}",
+                                     f"ℓ_NCC is not within {SAME} layer of {label}",
+                                     "recipe models", f"no recipe model has ℓ_NCC or {label}",
+                                     more), details, criterion)
 
 
 def q2_rows(t: Tables) -> list[dict]:
@@ -555,23 +448,20 @@ def _settle_row(t: Tables) -> dict:
     told, details = [], []
     for model in recipe_models(t):
         by_epoch = depths_by_epoch(t, model).set_index("epoch")
+        head = f"{_recipe(model)} {_short(model)}"
         if by_epoch.empty:
             continue
         if by_epoch[["ncc", "collapse"]].iloc[-1].isna().all():
-            details.append(f"{model.recipe} {model.short}: neither reached")
+            details.append(f"{head}: neither reached")
             continue
         ncc, col = settle_epoch(by_epoch["ncc"]), settle_epoch(by_epoch["collapse"])
         told.append(bool(ncc <= col))
-        details.append(f"{model.recipe} {model.short}: ℓ_NCC settles at epoch {int(ncc)}, "
-                       f"ℓ* at {int(col)}")
-    holds = _majority(told)
-    if not told:
-        answer = "no per-epoch metrics of a recipe model that reaches a depth"
-    else:
-        answer = (f"ℓ_NCC reaches its final layer {'no later' if holds else 'later'} than ℓ* "
-                  f"in {_count(told, holds)} recipe models")
+        details.append(f"{head}: ℓ_NCC settles at epoch {int(ncc)}, ℓ* at {int(col)}")
     return _row("During training, NCC separability settles at its final depth no later than "
-                "variability collapse does", "Q2; Ben-Shaul Conj. 8, Fig. 2", holds, answer,
+                "variability collapse does", "Q2; Ben-Shaul Conj. 8, Fig. 2",
+                *_tell(told, "ℓ_NCC reaches its final layer no later than ℓ*",
+                       "ℓ_NCC reaches its final layer later than ℓ*", "recipe models",
+                       "no per-epoch metrics of a recipe model that reaches a depth"),
                 details, "the first epoch from which ℓ_NCC keeps its final value is ≤ that "
                 "of ℓ* (per-epoch metrics), in more than half of the recipe models")
 
@@ -583,35 +473,28 @@ def q3_rows(t: Tables) -> list[dict]:
     where = "Q3; Rangamani §5.3, Fig. 7"
 
     def text(c: EtfCase) -> str:
-        return (f"{c.model.short} k={c.model.etf}: ℓ* {_layer(c.free_lstar)} → "
-                f"{_layer(c.lstar)}, k* = {_layer(c.kstar)}, test acc "
-                f"{_final(t, c.free.runs, 'final_test_acc'):.3f} → "
-                f"{_final(t, c.model.runs, 'final_test_acc'):.3f}")
+        return (f"{_short(c.model)} k={_k(c.model)}: ℓ* {layer_text(c.free_lstar)} → "
+                f"{layer_text(c.lstar)}, k* = {layer_text(c.kstar)}, test acc "
+                f"{c.free.final(t, 'final_test_acc'):.3f} → "
+                f"{c.model.final(t, 'final_test_acc'):.3f}")
 
     moved = [(c, _moved(c.free_lstar, c.lstar)) for c in cases]
-    told = [m for _, m in moved if m is not None]
-    holds = _majority(told)
-    answer = ("no ETF run (an etf_layers axis) with a free model" if not cases else
-              "neither the free nor the fixed models collapse" if not told else
-              f"fixing top layers {'moves ℓ*' if holds else 'leaves ℓ* in place'} in "
-              f"{_count(told, holds)} ETF runs")
-    rows = [_row("Fixing the top linear layers to simplex ETFs moves the collapse layer", where,
-                 holds, answer, [text(c) for c in cases],
-                 f"ℓ* with k layers fixed differs by ≥ {MOVE} layer from the free model's (or "
-                 "exists in one only) in more than half of the ETF runs")]
-    inside = [(c, m) for c, m in moved if not math.isnan(c.kstar) and c.model.etf <= c.kstar]
-    kept = [not m for _, m in inside if m is not None]
-    holds = _majority(kept)
-    answer = ("no ETF run fixes only layers that read collapsed layers (k ≤ k*)" if not inside
-              else "neither the free nor the fixed models collapse" if not kept
-              else f"ℓ* {'stays' if holds else 'moves'} in {_count(kept, holds)} ETF runs "
-                   "with k ≤ k*")
-    rows.append(_row("Fixing only the layers that read collapsed layers (k ≤ k* = L − ℓ* + 1) "
-                     "leaves the collapse layer in place", where, holds, answer,
-                     [text(c) for c, _ in inside],
-                     f"ℓ* moves by less than {MOVE} layer in more than half of the ETF runs "
-                     "with k ≤ k*"))
-    return rows
+    inside = [(c, m) for c, m in moved if not math.isnan(c.kstar) and _k(c.model) <= c.kstar]
+    none = "neither the free nor the fixed models collapse"
+    return [
+        _row("Fixing the top linear layers to simplex ETFs moves the collapse layer", where,
+             *_tell([m for _, m in moved if m is not None], "fixing top layers moves ℓ*",
+                    "fixing top layers leaves ℓ* in place", "ETF runs",
+                    none if cases else "no ETF run (an etf_layers axis) with a free model"),
+             [text(c) for c in cases], f"ℓ* with k layers fixed differs by ≥ {MOVE} layer from "
+             "the free model's (or exists in one only) in more than half of the ETF runs"),
+        _row("Fixing only the layers that read collapsed layers (k ≤ k* = L − ℓ* + 1) leaves "
+             "the collapse layer in place", where,
+             *_tell([not m for _, m in inside if m is not None], "ℓ* stays", "ℓ* moves",
+                    "ETF runs with k ≤ k*", none if inside else
+                    "no ETF run fixes only layers that read collapsed layers (k ≤ k*)"),
+             [text(c) for c, _ in inside], f"ℓ* moves by less than {MOVE} layer in more than "
+             "half of the ETF runs with k ≤ k*")]
 
 
 def q4_rows(t: Tables) -> list[dict]:
@@ -620,182 +503,130 @@ def q4_rows(t: Tables) -> list[dict]:
     where = "Q4; Lindegaard §4.3.3, eq. 4.1, Table 4.3.2"
     told, details = [], []
     for r in found:
-        head = f"{r.model.recipe} {r.model.short} {r.method}"
+        head = f"{_recipe(r.model)} {_short(r.model)} {r.method}"
         if math.isnan(r.before) or math.isnan(r.after):
-            details.append(f"{head}: ℓ* {_layer(r.depths.collapse)}, no split")
+            details.append(f"{head}: ℓ* {layer_text(r.depths.collapse)}, no split")
             continue
         told.append(bool(r.after > r.before))
-        details.append(f"{head}: {r.before:.2f} before ℓ* = {_layer(r.depths.collapse)}, "
+        details.append(f"{head}: {r.before:.2f} before ℓ* = {layer_text(r.depths.collapse)}, "
                        f"{r.after:.2f} from it")
-    holds = _majority(told)
-    answer = ("no feature analysis of a recipe model (features.runs)" if not found else
-              "no analysed model with layers on both sides of ℓ*" if not told else
-              f"retention is {'higher' if holds else 'not higher'} from ℓ* on than before it "
-              f"in {_count(told, holds)} model × method cases")
-    rows = [_row("Hierarchy retention is higher from the collapse layer on than before it",
-                 where, holds, answer, details,
-                 "mean retention ℓ → ℓ+1 over ℓ ≥ ℓ* above that over ℓ < ℓ*, in more than "
-                 "half of the recipe models × clustering methods")]
-    rows.append(_correlation_row(found, where))
-    return rows
+    higher = "retention is {}higher from ℓ* on than before it"
+    return [_row("Hierarchy retention is higher from the collapse layer on than before it",
+                 where, *_tell(told, higher.format(""), higher.format("not "),
+                               "model × method cases", "no analysed model with layers on "
+                               "both sides of ℓ*" if found else
+                               "no feature analysis of a recipe model (features.runs)"),
+                 details, "mean retention ℓ → ℓ+1 over ℓ ≥ ℓ* above that over ℓ < ℓ*, in more "
+                 "than half of the recipe models × clustering methods"),
+            _correlation_row(found, where)]
 
 
 def _correlation_row(found: Sequence[Retention], where: str) -> dict:
     per_model: dict[tuple[str, str], list] = {}
     for r in found:
         if not math.isnan(r.depths.collapse):
-            key = (r.model.recipe, r.model.short)
-            per_model.setdefault(key, [r.depths.collapse / r.depths.last, []])[1].append(
+            per_model.setdefault((_recipe(r.model), _short(r.model)),
+                                 [r.depths.collapse / r.depths.last, []])[1].append(
                 float(r.curve.mean()))
     points = {k: (rel, float(np.mean(v))) for k, (rel, v) in per_model.items()}
-    rho = _spearman([p[0] for p in points.values()], [p[1] for p in points.values()])
-    holds = None if math.isnan(rho) else bool(rho < 0)
-    if math.isnan(rho):
-        answer = (f"{len(points)} analysed models with ℓ*; the correlation needs at least 3 "
-                  "with distinct values")
-    else:
-        answer = (f"across {len(points)} models Spearman ρ(ℓ*/L, mean retention) = "
-                  f"{rho:+.2f}: a deeper collapse goes with "
-                  f"{'less' if rho < 0 else 'more' if rho > 0 else 'the same'} retention")
-    details = [f"{recipe} {name}: ℓ*/L {rel:.2f}, retention {ret:.2f}"
-               for (recipe, name), (rel, ret) in points.items()]
+    rho = query.spearman([p[0] for p in points.values()], [p[1] for p in points.values()])
+    trend = "less" if rho < 0 else "more" if rho > 0 else "the same"
+    answer = (f"{len(points)} analysed models with ℓ*; the correlation needs at least 3 with "
+              "distinct values" if math.isnan(rho) else f"across {len(points)} models Spearman "
+              f"ρ(ℓ*/L, mean retention) = {rho:+.2f}: a deeper collapse goes with {trend} "
+              "retention")
     return _row("Across recipes and models, a deeper collapse layer goes with lower "
-                "hierarchy retention", where, holds, answer, details,
+                "hierarchy retention", where, None if math.isnan(rho) else bool(rho < 0),
+                answer, [f"{recipe} {name}: ℓ*/L {rel:.2f}, retention {ret:.2f}"
+                         for (recipe, name), (rel, ret) in points.items()],
                 "Spearman correlation of ℓ*/L with the mean retention over all transitions "
                 "(both methods) below 0, over the analysed models with ℓ*")
 
 
-def _spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman rank correlation; NaN with fewer than 3 pairs or a constant side."""
-    pairs = pd.DataFrame({"x": list(x), "y": list(y)}).dropna()
-    if len(pairs) < 3 or pairs["x"].nunique() < 2 or pairs["y"].nunique() < 2:
-        return math.nan
-    return float(pairs["x"].rank().corr(pairs["y"].rank()))
-
-
 # --- figures ---------------------------------------------------------------------------------
 
-def _colours(recipes: Sequence[str]) -> dict[str, object]:
-    """One colour per recipe, the same in every figure."""
-    from matplotlib import colormaps
-
-    ordered = sorted(dict.fromkeys(recipes), key=_recipe_rank)
-    cmap = colormaps["tab10"]
-    return {r: cmap(i % 10) for i, r in enumerate(ordered)}
-
-
-def _linestyle(recipe: str) -> str:
-    """MSE solid, CE dashed, SVSL dash-dotted (the loss at a glance)."""
-    loss = (factors(recipe) or {}).get("loss")
-    return {"ce": "--", "svsl": "-."}.get(str(loss), "-")
+def _styles(t: Tables, recipes: Sequence[str]) -> dict[str, tuple[object, str]]:
+    """Per recipe its colour, the same in every figure, and line style: MSE solid, CE dashed,
+    SVSL dash-dotted (the loss at a glance)."""
+    known = factors(t)
+    return {r: (colormaps["tab10"](i % 10),
+                {"ce": "--", "svsl": "-."}.get(str(known.get(r, {}).get("loss")), "-"))
+            for i, r in enumerate(sorted(dict.fromkeys(recipes), key=_order(t)))}
 
 
-def _grid(count: int, cols: int, title: str, panel: tuple[float, float] = (3.0, 2.4)
-          ) -> tuple[Figure, np.ndarray]:
-    """``count`` panels in rows of ``cols``, within 9.5 × 11 in; the unused ones hidden."""
-    cols = max(1, min(cols, count))
-    rows = math.ceil(count / cols)
-    fig = Figure(figsize=(min(9.5, 0.6 + cols * panel[0]), min(11.0, 0.9 + rows * panel[1])),
-                 layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.flat[count:]:
-        ax.set_visible(False)
-    fig.suptitle(title, fontsize="medium")
-    return fig, axes
-
-
-def _by_name(models: Sequence[Model]) -> dict[str, list[Model]]:
-    out: dict[str, list[Model]] = {}
-    for m in models:
-        out.setdefault(m.name, []).append(m)
-    return out
+def _by_label(t: Tables) -> dict[str, list[tuple[Model, Depths]]]:
+    """The recipe models with their depths, by name (:func:`recipe_models` sorts by it)."""
+    return {name: list(found) for name, found in groupby(measured_depths(t),
+                                                         key=lambda pair: pair[0].label)}
 
 
 def _more(count: int) -> str:
     return f" ({count - MAX_ROWS} more models in the tables)" if count > MAX_ROWS else ""
 
 
-def _legend(fig: Figure, axes: Sequence[Axes], ncol: int = 4) -> None:
-    """One legend under the figure from the labelled artists of ``axes``, deduplicated."""
-    seen: dict[str, object] = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            seen.setdefault(label, handle)
-    if seen:
-        fig.legend(list(seen.values()), list(seen), loc="outside lower center",
-                   ncol=min(ncol, len(seen)), fontsize="small")
+def _labels(ax: Axes, x: str, y: str | None, title: str) -> None:
+    ax.set_xlabel(x, fontsize="small")
+    if y:
+        ax.set_ylabel(y, fontsize="small")
+    ax.set_title(title, fontsize="small")
 
 
 def q1_collapse_by_recipe(t: Tables) -> Figure:
     """Q1: the NC1 ratio per layer at the last epoch under each recipe (a line each; MSE
     solid, CE dashed, SVSL dash-dotted), ε dotted, each recipe's ℓ* a large dot on its line;
     a panel per model."""
-    models = _by_name(recipe_models(t))
+    models = _by_label(t)
     if not models:
         return placeholder("synthesis: no selected recipe model (a group without ETF layers)")
-    colours = _colours([m.recipe for ms in models.values() for m in ms])
+    styles = _styles(t, [_recipe(m) for found in models.values() for m, _ in found])
     names = list(models)[:MAX_ROWS]
-    fig, axes = _grid(len(names), 2, "Q1: where variability collapses under each paper's "
-                      f"recipe (NC1 ratio, train split, last epoch){_more(len(models))}",
-                      panel=(4.4, 3.0))
+    fig, axes = query.grid(len(names), 2, "Q1: where variability collapses under each paper's "
+                           f"recipe (NC1 ratio, train split, last epoch){_more(len(models))}",
+                           panel=(4.4, 3.0))
     for ax, name in zip(axes.flat, names, strict=False):
-        for model in models[name]:
-            ratio = curves(t.metrics, model.runs).get("nc1_ratio")
-            if ratio is None:
+        for model, d in models[name]:
+            if (ratio := curves(t.metrics, model).get("nc1_ratio")) is None:
                 continue
-            lstar = collapse_layer(ratio.dropna(), t.thresholds.collapse_eps)
-            label = f"{model.recipe} (ℓ* = {_layer(lstar)})"
-            ax.plot(ratio.index, ratio, marker=".", color=colours[model.recipe],
-                    linestyle=_linestyle(model.recipe), label=label)
-            if not math.isnan(lstar):
-                ax.plot([lstar], [ratio.loc[lstar]], "o", markersize=8, zorder=5,
-                        color=colours[model.recipe], markeredgecolor="black")
+            colour, style = styles[_recipe(model)]
+            ax.plot(ratio.index, ratio, marker=".", color=colour, linestyle=style,
+                    label=f"{_recipe(model)} (ℓ* = {layer_text(d.collapse)})")
+            if not math.isnan(d.collapse):
+                ax.plot([d.collapse], [ratio.loc[d.collapse]], "o", markersize=8, zorder=5,
+                        color=colour, markeredgecolor="black")
         ax.axhline(t.thresholds.collapse_eps, color="black", linestyle=":", linewidth=1)
         ax.set_yscale("log")
-        ax.set_title(name, fontsize="small")
-        ax.set_xlabel("layer (0 = input)", fontsize="small")
-        ax.set_ylabel(r"Tr $\Sigma_W$ / Tr $\Sigma_T$", fontsize="small")
+        _labels(ax, "layer (0 = input)", r"Tr $\Sigma_W$ / Tr $\Sigma_T$", name)
         ax.legend(fontsize="x-small", title=f"ε = {t.thresholds.collapse_eps:g}; recipe (ℓ*)",
                   title_fontsize="x-small")
     return fig
 
 
-def _depth_marks(ax: Axes, y: float, d: Depths, none_at: float) -> None:
-    """The three depths of one recipe as markers on the row ``y`` (a missing one at
-    ``none_at``, hollow)."""
-    for offset, (field_name, (label, colour, marker)) in zip((-0.2, 0.0, 0.2), DEPTHS.items(),
-                                                             strict=True):
-        value = getattr(d, field_name)
-        missing = math.isnan(value)
-        ax.plot([none_at if missing else value], [y + offset], marker, color=colour,
-                markerfacecolor="none" if missing else colour, markersize=7, linestyle="",
-                label=label)
-
-
 def q2_depths(t: Tables) -> Figure:
     """Q2: per model, each recipe's collapse layer ℓ*, NCC depth ℓ_NCC and effective depth
     ℓ_eff at the last epoch (a row per recipe; hollow at "none": never reached)."""
-    found = measured_depths(t)
-    models = _by_name([m for m, _ in found])
+    models = _by_label(t)
     if not models:
         return placeholder("synthesis: no selected recipe model (a group without ETF layers)")
-    depth = dict(zip([m for m, _ in found], [d for _, d in found], strict=True))
     names = list(models)[:MAX_ROWS]
-    fig, axes = _grid(len(names), 2, "Q2: three depths of each recipe model (train split, "
-                      f"last epoch){_more(len(models))}", panel=(4.4, 0.9 + 0.45 * max(
-                          len(ms) for ms in models.values())))
+    fig, axes = query.grid(len(names), 2, "Q2: three depths of each recipe model (train split, "
+                           f"last epoch){_more(len(models))}",
+                           panel=(4.4, 0.9 + 0.45 * max(map(len, models.values()))))
     for ax, name in zip(axes.flat, names, strict=False):
         rows = models[name]
-        last = max(depth[m].last for m in rows)
-        for y, model in enumerate(rows):
-            _depth_marks(ax, y, depth[model], last + 1)
-        ax.set_yticks(range(len(rows)), [m.recipe for m in rows], fontsize="x-small")
+        last = max(d.last for _, d in rows)
+        for y, (_, d) in enumerate(rows):
+            for offset, (field, (label, colour, marker)) in zip((-0.2, 0.0, 0.2),
+                                                                DEPTHS.items(), strict=True):
+                missing = math.isnan(value := getattr(d, field))
+                ax.plot([last + 1 if missing else value], [y + offset], marker, color=colour,
+                        markerfacecolor="none" if missing else colour, markersize=7,
+                        linestyle="", label=label)
+        ax.set_yticks(range(len(rows)), [_recipe(m) for m, _ in rows], fontsize="x-small")
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.set_xticks(range(int(last) + 2), [*map(str, range(int(last) + 1)), "none"],
                       fontsize="x-small")
         ax.set_xlim(-0.5, last + 1.5)
-        ax.set_xlabel("layer (0 = input)", fontsize="small")
-        ax.set_title(name, fontsize="small")
+        _labels(ax, "layer (0 = input)", None, name)
     fig.legend(handles=[Line2D([], [], marker=marker, color=colour, linestyle="",
                                label=f"{label}: {what}")
                         for (label, colour, marker), what in zip(DEPTHS.values(), (
@@ -810,27 +641,27 @@ def q2_depths_through_training(t: Tables) -> Figure:
     """Q2 through training: the three depths at each epoch of the per-epoch metrics, a panel
     per model (rows) and recipe (columns), "none" above the last layer; the interpolation
     epoch grey."""
-    models = _by_name(recipe_models(t))
+    models = _by_label(t)
     if t.epoch_metrics.empty or not models:
         return placeholder("synthesis: no per-epoch metrics (train.epoch_metrics) of a "
                            "recipe model")
     names = list(models)[:MAX_ROWS]
-    recipes = sorted({m.recipe for n in names for m in models[n]}, key=_recipe_rank)
-    fig, axes = _grid(len(names) * len(recipes), len(recipes),
-                      "Q2 through training: the depths at each epoch (train split)"
-                      + _more(len(models)), panel=(1.9, 2.1))
+    recipes = sorted({_recipe(m) for n in names for m, _ in models[n]}, key=_order(t))
+    fig, axes = query.grid(len(names) * len(recipes), len(recipes),
+                           "Q2 through training: the depths at each epoch (train split)"
+                           + _more(len(models)), panel=(1.9, 2.1))
     for row, name in enumerate(names):
-        last = max(model_depths(t, m).last for m in models[name])
+        last = max(d.last for _, d in models[name])
         for col, recipe in enumerate(recipes):
             ax = axes[row, col]
-            model = next((m for m in models[name] if m.recipe == recipe), None)
             ax.set_title(f"{recipe}\n{name}" if row == 0 else name, fontsize="x-small")
-            _depth_steps(ax, t, model, last)
+            _depth_steps(ax, t, next((m for m, _ in models[name] if _recipe(m) == recipe),
+                                     None), last)
             if col == 0:
                 ax.set_ylabel("layer", fontsize="x-small")
             if row == len(names) - 1:
                 ax.set_xlabel("epoch", fontsize="x-small")
-    _legend(fig, list(axes.flat))
+    query.legend_below(fig, list(axes.flat))
     return fig
 
 
@@ -842,17 +673,14 @@ def _depth_steps(ax: Axes, t: Tables, model: Model | None, last: float) -> None:
         ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes,
                 fontsize="x-small")
         return
-    for offset, (field_name, (label, colour, _marker)) in zip((0.12, 0.0, -0.12),
-                                                              DEPTHS.items(), strict=True):
-        values = by_epoch[field_name].fillna(last + 1) + offset
-        ax.step(by_epoch["epoch"], values, where="post", color=colour, label=label,
-                linewidth=1.4)
-    interpolated = _interpolation(t, model.runs)
-    if not math.isnan(interpolated):
+    for offset, (field, (label, colour, _marker)) in zip((0.12, 0.0, -0.12), DEPTHS.items(),
+                                                         strict=True):
+        ax.step(by_epoch["epoch"], by_epoch[field].fillna(last + 1) + offset, where="post",
+                color=colour, label=label, linewidth=1.4)
+    if not math.isnan(interpolated := _interpolation(t, model)):
         ax.axvline(interpolated, color="grey", linestyle=":", linewidth=1,
                    label="interpolation epoch")
-    ticks = list(range(0, int(last) + 2, max(1, math.ceil((last + 2) / 6))))
-    ticks = sorted({*ticks, int(last) + 1})
+    ticks = sorted({*range(0, int(last) + 2, max(1, math.ceil((last + 2) / 6))), int(last) + 1})
     ax.set_yticks(ticks, [str(v) if v <= last else "none" for v in ticks])
     ax.set_ylim(-0.5, last + 1.5)
     ax.tick_params(labelsize="xx-small")
@@ -862,55 +690,46 @@ def q3_etf_collapse(t: Tables) -> Figure:
     """Q3: per ETF experiment (group × dataset × architecture), the NC1 ratio per layer of
     the free model and of each k top layers fixed, ℓ* dotted; and ℓ* and the test accuracy
     against k, k* (the linear layers that read collapsed layers of the free model) green."""
-    cases = [c for c in etf_cases(t) if c.free is not None]
-    if not cases:
+    experiments: dict[tuple[str, str], list[EtfCase]] = {}
+    for c in etf_cases(t):
+        if c.free is not None:
+            experiments.setdefault((_recipe(c.model), c.free.label), []).append(c)
+    if not experiments:
         return placeholder("synthesis: no ETF experiment (an etf_layers axis on an "
                            "architecture of a recipe group) with its free model")
-    experiments: dict[tuple[str, str], list[EtfCase]] = {}
-    for c in cases:
-        experiments.setdefault((c.model.recipe, c.free.name), []).append(c)
     shown = list(experiments.items())[:MAX_ROWS]
-    fig, axes = _grid(2 * len(shown), 2, "Q3: top layers fixed to simplex ETFs and the "
-                      "collapse layer (train split, last epoch)", panel=(4.4, 2.8))
-    from matplotlib import colormaps
-
+    fig, axes = query.grid(2 * len(shown), 2, "Q3: top layers fixed to simplex ETFs and the "
+                           "collapse layer (train split, last epoch)", panel=(4.4, 2.8))
     for (curve_ax, k_ax), ((recipe, name), group) in zip(axes, shown, strict=False):
-        ks = [0, *sorted(c.model.etf for c in group)]
-        runs = {0: group[0].free.runs, **{c.model.etf: c.model.runs for c in group}}
-        cmap = colormaps["viridis"]
-        lstars, tests = [], []
-        for i, k in enumerate(ks):
-            ratio = curves(t.metrics, runs[k]).get("nc1_ratio", pd.Series(dtype=float))
-            lstar = (collapse_layer(ratio.dropna(), t.thresholds.collapse_eps) if len(ratio)
-                     else math.nan)
-            colour = "black" if k == 0 else cmap(i / max(len(ks) - 1, 1))
+        free = group[0].free
+        lines = [(0, free, group[0].free_lstar), *((_k(c.model), c.model, c.lstar) for c in
+                                                  sorted(group, key=lambda c: _k(c.model)))]
+        for i, (k, model, lstar) in enumerate(lines):
+            ratio = curves(t.metrics, model).get("nc1_ratio", pd.Series(dtype=float))
+            colour = "black" if k == 0 else colormaps["viridis"](i / max(len(lines) - 1, 1))
             curve_ax.plot(ratio.index, ratio, marker=".", color=colour,
-                          label=f"k = {k} (ℓ* = {_layer(lstar)})")
+                          label=f"k = {k} (ℓ* = {layer_text(lstar)})")
             if not math.isnan(lstar):
                 curve_ax.axvline(lstar, color=colour, linestyle=":", linewidth=1)
-            lstars.append(lstar)
-            tests.append(_final(t, runs[k], "final_test_acc"))
         curve_ax.axhline(t.thresholds.collapse_eps, color="crimson", linewidth=1)
         curve_ax.set_yscale("log")
-        curve_ax.set_xlabel("layer (0 = input)", fontsize="small")
-        curve_ax.set_ylabel("NC1 ratio", fontsize="small")
-        curve_ax.set_title(f"{name} ({recipe}): NC1 ratio", fontsize="small")
+        _labels(curve_ax, "layer (0 = input)", "NC1 ratio", f"{name} ({recipe}): NC1 ratio")
         curve_ax.legend(fontsize="x-small", title="top layers fixed", title_fontsize="x-small")
-        last = model_depths(t, group[0].free).last
-        k_ax.plot(ks, [last + 1 if math.isnan(v) else v for v in lstars], "o-",
+        ks, last = [k for k, _, _ in lines], model_depths(t, free).last
+        k_ax.plot(ks, [last + 1 if math.isnan(v) else v for _, _, v in lines], "o-",
                   color="green", label="ℓ* (none: above the last layer)")
-        k_ax.set_ylabel("ℓ*", fontsize="small")
         k_ax.set_ylim(-0.5, last + 1.5)
         ticks = sorted({*range(0, int(last) + 1, max(1, math.ceil(last / 5))), int(last) + 1})
         k_ax.set_yticks(ticks, [str(v) if v <= last else "none" for v in ticks])
         k_ax.axvline(group[0].kstar, color="green", alpha=0.4, linewidth=3,
                      label="k*: linear layers reading collapsed layers (free)")
         acc_ax = k_ax.twinx()
-        acc_ax.plot(ks, tests, "s--", color="tab:blue", label="test accuracy")
+        acc_ax.plot(ks, [m.final(t, "final_test_acc") for _, m, _ in lines], "s--",
+                    color="tab:blue", label="test accuracy")
         acc_ax.set_ylim(0, 1.02)
         acc_ax.set_ylabel("test accuracy", fontsize="small")
-        k_ax.set_xlabel("top linear layers fixed to ETFs (k)", fontsize="small")
-        k_ax.set_title(f"{name} ({recipe}): ℓ* and accuracy", fontsize="small")
+        _labels(k_ax, "top linear layers fixed to ETFs (k)", "ℓ*",
+                f"{name} ({recipe}): ℓ* and accuracy")
         handles = [*k_ax.get_legend_handles_labels()[0], *acc_ax.get_legend_handles_labels()[0]]
         k_ax.legend(handles=handles, fontsize="x-small", loc="lower left")
     return fig
@@ -924,38 +743,36 @@ def q4_retention(t: Tables) -> Figure:
     if not found:
         return placeholder("synthesis: no feature analysis of a recipe model "
                            "(features.runs names none of them)")
-    names = list(dict.fromkeys(r.model.name for r in found))[:MAX_ROWS]
-    colours = _colours([r.model.recipe for r in found])
-    fig, axes = _grid(3 * len(names), 3, "Q4: hierarchy retention and the collapse layer "
-                      "(feature analysis, last epoch)" + _more(len(names)), panel=(3.0, 2.7))
+    names = list(dict.fromkeys(r.model.label for r in found))[:MAX_ROWS]
+    styles = _styles(t, [_recipe(r.model) for r in found])
+    fig, axes = query.grid(3 * len(names), 3, "Q4: hierarchy retention and the collapse layer "
+                           "(feature analysis, last epoch)" + _more(len(names)),
+                           panel=(3.0, 2.7))
     for row, name in zip(axes, names, strict=False):
-        mine = [r for r in found if r.model.name == name]
+        mine = [r for r in found if r.model.label == name]
         for ax, method in zip(row[:2], RETENTION_METHODS, strict=True):
             for r in (r for r in mine if r.method == method):
-                colour = colours[r.model.recipe]
+                colour, style = styles[_recipe(r.model)]
                 ax.plot(r.curve.index + 0.5, r.curve, marker=".", color=colour,
-                        linestyle=_linestyle(r.model.recipe), label=r.model.recipe)
+                        linestyle=style, label=_recipe(r.model))
                 if not math.isnan(r.depths.collapse):
                     ax.axvline(r.depths.collapse, color=colour, linestyle=":", linewidth=1.2)
             ax.set_ylim(0, 1.05)
-            ax.set_xlabel("between layers ℓ and ℓ+1", fontsize="small")
-            ax.set_ylabel("retention (eq. 4.1)", fontsize="small")
-            ax.set_title(f"{name}: {vocabulary.METHOD_LABELS.get(method, method)}",
-                         fontsize="small")
+            _labels(ax, "between layers ℓ and ℓ+1", "retention (eq. 4.1)",
+                    f"{name}: {vocabulary.METHOD_LABELS.get(method, method)}")
         scatter = row[2]
         for r in mine:
             if not (math.isnan(r.before) or math.isnan(r.after)):
                 scatter.plot(r.before, r.after, "o" if r.method == "cosine" else "s",
-                             color=colours[r.model.recipe], markeredgecolor="black")
+                             color=styles[_recipe(r.model)][0], markeredgecolor="black")
         values = [v for r in mine for v in (r.before, r.after) if not math.isnan(v)]
         low = max(0.0, min(values, default=0.0) - 0.05)
         scatter.plot([low, 1.02], [low, 1.02], color="grey", linewidth=0.8)
         scatter.set_xlim(low, 1.02)
         scatter.set_ylim(low, 1.02)
-        scatter.set_xlabel("mean retention before ℓ*", fontsize="small")
-        scatter.set_ylabel("mean retention from ℓ*", fontsize="small")
-        scatter.set_title(f"{name}: ● cosine, ■ ward", fontsize="small")
-    _legend(fig, [ax for row in axes for ax in row[:2]], ncol=5)
+        _labels(scatter, "mean retention before ℓ*", "mean retention from ℓ*",
+                f"{name}: ● cosine, ■ ward")
+    query.legend_below(fig, [ax for row in axes for ax in row[:2]], ncol=5)
     return fig
 
 
