@@ -268,7 +268,7 @@ def test_compared_and_swept_axes_are_read_from_the_design():
                epoch_metrics=pd.DataFrame(), runs=runs, design=design)
     assert query.compared_axes(t, runs["run"]) == ["depth", "width"]
     # a sweep's points are named by every axis swept, selected or compared (Fig. 8)
-    assert rg.swept_axes(t, runs["run"]) == ["depth", "width", "lr"]
+    assert query.compared_axes(t, runs["run"], selected=True) == ["depth", "width", "lr"]
 
 
 def test_seeds_of_a_model_are_one_model_and_diverged_runs_are_left_out():

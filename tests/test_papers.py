@@ -35,9 +35,10 @@ def test_each_paper_module_draws_the_figures_and_tables_the_vocabulary_names(nam
 
 def reads_features(module) -> bool:
     """Whether a module's code reads an attribute ``features`` (``t.features``, or
-    ``getattr(t, "features")``): what a paper reads the feature analysis through."""
+    ``getattr(t, "features")``) or calls ``query.feature_table``: what a paper reads the
+    feature analysis through."""
     for node in ast.walk(ast.parse(inspect.getsource(module))):
-        if isinstance(node, ast.Attribute) and node.attr == "features":
+        if isinstance(node, ast.Attribute) and node.attr in ("features", "feature_table"):
             return True
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "getattr" and \
                 any(isinstance(a, ast.Constant) and a.value == "features" for a in node.args):

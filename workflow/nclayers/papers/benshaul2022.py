@@ -131,14 +131,6 @@ GRID = {"size": (11.0, 9.0), "margin": (1.0, 1.2), "sharex": "col"}  # Figs. 1-2
 STAGE_NAMES = {"it": "IT", "eot": "EOT", "best": "best epoch"}
 
 
-# --- for query.py ------------------------------------------------------------------------------
-
-def recipe(t: Tables, field: str) -> pd.Series:
-    """Run → one of its resolved recipe fields (a column of the design table, e.g.
-    ``train.loss``); empty where the table has no such column."""
-    return t.design.set_index("run")[field] if field in t.design else pd.Series(dtype=object)
-
-
 # --- the models: a CE and an SVSL run (seeds averaged) per group × dataset × architecture ----
 
 @dataclass(frozen=True, eq=False)  # identity hash: models key the claims' dicts
@@ -483,7 +475,7 @@ def table2_svsl(tables: Tables) -> pd.DataFrame:
     for m in loss_curves(tables):
         if "svsl" not in m.runs:
             continue
-        alpha, gamma = (recipe(tables, f"train.svsl_{f}").get(m.runs["svsl"][0])
+        alpha, gamma = (query.recipe(tables, f"train.svsl_{f}").get(m.runs["svsl"][0])
                         for f in ("alpha", "gamma"))
         paper_alpha, paper_gamma = PAPER_TABLE2.get(m.model.dataset, (math.nan, None))
         rows.append([m.model.label, _cell(math.nan if alpha is None else float(alpha), ".6g"),

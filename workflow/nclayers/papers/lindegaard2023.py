@@ -38,17 +38,6 @@ NCC_TOLERANCE = 0.02  # |NCC test accuracy − network test accuracy| that count
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
-# --- for query.py ------------------------------------------------------------------------------
-
-def feature_table(t: Tables, name: str, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
-    """A feature table's rows (of ``run_ids``; None: every run) at each run's last analysed
-    epoch; empty where there are none."""
-    table = (t.features or {}).get(name, pd.DataFrame())
-    if table.empty or "run" not in table:
-        return pd.DataFrame()
-    return last_epoch(table if run_ids is None else table[table["run"].isin(set(run_ids))])
-
-
 # --- the rows each figure and claim reads ----------------------------------------------------
 
 def _final(t: Tables, run_ids: Iterable[str]) -> pd.DataFrame:
@@ -79,7 +68,7 @@ def _features(t: Tables) -> dict[str, pd.DataFrame]:
     """The feature tables of the features group's runs at each run's last analysed epoch; all
     empty without a cluster analysis."""
     runs = query.runs(t, FEATURES, selected=None)
-    feats = ({name: feature_table(t, name, runs["run"]) for name in FEATURE_PAPER_TABLES}
+    feats = ({name: query.feature_table(t, name, runs["run"]) for name in FEATURE_PAPER_TABLES}
              if not runs.empty and set(FEATURE_PAPER_TABLES) <= set(t.features or {}) else {})
     if not feats or feats["clusters"].empty:
         return dict.fromkeys(FEATURE_PAPER_TABLES, pd.DataFrame(columns=["run", "epoch",

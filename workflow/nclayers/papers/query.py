@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from nclayers import vocabulary
+from nclayers.derived import last_epoch
 from nclayers.papers import Tables
 
 LOGITS = "classifier"  # a tapped network output: no feature layer (left out where asked)
@@ -59,16 +60,24 @@ def etf_layers(rows: pd.DataFrame) -> pd.Series:
     return pd.to_numeric(rows[ETF_AXIS], errors="coerce").fillna(0).astype(int)
 
 
-def compared_axes(t: Tables, run_ids: Iterable[str]) -> list[str]:
-    """The compared axes of ``run_ids`` as the design table says (the axes not selected over),
-    in the order of the runs' tables."""
+def compared_axes(t: Tables, run_ids: Iterable[str], selected: bool = False) -> list[str]:
+    """The compared axes of ``run_ids`` as the design table says (``selected``: the axes
+    selected over too), in the order of the runs' tables."""
     design = t.design
     if design.empty or "compared_axes" not in design:
         return []
     rows = design[design["run"].isin(set(run_ids))]
-    named = {a for cell in rows["compared_axes"].dropna() for a in str(cell).split(";") if a}
+    columns = ("selected_axes", "compared_axes") if selected else ("compared_axes",)
+    named = {a for column in columns if column in rows
+             for cell in rows[column].dropna() for a in str(cell).split(";") if a}
     order = list(t.runs.columns)
     return sorted(named, key=lambda a: (order.index(a) if a in order else len(order), a))
+
+
+def recipe(t: Tables, field: str) -> pd.Series:
+    """Run → one of its resolved settings (a column of the design table, e.g. ``train.loss``);
+    empty where the table has no such column."""
+    return t.design.set_index("run")[field] if field in t.design else pd.Series(dtype=object)
 
 
 # --- the models they train ---------------------------------------------------------------------
@@ -87,6 +96,11 @@ class Model:
              ) -> pd.DataFrame:
         """Its per-layer rows of a tidy table (:func:`layer_rows`)."""
         return layer_rows(table, self.runs, split, logits)
+
+    def last(self, table: pd.DataFrame, split: str | None = "train", logits: bool = True
+             ) -> pd.DataFrame:
+        """Its per-layer rows at each run's last epoch there."""
+        return last_epoch(self.rows(table, split, logits))
 
     def final(self, t: Tables, column: str) -> float:
         """The seed mean of a runs.csv column (e.g. ``final_test_acc``); NaN without runs."""
@@ -155,6 +169,15 @@ def derived(t: Tables, metric: str, epoch: str = "last") -> pd.Series:
         return rows.set_index(["run", "epoch"])["value"].astype(float).sort_index()
     rows = rows[rows["epoch"] == rows.groupby("run")["epoch"].transform("max")]
     return rows.set_index("run")["value"].astype(float)
+
+
+def feature_table(t: Tables, name: str, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """A table of the feature analysis (``Tables.features``) of ``run_ids`` (None: every run),
+    at each run's last analysed epoch; empty where there is none."""
+    table = (t.features or {}).get(name, pd.DataFrame())
+    if table.empty or "run" not in table:
+        return pd.DataFrame()
+    return last_epoch(table if run_ids is None else table[table["run"].isin(set(run_ids))])
 
 
 # --- words --------------------------------------------------------------------------------------

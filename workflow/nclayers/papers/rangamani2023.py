@@ -26,7 +26,7 @@ only weights that read collapsed layers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -55,21 +55,6 @@ NO_ETF = ("no ETF experiment: Fig. 7 needs an architecture whose etf_layers is a
           "(e.g. etf_layers: [0, 3, 7] on an mlp), as in workflow/presets/rangamani2023/")
 
 
-# --- for query.py ---
-
-def swept_axes(t: Tables, run_ids: Iterable[str]) -> list[str]:
-    """The axes of ``run_ids``, selected or compared, as the design table says, in the order of
-    the runs' tables (:func:`query.compared_axes` with the selected ones too)."""
-    design = t.design
-    if design.empty:
-        return []
-    rows = design[design["run"].isin(set(run_ids))]
-    named = {a for column in ("selected_axes", "compared_axes") if column in rows
-             for cell in rows[column].dropna() for a in str(cell).split(";") if a}
-    order = list(t.runs.columns)
-    return sorted(named, key=lambda a: (order.index(a) if a in order else len(order), a))
-
-
 # --- which runs ---------------------------------------------------------------------------------
 
 def _free(t: Tables) -> pd.DataFrame:
@@ -93,7 +78,7 @@ def _points(t: Tables, runs: pd.DataFrame) -> list[query.Model]:
     """The runs of each point of a sweep, named by every axis swept in the experiment (the
     design's; where the run has a value) and its group where a dataset × architecture
     occurs in several."""
-    axes = swept_axes(t, query.runs(t, selected=None)["run"])
+    axes = query.compared_axes(t, query.runs(t, selected=None)["run"], selected=True)
     several = runs.groupby(["dataset", "arch"])["group"].transform("nunique") > 1
     labels = [vocabulary.model_label(
         row.dataset, row.arch, *([row.group] if many else []),

@@ -346,10 +346,9 @@ class Retention:
 def measured_retention(t: Tables) -> list[Retention]:
     """Each analysed recipe model's seed-mean retention ℓ → ℓ+1 by ℓ (the layer index it
     starts from) at the last analysed epoch, per method, and its means before ℓ* and from it."""
-    table = (t.features or {}).get("retention", pd.DataFrame())
-    if table.empty or "run" not in table:
+    table, out = query.feature_table(t, "retention"), []
+    if table.empty:
         return []
-    table, out = last_epoch(table), []
     for model, d in measured_depths(t):
         for method in RETENTION_METHODS:
             rows = table[table["run"].isin(model.runs) & (table["method"] == method)]
