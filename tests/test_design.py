@@ -26,9 +26,10 @@ def test_the_tiny_run_has_every_setting_with_the_defaults_filled_in():
     row = table.iloc[0]
     assert (row["run"], row["group"], row["seed"]) == ("digits-mlp6-s0", "main", 0)
     # given in .test/config.yaml
-    assert (row["arch.depth"], row["arch.width"], row["train.lr"]) == (3, 32, 0.01)
+    assert (row["arch.depth"], row["arch.width"], row["train.lr"]) == (3, 32, 0.1)
     # left out: the schema's default (train) and the builder's or the dataset's (entries)
     assert row["train.momentum"] == 0.9 and row["train.loss"] == "mse"
+    assert row["train.mse_reduction"] == "mean"
     assert row["arch.activation"] == "relu" and row["arch.etf_layers"] == 0
     assert row["dataset.normalize"] and row["dataset.label_noise"] == 0.0
     assert json.loads(row["train.checkpoints"]) == [0, 3]

@@ -267,9 +267,23 @@ def test_fixed_layers_are_left_out_of_the_optimiser():
 def test_mse_scale_scales_the_targets():
     out, y = torch.zeros(3, 4), torch.tensor([0, 1, 3])
     from nclayers.train import mse_loss
-    assert float(mse_loss(out, y, 5.0)) == pytest.approx(25.0)
-    assert float(mse_loss(out, y, 1.0)) == pytest.approx(float(F.mse_loss(
-        out, F.one_hot(y, 4).float(), reduction="sum")) / 3)
+    assert float(mse_loss(out, y, 5.0, "sum")) == pytest.approx(25.0)
+    assert float(mse_loss(out, y, 5.0)) == pytest.approx(25.0 / 4)
+
+
+def test_the_mse_loss_is_torchs_mse_loss_by_default():
+    """The papers' code (Rangamani et al., Lindegaard) trains with torch.nn.MSELoss() on
+    one-hot targets: the mean over samples and classes; "sum" is C times that."""
+    from nclayers.train import mse_loss
+    generator = torch.Generator().manual_seed(0)
+    out = torch.randn(32, 10, generator=generator, requires_grad=True)
+    y = torch.randint(0, 10, (32,), generator=generator)
+    want = torch.nn.MSELoss()(out, F.one_hot(y, 10).float())
+    assert torch.equal(mse_loss(out, y, 1.0), want)
+    assert Recipe(1, 8, 0.1).mse_reduction == "mean"
+    assert float(mse_loss(out, y, 1.0, "sum")) == pytest.approx(10 * float(want))
+    with pytest.raises(ValueError, match="mse_reduction"):
+        Recipe(1, 8, 0.1, mse_reduction="none")
 
 
 VISION = ["mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "stl10"]

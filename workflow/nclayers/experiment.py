@@ -125,7 +125,8 @@ def checkpoint_epochs(config: dict, train: dict | None = None) -> list[int]:
 NOT_AXES = {"name", "label", "milestones", "checkpoints"}
 # An axis's tag in run ids: the short name, then the value ("" = the value alone: "ce", "tanh").
 TAGS = {"lr": "lr", "weight_decay": "wd", "momentum": "m", "batch_size": "bs", "epochs": "ep",
-        "loss": "", "mse_scale": "scale", "svsl_alpha": "alpha", "svsl_gamma": "gamma",
+        "loss": "", "mse_scale": "scale", "mse_reduction": "", "svsl_alpha": "alpha",
+        "svsl_gamma": "gamma",
         "schedule": "", "lr_decay": "decay", "warmup_epochs": "warm", "depth": "d",
         "width": "w", "activation": "", "batchnorm": "bn", "etf_layers": "etf", "stem": "",
         "taps": "taps", "label_noise": "noise", "per_class": "n", "test_per_class": "ntest",
@@ -223,7 +224,7 @@ def design(config: dict) -> list[dict]:
 OPTIONAL_SECTIONS = ("epoch_metrics", "augment")
 # The train keys in the order their axes appear in run ids (lr before wd, as always).
 TRAIN_ORDER = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "loss", "mse_scale",
-               "svsl_alpha", "svsl_gamma", "schedule", "milestones", "lr_decay",
+               "mse_reduction", "svsl_alpha", "svsl_gamma", "schedule", "milestones", "lr_decay",
                "warmup_epochs")
 
 

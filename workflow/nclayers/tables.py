@@ -69,7 +69,9 @@ def _values(values) -> str:
 
 
 def _loss(t: dict) -> str:
-    return {"mse": f"MSE on one-hot targets (scale {t.get('mse_scale', 1):g})",
+    reduction = {"mean": "mean over samples and classes",
+                 "sum": "summed over classes, mean over samples"}[t.get("mse_reduction", "mean")]
+    return {"mse": f"MSE on one-hot targets (scale {t.get('mse_scale', 1):g}, {reduction})",
             "ce": "cross-entropy",
             "svsl": f"SVSL: cross-entropy + {t.get('svsl_alpha'):g} x variability term from "
                     f"hidden layer {t.get('svsl_gamma')}"}[t["loss"]]

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 LOSSES = ("mse", "ce", "svsl")
 SCHEDULES = ("constant", "onecycle", "multistep", "linear")
 OPTIMIZERS = ("sgd", "adamw")
+MSE_REDUCTIONS = ("mean", "sum")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class Recipe:
     weight_decay: float = 5e-4
     loss: str = "mse"
     mse_scale: float = 1.0  # MSE targets are mse_scale · one-hot
+    # "mean": over samples and classes, torch.nn.MSELoss()'s default and the papers' (see
+    # mse_loss); "sum": summed over the classes, averaged over the samples (C times the gradient)
+    mse_reduction: str = "mean"
     svsl_alpha: float = 1e-5  # benshaul2022 Table 2 (MNIST, F-MNIST, STL10)
     # First hidden tapped layer the SVSL term acts on: its position (1-based) among the hidden
     # tapped layers, or its name (e.g. "layer3", "avgpool").
@@ -58,6 +62,9 @@ class Recipe:
             raise ValueError(f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
+        if self.mse_reduction not in MSE_REDUCTIONS:
+            raise ValueError(f"unknown mse_reduction {self.mse_reduction!r}; "
+                             f"known: {', '.join(MSE_REDUCTIONS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; "
                              f"known: {', '.join(OPTIMIZERS)}")
@@ -98,10 +105,14 @@ def lr_factor(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
     return 1.0
 
 
-def mse_loss(out: Tensor, y: Tensor, scale: float) -> Tensor:
-    """MSE on scaled one-hot targets, summed over classes and averaged over samples."""
+def mse_loss(out: Tensor, y: Tensor, scale: float, reduction: str = "mean") -> Tensor:
+    """MSE on scaled one-hot targets: ``"mean"`` over samples and classes, as
+    ``torch.nn.MSELoss()`` (the papers' code: Rangamani et al., Lindegaard), or ``"sum"`` over
+    the classes and the mean over the samples, C times larger (C the number of classes)."""
     target = F.one_hot(y, out.shape[1]).to(out.dtype) * scale
-    return F.mse_loss(out, target, reduction="sum") / len(y)
+    if reduction == "sum":
+        return F.mse_loss(out, target, reduction="sum") / len(y)
+    return F.mse_loss(out, target)
 
 
 def svsl_term(features: Sequence[Tensor], y: Tensor, num_classes: int) -> Tensor:
@@ -143,7 +154,7 @@ class Objective:
     def eval_loss(self, out: Tensor, y: Tensor) -> Tensor:
         """The loss without intermediate terms, for logging on whole splits."""
         if self.recipe.loss == "mse":
-            return mse_loss(out, y, self.recipe.mse_scale)
+            return mse_loss(out, y, self.recipe.mse_scale, self.recipe.mse_reduction)
         return F.cross_entropy(out, y)
 
     def __call__(self, x: Tensor, y: Tensor) -> Tensor:
