@@ -303,3 +303,11 @@ def test_every_axis_a_paper_compares_is_checked(paper, axis):
 def test_the_smoke_presets_meet_their_papers_contracts():
     for paper in PAPER_GROUPS.keys() | PAPER_AXES.keys():
         prepare(smoke_preset(paper), local=False)
+
+
+def test_a_feature_sample_over_the_memory_budget_is_refused_with_what_it_needs():
+    config = edit(lambda c: c["features"].update(per_class=100, memory_gib=0.005))
+    out = refused(config, "config key 'features.per_class'", "1,000 points",
+                  "raise features.memory_gib to 0.1", "0.01 GiB")
+    assert "\n" not in out
+    prepare(edit(lambda c: c["features"].update(per_class=100, memory_gib=0.1)))

@@ -231,7 +231,8 @@ def cmd_features(args: argparse.Namespace) -> None:
     spec = read_info(args.info)
     sample, tables = runs.analyse_checkpoint(spec, args.checkpoint, args.per_class,
                                              threads=args.threads,
-                                             ward_scaling=args.ward_scaling)
+                                             ward_scaling=args.ward_scaling,
+                                             max_bytes=args.memory_gib * 2**30)
     save_sample(Path(args.out_dir) / "sample.npz", sample)
     for name, table in tables.items():
         write_csv(Path(args.out_dir) / f"{name}.csv", table)
@@ -391,6 +392,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--info", required=True, help="the run's run.json")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--per-class", type=_positive_int, required=True)
+    p.add_argument("--memory-gib", type=float, default=2.0,
+                   help="the clustering's memory budget per layer (features.memory_gib)")
     p.add_argument("--ward-scaling", default=None,
                    help="how the ward clustering scales each layer (nclayers.features."
                    "WARD_SCALINGS; default: features.DEFAULT_WARD_SCALING)")

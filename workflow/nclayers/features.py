@@ -173,7 +173,8 @@ def check_sample_size(n: int, max_bytes: float = DEFAULT_MAX_BYTES) -> int:
         raise ValueError(
             f"a feature sample of {n:,} points needs about {need / 2**30:.2f} GiB for "
             f"agglomerative clustering ({DISTANCE_COPIES} condensed distance matrices of "
-            f"n(n-1)/2 float64), over the budget of {max_bytes / 2**30:.2f} GiB; lower "
+            f"n(n-1)/2 float64), over the budget of {max_bytes / 2**30:.2f} GiB: raise "
+            f"features.memory_gib to {math.ceil(need / 2**30 * 10) / 10:g} or lower "
             f"features.per_class so that per_class x classes <= {n_max:,}")
     return need
 

@@ -282,6 +282,7 @@ def check_config(config: dict, local: bool = True) -> None:
             shapes[ds_key] = describe(dataset["label"], dataset, root)
             if config["features"].get("runs", "selected") != "none":
                 _check_feature_sample(dataset["label"], shapes[ds_key],
+                                      config["features"]["memory_gib"],
                                       config["features"]["per_class"])
         train = {k: spec["train"].get(k) for k in ("loss", "svsl_gamma", "schedule",
                                                      "milestones", "warmup_epochs", "augment",
@@ -345,7 +346,8 @@ def _check_augment(options: dict, shape: DatasetShape, label: str, key: str) -> 
         raise ConfigError(f"config key '{key}': {error}") from None
 
 
-def _check_feature_sample(label: str, shape: DatasetShape, per_class: int) -> None:
+def _check_feature_sample(label: str, shape: DatasetShape, memory_gib: float,
+                          per_class: int) -> None:
     from nclayers.features import check_sample_size
 
     if shape.train_counts is not None and per_class > min(shape.train_counts):
@@ -353,7 +355,7 @@ def _check_feature_sample(label: str, shape: DatasetShape, per_class: int) -> No
                           f"dataset {label!r} has {min(shape.train_counts)} in its smallest "
                           f"train class; lower it to at most {min(shape.train_counts)}")
     try:
-        check_sample_size(per_class * shape.num_classes)
+        check_sample_size(per_class * shape.num_classes, memory_gib * 2**30)
     except ValueError as error:
         raise ConfigError(f"config key 'features.per_class': {error}") from None
 

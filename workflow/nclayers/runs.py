@@ -192,9 +192,11 @@ def _concat(tables: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def analyse_checkpoint(spec: dict, path: str | Path, per_class: int, threads: int = 1,
-                       ward_scaling: str | None = None) -> tuple[dict, dict[str, pd.DataFrame]]:
+                       ward_scaling: str | None = None, max_bytes: float | None = None
+                       ) -> tuple[dict, dict[str, pd.DataFrame]]:
     """(activation sample, tables) of the feature analysis of the run's checkpoint at ``path``
-    (:func:`nclayers.features.analyse_layers`; ``ward_scaling`` None is its default), the
+    (:func:`nclayers.features.analyse_layers`; ``ward_scaling`` and ``max_bytes``, the
+    clustering's memory budget, None: its defaults), the
     tables with the run's columns and the epoch; an empty sample and empty tables for a run
     that diverged before it."""
     import numpy as np
@@ -211,13 +213,16 @@ def analyse_checkpoint(spec: dict, path: str | Path, per_class: int, threads: in
                  for name, columns in FEATURE_COLUMNS.items()})
     model, splits, epoch = trained
     # Refuse a sample whose pairwise distances would not fit, before any work.
-    features.check_sample_size(per_class * splits.num_classes)
+    budget = features.DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+    features.check_sample_size(per_class * splits.num_classes, budget)
     sample = features.sample_activations(model, splits.x_train, splits.y_train,
-                                         per_class=per_class, seed=spec["seed"])
+                                         per_class=per_class, seed=spec["seed"],
+                                         max_bytes=budget)
     # Few BLAS threads per job: small eigendecompositions are far slower oversubscribed.
     with threadpool_limits(threads):
         scaling = {} if ward_scaling is None else {"ward_scaling": ward_scaling}
-        tables = features.analyse_layers(sample, seed=spec["seed"], log=print, **scaling)
+        tables = features.analyse_layers(sample, seed=spec["seed"], log=print, max_bytes=budget,
+                                         **scaling)
     return sample, {name: with_run(table, spec, epoch) for name, table in tables.items()}
 
 

@@ -11,6 +11,7 @@ rule features:
         ),
     params:
         per_class=config["features"]["per_class"],
+        memory_gib=config["features"]["memory_gib"],
         ward_scaling=config["features"]["ward_scaling"],
         numba_cache=NUMBA_CACHE,
         out_dir=subpath(output.sample, parent=True),
@@ -20,11 +21,13 @@ rule features:
         "../../envs/nclayers.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        # the clustering's budget and 2 GiB for the rest (the model, the sample, UMAP)
+        mem_mb=int(config["features"]["memory_gib"] * 1024) + 2048,
         runtime=60,
     shell:
         "python -m nclayers --threads {threads} features --info {input.info}"
         " --checkpoint {input.checkpoints}/epoch{wildcards.epoch}.pt --per-class {params.per_class}"
+        " --memory-gib {params.memory_gib}"
         " --ward-scaling {params.ward_scaling} --numba-cache {params.numba_cache}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
