@@ -109,6 +109,11 @@ def test_every_claim_holds_on_tables_built_to_satisfy_them():
     assert list(claims.columns) == CLAIM_COLUMNS
     assert claims["holds"].tolist() == [True] * len(claims), claims.to_string()
     assert claims["measured"].str.len().gt(0).all()
+    # Conjectures 7, 8 and 11, each on the train split, then on the test split; then the rest.
+    assert claims["where"].tolist()[:7] == [
+        *["Conj. 7; Fig. 2"] * 2, *["Conj. 8; Fig. 2"] * 2, *["Conj. 11; §6.2; Fig. 2"] * 2,
+        "Conj. 12; Table 1"]
+    assert [c.split()[0] for c in claims["claim"][:4]] == ["Train", "Test", "Train", "Test"]
 
 
 def test_a_rise_with_depth_and_an_svsl_that_raises_the_mismatch_fail_their_claims():

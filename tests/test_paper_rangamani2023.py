@@ -340,9 +340,10 @@ def test_many_models_wrap_within_the_page():
     assert sum(ax.get_visible() for ax in fig.axes) == 24
     for count in (1, 5, 15):
         for per_model in (1, 2):
-            fig, axes = rg._panels(count, per_model, "")
+            fig, panels = rg._panels(list(range(count)), per_model, "", "none")
             check_figure(fig)
-            assert len(axes) == count and {len(a) for a in axes} == {per_model}
+            assert [item for _, item in panels] == list(range(count))
+            assert {len(axes) for axes, _ in panels} == {per_model}
 
 
 def test_the_collapse_layer_follows_the_reports_epsilon():

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from nclayers.derived import interpolation_epoch
 from nclayers.papers import CLAIM_COLUMNS, Tables
 from nclayers.papers import synthesis as syn
-from nclayers.vocabulary import DEFAULT_THRESHOLDS, PAPER_FIGURES, PAPER_TABLES
+from nclayers.vocabulary import DEFAULT_THRESHOLDS, PAPER_FIGURES, PAPER_TABLES, Thresholds
 
 LAYERS = 7  # the input and six hidden layers
 EPOCHS = (0, 2, 4, 6)
@@ -165,10 +165,11 @@ def test_the_three_depths_of_curves_with_known_answers():
     curve = pd.DataFrame({"nc1_ratio": [0.5, 0.3, 0.1, 0.3, 0.1, 0.05],
                           "nc4_mismatch": [0.3, 0.005, 0.02, 0.0, 0.0, 0.0],
                           "ncc_accuracy": [0.8, 0.995, 0.97, 1.0, 1.0, 1.0]})
-    d = syn.depths(curve, eps=0.2, ncc_threshold=0.99)
+    thresholds = Thresholds(collapse_eps=0.2, ncc=0.99)
+    d = syn.depths(curve, thresholds)
     # ℓ* and ℓ_NCC: from here *on*; ℓ_eff: the first layer that reaches the threshold.
     assert (d.collapse, d.ncc, d.effective, d.last) == (4, 3, 1, 5)
-    never = syn.depths(curve.assign(nc1_ratio=0.5), eps=0.2, ncc_threshold=0.99)
+    never = syn.depths(curve.assign(nc1_ratio=0.5), thresholds)
     assert math.isnan(never.collapse)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -136,3 +137,32 @@ def test_smoke_preset_builds_the_papers_section_with_its_claims(smoke, paper):
     # The files LaTeX read, one per line (latexmk's recorder; the .log wraps long paths).
     read = (results / "build" / "latex" / "report.fls").read_text(errors="replace")
     assert f"sections/{paper}.tex\n" in read and f"tables/{paper}/claims.tex\n" in read
+
+
+# --- the settings ledgers (docs/presets/<paper>.md) ----------------------------------------------
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import ledger  # noqa: E402
+
+CITED = re.compile(r"§|Sec\.|Fig\.|Table|App\.|eq\.|Def\.|\.py|\.yaml|\.ipynb|Alg\.|footnote")
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_every_setting_of_a_full_preset_is_in_its_papers_ledger(paper):
+    """Each leaf of the paper's full-scale presets has a ledger row with the preset's value,
+    the paper's value and its source, or "not stated: our choice, because …" (print the
+    missing rows with `python scripts/ledger.py <paper>`)."""
+    path = ROOT / "docs" / "presets" / f"{paper}.md"
+    assert path.exists(), f"no ledger {path.relative_to(ROOT)}"
+    rows = ledger.ledger_rows(path)
+    want = ledger.preset_leaves(paper)
+    assert [key for key in want if key not in rows] == []
+    assert [key for key in rows if key not in want] == []  # no stale row
+    wrong = {key: (rows[key][0], ledger.shown(value)) for key, value in want.items()
+             if rows[key][0] != ledger.shown(value)}
+    assert wrong == {}
+    for key, (_, said, source) in rows.items():
+        assert said and source, f"{key}: the paper's value and the source are both needed"
+        assert CITED.search(source) or re.match(r"not stated: (our choice|a workflow)", source), (
+            f"{key}: {source!r} cites nothing and does not say 'not stated: our choice, "
+            "because …'")

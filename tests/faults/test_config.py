@@ -62,6 +62,12 @@ def in_tmp_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
+def swap(text: str, old: str, new: str) -> str:
+    """``text`` with ``old`` replaced, which it must hold (a fault never silently absent)."""
+    assert old in text, f"{old!r} not in the config: update the test"
+    return text.replace(old, new)
+
+
 def edit(change):
     config = tiny_config()
     change(config)
@@ -148,7 +154,7 @@ def test_a_preflight_fault_stops_snakemake_before_any_job(tmp_path):
 
 
 def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
-    text = (ROOT / ".test" / "config.yaml").read_text().replace("lr: 0.01", "lr: [0.01")
+    text = swap((ROOT / ".test" / "config.yaml").read_text(), "lr: 0.1 ", "lr: [0.1 ")
     (tmp_path / "config.yaml").write_text(text)
     proc = snakemake(tmp_path, "-n", check=False)  # the default config.yaml of the folder
     out = proc.stdout + proc.stderr
@@ -177,7 +183,7 @@ def test_scientific_notation_is_the_number_it_spells():
 
 
 def test_lr_written_1e_3_gives_runs_with_lr_0_001():
-    text = yaml.safe_dump(tiny_config()).replace("lr: 0.01", "lr: 1e-3")
+    text = swap(yaml.safe_dump(tiny_config()), "lr: 0.1\n", "lr: 1e-3\n")
     runs = prepare(yaml.safe_load(text)).runs
     assert [spec["train"]["lr"] for spec in runs.values()] == [0.001]
 
@@ -248,7 +254,7 @@ def test_train_settings_reach_the_train_job(tmp_path):
     config = tiny_config()
     config["train"]["resume_every"] = 5
     path = write_config(tmp_path, config)
-    path.write_text(path.read_text().replace("lr: 0.01", "lr: 1e-3"))
+    path.write_text(swap(path.read_text(), "lr: 0.1\n", "lr: 1e-3\n"))
     proc = snakemake(tmp_path, "-n", "-p", "--configfile", str(path))
     assert "--resume-every 5" in proc.stdout + proc.stderr
     assert '"lr": 0.001' in proc.stdout + proc.stderr

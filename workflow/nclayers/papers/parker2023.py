@@ -1,37 +1,26 @@
 """Parker, Onal, Stengel & Intrater (2023), "Neural collapse in the intermediate hidden layers
 of classification neural networks": Figs. 1-12 and the paper's claims, from the tidy tables.
 
-What the paper measures (§2.2, App. A): on the *training* set, after every hidden layer (each
-fully-connected layer of MLP6, each convolution of VGG11 and ResNet18, post-activation), NC1
-``Tr(Σ_B⁺ Σ_W)/C``, NC2 "equal norms" and "maximal angles", and NC4 (the share of samples where
-the network disagrees with the layer's nearest class mean), at several points of training.
-Figs. 1-4 (ReLU), 5-8 (Tanh, App. B) and 9-12 (LeakyReLU, App. C) draw each quantity against
-the layer, one panel per architecture × dataset, one curve per checkpoint, "the blue dotted
-line [...] at initialization and the red solid line [...] after TPT".
+The paper measures NC1 ``Tr(Σ_B⁺ Σ_W)/C``, NC2 "equal norms" and "maximal angles", and NC4
+(the share of samples where the network disagrees with the layer's nearest class mean) on the
+*training* set after every hidden layer (MLP6's fully-connected layers, VGG11's and ResNet18's
+convolutions, post-activation; §2.2, App. A) and draws each against the layer (Figs. 1-4 ReLU,
+5-8 Tanh, 9-12 LeakyReLU), a panel per architecture × dataset, a curve per checkpoint: "the
+blue dotted line [...] at initialization and the red solid line [...] after TPT".
 
-Here the runs are the selected runs that did not diverge (:func:`query.runs`) with the figure's
-``activation`` axis value, seeds averaged; the layers are the input (layer 0, where the depth
-claims start) and the hidden layers: every tapped layer but the pooled features and the logits
-(:data:`NOT_HIDDEN`); "after TPT" is the first checkpoint at or after every seed's
-interpolation epoch (``aggregate``'s ``interpolation_epoch``: the first epoch whose train
-accuracy reaches ``Tables.thresholds.interpolation``). A model that never gets there has no
-red curve and takes no part in the claims, which all read the post-TPT curve.
-
-The claims (:func:`claims`), each per activation, hold when their criterion holds in more than
-half of the models (the paper speaks of "most" architectures and datasets):
+Here a model is the selected, non-diverged runs of one ``activation``, seeds averaged, its
+layers the input (layer 0) and the hidden ones (all tapped but :data:`NOT_HIDDEN`); "after TPT"
+is the first checkpoint at or after every seed's ``interpolation_epoch`` (``aggregate``'s). A
+model that never gets there has no red curve and no part in the claims, which read the post-TPT
+curve and hold, per activation, in more than half of the models (the paper's "most"):
 
 1. NC1 after TPT is below NC1 at initialisation in every hidden layer (§3, Figs. 1/5/9).
-2. NC1 falls with depth, then plateaus (§3, Conclusion (1): "almost all of the reduction in
-   intra-class variance [...] occurs in the shallower layers"): the post-TPT NC1 of the last
-   hidden layer is below the input's, and at least :data:`SHALLOW_SHARE` of that fall has
-   happened by the middle hidden layer (:func:`fall_share_by_middle`).
-3. and 4. NC2 equinorm and max-angle keep falling to the last hidden layer (§3, Conclusion
-   (2)): after TPT the last hidden layer's value is at most ``1 +`` :data:`NEAR_MIN` times the
-   smallest over the hidden layers (:func:`last_near_min`).
-5. NC4 plateaus later than NC1 (§3): the plateau layer (:func:`plateau_layer`, within
-   :data:`PLATEAU_TOL`) of the post-TPT NC4 curve lies deeper than NC1's.
-6. The three activations behave alike (App. B and C: "largely [...] the same characteristics
-   as the ReLU experiments"): claims 1-5 have the same outcome for every activation measured.
+2. NC1 falls with depth, then plateaus (Conclusion (1)): the last hidden layer's NC1 is below
+   the input's, and ≥ :data:`SHALLOW_SHARE` of that fall happens by the middle hidden layer.
+3. and 4. NC2 equinorm and max-angle keep falling to the last hidden layer (Conclusion (2)):
+   there at most ``1 +`` :data:`NEAR_MIN` times their smallest hidden-layer value.
+5. NC4 plateaus (:func:`plateau_layer`) at a deeper layer than NC1 (§3).
+6. The activations behave alike (App. B, C): claims 1-5 have one outcome over the activations.
 """
 
 from __future__ import annotations
@@ -84,14 +73,11 @@ def figure_number(metric: str, activation: str) -> int:
 
 # --- the models of one activation ---------------------------------------------------------
 
-# A model, its rows (:func:`layers`) and its first checkpoint at or after TPT (None: never).
-Measured = tuple[query.Model, pd.DataFrame, int | None]
-
-
-def activation_models(t: Tables, activation: str) -> list[Measured]:
-    """The models of ``activation`` (its selected runs, seeds together) in the paper's order:
-    architectures by depth (MLP6, VGG11, ResNet18), datasets as in :data:`DATASET_ORDER` (others
-    after them); none without an activation axis."""
+def activation_models(t: Tables, activation: str
+                      ) -> list[tuple[query.Model, pd.DataFrame, int | None]]:
+    """The models of ``activation``, each with its rows of the input and hidden layers (train
+    split, every seed) and first checkpoint after TPT (None: never), in the paper's order
+    (architectures by depth, datasets as in :data:`DATASET_ORDER`); none without the axis."""
     runs = query.runs(t)
     if AXIS not in runs or t.metrics.empty:
         return []
@@ -107,7 +93,9 @@ def activation_models(t: Tables, activation: str) -> list[Measured]:
             key["dataset"], key["arch"], *(str(v) if k == "group" else
                                            f"{k}={vocabulary.shown_value(v)}"
                                            for k, v in key.items() if k in by[2:]))):
-        rows, epochs = layers(t, model), interpolated.reindex(list(model.runs))
+        rows = model.rows(t.metrics, "train")  # the paper passes "all the training samples"
+        rows = rows[~rows["layer"].isin(NOT_HIDDEN)].astype({"layer_index": int})
+        epochs = interpolated.reindex(list(model.runs))
         after = rows.loc[rows["epoch"] >= epochs.max(), "epoch"]
         found.append((model, rows, int(after.min()) if epochs.notna().all() and len(after)
                       else None))
@@ -117,16 +105,8 @@ def activation_models(t: Tables, activation: str) -> list[Measured]:
                                         datasets.index(f[0].dataset)))
 
 
-def layers(t: Tables, model: query.Model) -> pd.DataFrame:
-    """``model``'s rows (every seed) of the input and the hidden layers, train split."""
-    rows = model.rows(t.metrics, "train")  # the paper passes "all the training samples"
-    rows = rows[~rows["layer"].isin(NOT_HIDDEN)]
-    return rows.assign(layer_index=rows["layer_index"].astype(int))
-
-
 def curve(rows: pd.DataFrame, metric: str, epoch: int) -> pd.Series:
-    """The seed mean of ``metric`` by layer index at ``epoch`` of a model's :func:`layers`;
-    LookupError where not measured."""
+    """The seed mean of ``metric`` by layer index (sorted) at ``epoch``; LookupError if none."""
     means = query.by_layer(rows[rows["epoch"] == epoch], metric)["mean"]
     if means.empty:
         raise LookupError(f"no {metric} at epoch {epoch}")
@@ -136,17 +116,14 @@ def curve(rows: pd.DataFrame, metric: str, epoch: int) -> pd.Series:
 # --- figures -----------------------------------------------------------------------------
 
 def paper_figure(t: Tables, metric: str, activation: str) -> Figure:
-    """Parker et al.'s figure of ``metric`` (nc1, equinorm, maxangle, nc4) for
-    ``activation``: an architecture × dataset grid, the metric against the layer (0 = input),
-    one curve per checkpoint coloured by epoch, initialisation blue dotted, the first
-    checkpoint after TPT red solid; a placeholder where no run has that activation."""
+    """Parker et al.'s figure of ``metric`` (of METRICS) for ``activation``: one panel per model,
+    one curve per checkpoint (the paper's blue and red ones as there); a placeholder if none."""
     column, title = METRICS[metric]
     number = figure_number(metric, activation)
     shown = [f for f in activation_models(t, activation) if (f[1]["metric"] == column).any()]
     if not shown:
-        return placeholder(f"Parker et al. Fig. {number} needs selected runs with "
-                           f"activation: {activation} (an activation axis) and {column} "
-                           f"measured")
+        return placeholder(f"Parker et al. Fig. {number} needs selected runs with activation: "
+                           f"{activation} (an activation axis) and {column} measured")
     # Rows: architectures, each one's models packed to the left in the paper's order: where
     # every architecture has every dataset, the paper's grid with a column per dataset.
     archs = [m.arch for m, _, _ in shown]
@@ -165,8 +142,7 @@ def paper_figure(t: Tables, metric: str, activation: str) -> Figure:
             style, z = ((INIT_STYLE, 3) if epoch == 0 else (TPT_STYLE, 4) if epoch == tpt else
                         ({"color": cmap(norm(epoch)), "linestyle": "-", "linewidth": 1.0}, 2))
             ax.plot(line.index, line.to_numpy(), marker="o", markersize=2.2, zorder=z, **style)
-        if metric == "nc1":
-            ax.set_yscale("log")
+        ax.set_yscale("log" if metric == "nc1" else "linear")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
         ax.set_title(model.label + ("" if tpt is not None else " (no TPT)"), fontsize="small")
         ax.tick_params(labelsize="x-small")
@@ -196,12 +172,10 @@ def _figure_function(metric: str, activation: str) -> Callable[[Tables], Figure]
 
 
 FIGURES: dict[str, Callable[[Tables], Figure]] = {
-    f"{metric}_{activation}": _figure_function(metric, activation)
-    for activation in ACTIVATIONS for metric in METRICS
-}
+    f"{m}_{a}": _figure_function(m, a) for a in ACTIVATIONS for m in METRICS}
 
 
-# --- criteria on one curve (indexed by layer index, the input at 0 where present) -----------
+# --- criteria on one curve (by layer index, sorted as :func:`curve` gives it; input at 0) ----
 
 def hidden(curve: pd.Series) -> pd.Series:
     """The curve without the input (layer index 0)."""
@@ -209,18 +183,15 @@ def hidden(curve: pd.Series) -> pd.Series:
 
 
 def below_everywhere(init: pd.Series, after: pd.Series) -> tuple[bool, int, int]:
-    """Whether ``after`` is below ``init`` in every hidden layer: (holds, layers below, layers
-    compared)."""
+    """Whether ``after`` < ``init`` in every hidden layer: (holds, layers below, compared)."""
     a, b = hidden(init).align(hidden(after), join="inner")
     below = int((b < a).sum())
     return below == len(a) and len(a) > 0, below, len(a)
 
 
 def fall_share_by_middle(curve: pd.Series) -> float:
-    """The share of the fall from the first point (the input) to the last hidden layer that
-    has happened by the middle hidden layer (layer ⌈L/2⌉ of L); NaN if the curve does not
-    fall."""
-    curve = curve.sort_index()
+    """The share of the fall from the input to the last hidden layer that has happened by the
+    middle hidden layer (layer ⌈L/2⌉ of L); NaN if the curve does not fall."""
     layers = list(hidden(curve).index)
     fall = curve.iloc[0] - curve.iloc[-1]
     if len(layers) < 2 or not fall > 0:
@@ -231,8 +202,7 @@ def fall_share_by_middle(curve: pd.Series) -> float:
 def last_near_min(curve: pd.Series, tol: float = NEAR_MIN) -> tuple[bool, float]:
     """Whether the last hidden layer's value is at most (1 + tol) × the smallest over the
     hidden layers: (holds, last / smallest)."""
-    values = hidden(curve).sort_index()
-    smallest, last = float(values.min()), float(values.iloc[-1])
+    smallest, last = float(hidden(curve).min()), float(hidden(curve).iloc[-1])
     if smallest <= 0:
         return last <= 0, 1.0 if last <= 0 else math.inf
     return last <= (1 + tol) * smallest, last / smallest
@@ -241,79 +211,67 @@ def last_near_min(curve: pd.Series, tol: float = NEAR_MIN) -> tuple[bool, float]
 def plateau_layer(curve: pd.Series, tol: float = PLATEAU_TOL) -> int:
     """The first layer index from which on every value (input and hidden layers) stays within
     ``tol`` × the curve's range of the last hidden layer's value."""
-    curve = curve.sort_index()
     values = curve.to_numpy(dtype=float)
     near = np.abs(values - values[-1]) <= tol * (np.nanmax(values) - np.nanmin(values))
-    first = len(values) - 1
-    while first > 0 and near[first - 1]:
-        first -= 1
-    return int(curve.index[first])
+    far = np.flatnonzero(~near[:-1])  # the last value is the plateau's, whatever it is
+    return int(curve.index[far[-1] + 1 if len(far) else 0])
 
 
-# --- claims: each verdict reads one model's curves at its first checkpoint after TPT ------
+# --- claims: each reads one model's curves at its first checkpoint after TPT ---------------
 
-def _nc1_below_init(frame: pd.DataFrame, tpt: int) -> query.Verdict:
-    init, after = curve(frame, "nc1", 0), curve(frame, "nc1", tpt)
-    ok, below, n = below_everywhere(init, after)
-    return f"{below}/{n} layers, max ratio {float((hidden(after) / hidden(init)).max()):.2g}", ok
-
-
-def _nc1_plateau(frame: pd.DataFrame, tpt: int) -> query.Verdict:
-    share = fall_share_by_middle(curve(frame, "nc1", tpt))
-    return ("no fall", False) if math.isnan(share) else (f"{share:.0%}", share >= SHALLOW_SHARE)
-
-
-def _near_min(after: pd.Series) -> query.Verdict:
-    ok, ratio = last_near_min(after)
+def _verdict(key: str, frame: pd.DataFrame, tpt: int, metric: str) -> query.Verdict:
+    """The numbers and outcome of claim ``key`` (of :data:`CLAIMS`) on a model's rows."""
+    after = curve(frame, metric, tpt)
+    if key == "NC1<init":
+        init = curve(frame, metric, 0)
+        ok, below, n = below_everywhere(init, after)
+        ratio = float((hidden(after) / hidden(init)).max())
+        return f"{below}/{n} layers, max ratio {ratio:.2g}", ok
+    if key == "NC1 plateau":
+        share = fall_share_by_middle(after)
+        return "no fall" if math.isnan(share) else f"{share:.0%}", share >= SHALLOW_SHARE
+    if key == "NC4 later":
+        nc1 = curve(frame, "nc1", tpt)
+        p1, p4 = plateau_layer(nc1), plateau_layer(after)
+        return f"NC1 {p1}, NC4 {p4} of {len(hidden(nc1))}", p4 > p1
+    ok, ratio = last_near_min(after)  # equinorm, max-angle
     return f"last/min {ratio:.2f}", ok
 
 
-def _nc4_later(frame: pd.DataFrame, tpt: int) -> query.Verdict:
-    nc1, nc4 = curve(frame, "nc1", tpt), curve(frame, "nc4_mismatch", tpt)
-    p1, p4 = plateau_layer(nc1), plateau_layer(nc4)
-    return f"NC1 {p1}, NC4 {p4} of {len(hidden(nc1))}", p4 > p1
-
-
-# (key in the "alike" claim's text, claim, where: {n} is the figure at the offset into the
-# activation's four of METRICS, verdict). The texts are short (the report's table holds 16 rows
-# on a page); the criteria in full are in the module docstring and the report's section.
+# (key, claim, where: {n} the figure of the claim's metric, {n0} the activation's first, metric
+# (of METRICS)). Short texts: the report's table holds 16 rows on a page.
 CLAIMS = (
     ("NC1<init", "NC1 after TPT below its initial value in every hidden layer "
-     "(layers below; largest after/initial)", "{section}, Fig. {n}", 0, _nc1_below_init),
+     "(layers below; largest after/initial)", "{section}, Fig. {n}", "nc1"),
     ("NC1 plateau", "NC1 falls with depth, then plateaus: "
      f"≥ {SHALLOW_SHARE:.0%} of the fall from the input to the last layer happens by "
-     "the middle layer (share)", "{section}, Fig. {n}; §4 (1)", 0, _nc1_plateau),
+     "the middle layer (share)", "{section}, Fig. {n}; §4 (1)", "nc1"),
     ("equinorm", "NC2 equal norms keep falling to the last layer: there within "
-     f"{NEAR_MIN:.0%} of the minimum (last/min)", "{section}, Fig. {n}", 1,
-     lambda c, tpt: _near_min(curve(c, "nc2_equinorm", tpt))),
+     f"{NEAR_MIN:.0%} of the minimum (last/min)", "{section}, Fig. {n}", "equinorm"),
     ("max-angle", "NC2 maximal angles keep falling to the last layer: there within "
-     f"{NEAR_MIN:.0%} of the minimum (last/min)", "{section}, Fig. {n}; §4 (2)", 2,
-     lambda c, tpt: _near_min(curve(c, "nc2_maxangle", tpt))),
-    ("NC4 later", "NC4 plateaus at a deeper layer than NC1 (plateau layers; plateau: "
-     f"within {PLATEAU_TOL:.0%} of the range of the last value)",
-     "{section}, Fig. {n} vs {n0}", 3, _nc4_later),
+     f"{NEAR_MIN:.0%} of the minimum (last/min)", "{section}, Fig. {n}; §4 (2)", "maxangle"),
+    ("NC4 later", "NC4 plateaus at a deeper layer than NC1 (plateau layers; plateau: within "
+     f"{PLATEAU_TOL:.0%} of the range of the last value)", "{section}, Fig. {n} vs {n0}", "nc4"),
 )
 
 
-def _summary(found: list[Measured], verdict: Callable) -> tuple[str, bool | None]:
+def _summary(found: list[tuple], key: str, metric: str) -> query.Verdict:
     """Holds when the criterion holds in more than half of the models it can be read on; the
     text names every model's numbers (only the failing ones' beyond LISTED models)."""
-    told, no_tpt = [], []  # (name, numbers, holds) where the criterion can be read; no TPT
+    name = {m: m.label.replace(" / ", "/") for m, _, _ in found}  # as claims name it: mnist/mlp6
+    told = []  # (name, numbers, holds) where the criterion can be read
     for model, frame, tpt in found:
-        name = model.label.replace(" / ", "/")  # as the claims name it: mnist/mlp6
-        if tpt is None:
-            no_tpt.append(name)
-            continue
-        with contextlib.suppress(LookupError):  # a curve not measured at a checkpoint
-            told.append((name, *verdict(frame, tpt)))
+        if tpt is not None:
+            with contextlib.suppress(LookupError):  # a curve not measured at a checkpoint
+                told.append((name[model], *_verdict(key, frame, tpt, METRICS[metric][0])))
     failing = [v for v in told if not v[2]]
     many = len(told) > LISTED
     named = "; ".join(f"{n}: {x}" for n, x, _ in (failing[:LISTED] if many else told))
     text = f"{len(told) - len(failing)}/{len(told)}"
     if named:
         text += f" ({'failing: ' if many else ''}{named}{' …' if len(failing) > LISTED else ''})"
-    if no_tpt:
-        text += f"; left out, no TPT: {', '.join(no_tpt)}"
+    no_tpt = ", ".join(name[m] for m, _, tpt in found if tpt is None)
+    text += f"; left out, no TPT: {no_tpt}" if no_tpt else ""
     return text, query.majority([bool(v[2]) for v in told])
 
 
@@ -323,14 +281,14 @@ def claims(t: Tables) -> pd.DataFrame:
     by_activation = {a: activation_models(t, a) for a in ACTIVATIONS}
     outcomes: dict[str, dict[str, bool | None]] = {key: {} for key, *_ in CLAIMS}
     rows = []
-    for key, text, where, figure, verdict in CLAIMS:
+    for key, text, where, metric in CLAIMS:
         for activation, found in by_activation.items():
-            section, first = WHERE[activation]
-            measured, holds = (_summary(found, verdict) if found else
+            measured, holds = (_summary(found, key, metric) if found else
                                (f"no selected run with activation {activation}", None))
             outcomes[key][activation] = holds
             rows.append(query.claim(f"{ACTIVATIONS[activation]}: {text}", where.format(
-                section=section, n=first + figure, n0=first), measured, holds))
+                section=WHERE[activation][0], n=figure_number(metric, activation),
+                n0=WHERE[activation][1]), measured, holds))
     # The activations behave alike: each claim has one outcome over the activations it could
     # be told for (told for none where no claim could be told for two).
     same = [len({v for v in o.values() if v is not None}) == 1 for o in outcomes.values()
