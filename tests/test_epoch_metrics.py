@@ -58,7 +58,8 @@ def test_off_and_bad_configs():
         EpochMetricsConfig(every=1, per_class=0)
     with pytest.raises(EpochMetricsError, match="has no key evry"):
         EpochMetricsConfig.from_spec({"evry": 1})
-    assert EPOCH_METRICS == LIGHT == ("nc1", "nc1_ratio", "cdnv", "ncc_accuracy", "nc4_mismatch")
+    assert EPOCH_METRICS == LIGHT == ("nc1", "nc1_ratio", "cdnv", "cdnv_own", "ncc_accuracy",
+                                      "nc4_mismatch")
 
 
 def digits_model(seed=0):

@@ -89,7 +89,7 @@ METRICS = {
     "nc1_ratio": Metric(r"NC1 ratio $\mathrm{Tr}\,\Sigma_W / \mathrm{Tr}\,\Sigma_T$", "split",
                         light=True),
     "cdnv": Metric("CDNV", "split", log=True, light=True),
-    "cdnv_own": Metric("CDNV (the split's own means)", "split", log=True),
+    "cdnv_own": Metric("CDNV (the split's own means)", "split", log=True, light=True),
     "nc2_equinorm": Metric("NC2 equinorm", "means"),
     "nc2_equiangle": Metric("NC2 equiangle", "means"),
     "nc2_equiangle_ratio": Metric("NC2 equiangle / |mean cos|", "means"),
