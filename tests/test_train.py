@@ -20,12 +20,18 @@ from nclayers.sweeps import run_records, select_best
 from nclayers.train import Recipe, fit, lr_factor, svsl_term
 
 
-def test_onecycle_matches_torch_onecycle():
-    recipe = Recipe(epochs=7, batch_size=1, lr=0.3, schedule="onecycle")
+@pytest.mark.parametrize("options", [{}, {"onecycle_pct": 0.25, "onecycle_div": 10.0,
+                                           "onecycle_final_div": 5e4}])
+def test_onecycle_matches_torch_onecycle(options):
+    """torch's defaults, and Parker et al.'s code's (div_factor 10, final_div_factor 5e4)."""
+    recipe = Recipe(epochs=7, batch_size=1, lr=0.3, schedule="onecycle", **options)
     steps = 11
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
+    torch_names = {"onecycle_pct": "pct_start", "onecycle_div": "div_factor",
+                   "onecycle_final_div": "final_div_factor"}
     ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.3, total_steps=7 * steps,
-                                              cycle_momentum=False)
+                                              cycle_momentum=False,
+                                              **{torch_names[k]: v for k, v in options.items()})
     for step in range(7 * steps):
         assert recipe.lr * lr_factor(recipe, step, steps) == pytest.approx(
             opt.param_groups[0]["lr"], rel=1e-12)

@@ -127,7 +127,8 @@ NOT_AXES = {"name", "label", "milestones", "checkpoints"}
 TAGS = {"lr": "lr", "weight_decay": "wd", "momentum": "m", "batch_size": "bs", "epochs": "ep",
         "loss": "", "mse_scale": "scale", "mse_reduction": "", "svsl_alpha": "alpha",
         "svsl_gamma": "gamma",
-        "schedule": "", "lr_decay": "decay", "warmup_epochs": "warm", "depth": "d",
+        "schedule": "", "onecycle_pct": "pct", "onecycle_div": "div",
+        "onecycle_final_div": "fdiv", "lr_decay": "decay", "warmup_epochs": "warm", "depth": "d",
         "width": "w", "activation": "", "batchnorm": "bn", "etf_layers": "etf", "stem": "",
         "taps": "taps", "label_noise": "noise", "per_class": "n", "test_per_class": "ntest",
         "resize": "px", "normalize": "norm", "optimizer": ""}
@@ -224,7 +225,8 @@ def design(config: dict) -> list[dict]:
 OPTIONAL_SECTIONS = ("epoch_metrics", "augment")
 # The train keys in the order their axes appear in run ids (lr before wd, as always).
 TRAIN_ORDER = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "loss", "mse_scale",
-               "mse_reduction", "svsl_alpha", "svsl_gamma", "schedule", "milestones", "lr_decay",
+               "mse_reduction", "svsl_alpha", "svsl_gamma", "schedule", "onecycle_pct",
+               "onecycle_div", "onecycle_final_div", "milestones", "lr_decay",
                "warmup_epochs")
 
 

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from nclayers import vocabulary
+from nclayers.derived import last_epoch
 from nclayers.vocabulary import COLLAPSE_EPS
 
 SPLITS = ("train", "test")
@@ -210,9 +211,9 @@ def training_curves(metrics, training, spectra=None, collapse_eps=COLLAPSE_EPS) 
 
 
 def nc_metrics_final(metrics, training, spectra=None, collapse_eps=COLLAPSE_EPS) -> Figure:
-    """Every metric against depth at the last checkpoint, train and test: three panels a row,
-    the layers named under the lowest panel of each column, one legend under them all."""
-    last = metrics[(metrics["epoch"] == metrics["epoch"].max()) & metrics["layer_index"].notna()]
+    """Every metric against depth at each run's last checkpoint, train and test: three panels a
+    row, the layers named under the lowest panel of each column, one legend under them all."""
+    last = last_epoch(metrics[metrics["layer_index"].notna()])
     names = [m for m in vocabulary.METRIC_LABELS if m in set(last["metric"])]
     cols = min(3, len(names))
     rows = -(-len(names) // cols)

@@ -82,6 +82,10 @@ def _schedule(t: dict) -> str:
     if schedule == "multistep":
         schedule += (f" (x{t['lr_decay']:g} at epochs {_values(t['milestones'])}, "
                      f"{t['warmup_epochs']} warm-up epochs)")
+    if schedule == "onecycle":
+        schedule += (f" (warm-up {t.get('onecycle_pct', 0.3):g} of the steps from lr / "
+                     f"{t.get('onecycle_div', 25):g}, down to that / "
+                     f"{t.get('onecycle_final_div', 1e4):g})")
     return schedule
 
 

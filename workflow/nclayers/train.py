@@ -48,6 +48,10 @@ class Recipe:
     # tapped layers, or its name (e.g. "layer3", "avgpool").
     svsl_gamma: int | str = 1
     schedule: str = "constant"
+    # onecycle: torch's OneCycleLR's pct_start, div_factor and final_div_factor (its defaults)
+    onecycle_pct: float = 0.3
+    onecycle_div: float = 25.0
+    onecycle_final_div: float = 1e4
     milestones: Sequence[int] = field(default_factory=list)  # multistep: epochs of lr × gamma
     lr_decay: float = 0.1  # multistep: the gamma of each milestone
     warmup_epochs: int = 0  # multistep: linear warm-up from lr/warmup_steps
@@ -85,10 +89,11 @@ def lr_factor(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
     """The learning rate at optimiser ``step`` (0-based) as a multiple of ``recipe.lr``."""
     total = recipe.epochs * steps_per_epoch
     if recipe.schedule == "onecycle":
-        # torch's OneCycleLR (cos annealing, pct_start 0.3, div 25, final div 1e4) as a pure
-        # function of the step, so that resuming needs nothing but the step count.
-        up = float(0.3 * total) - 1
-        lo, hi, end = 1 / 25, 1.0, 1 / 25 / 1e4
+        # torch's OneCycleLR (cos annealing; pct_start, div_factor, final_div_factor from the
+        # recipe) as a pure function of the step, so that resuming needs nothing but the step.
+        up = float(recipe.onecycle_pct * total) - 1
+        lo, hi = 1 / recipe.onecycle_div, 1.0
+        end = lo / recipe.onecycle_final_div
         if step <= up:
             pct, start, stop = step / up, lo, hi
         else:
