@@ -18,7 +18,7 @@ from nclayers.vocabulary import PAPER_FIGURES, PAPER_GROUPS, PAPER_TABLES, Thres
 
 LAST = 10  # the last epoch of every synthetic run
 CURVE_EPOCHS = (0, 1, 3, LAST)
-START = {"cdnv": 2.0, "ncc_accuracy": 0.3}  # every layer at initialisation
+START = {"cdnv": 2.0, "cdnv_own": 2.0, "ncc_accuracy": 0.3}  # every layer at initialisation
 
 
 def run_tables(group: str, arch: str, depth: int, ncc: list[float], cdnv: list[float],
@@ -26,14 +26,17 @@ def run_tables(group: str, arch: str, depth: int, ncc: list[float], cdnv: list[f
                noise: float | None = None, stem: bool = False, seed: int = 0
                ) -> dict[str, list[dict]]:
     """One run's rows: ``ncc`` and ``cdnv`` are its hidden layers' final train values (test:
-    NCC 0.05 lower, CDNV doubled), reached linearly from START over the curve's epochs."""
+    NCC 0.05 lower, CDNV doubled, ``cdnv_own`` (train: = CDNV) × 1.5), reached linearly from
+    START over the curve's epochs."""
     tag = f"-noise{noise:g}" if noise is not None else ""
     run = f"{group}-{dataset}-{arch}-d{depth}{tag}-s{seed}"
     axes = {"group": group, "depth": depth, "label_noise": noise}
     layers = ["input", *(["stem"] if stem else []), *(f"layer{k}" for k in range(1, depth + 1))]
     final = {"ncc_accuracy": [0.5, *([0.6] if stem else []), *ncc],
              "cdnv": [3.0, *([2.5] if stem else []), *cdnv]}
-    test = {"ncc_accuracy": lambda v: v - 0.05, "cdnv": lambda v: 2 * v}
+    final["cdnv_own"] = final["cdnv"]
+    test = {"ncc_accuracy": lambda v: v - 0.05, "cdnv": lambda v: 2 * v,
+            "cdnv_own": lambda v: 1.5 * v}
 
     def rows(epochs) -> list[dict]:
         out = []
@@ -82,8 +85,9 @@ def empty_tables() -> Tables:
 
 
 # Depth experiments. GOOD: MLP-2 fits without collapse (last layer NCC 0.9), MLP-4 is the
-# minimal NCC depth, MLP-8 is NCC separable from layer 4 on. BAD: the deep net separates only
-# at layer 7, and no shallow net fits without collapse.
+# minimal NCC depth, MLP-8 is NCC separable from layer 4 on, the last layer's CDNV falls with the
+# depth. BAD: the deep net separates only at layer 7, no shallow net fits without collapse, and
+# the deep net's last layer has a larger CDNV than the shallow one's.
 def good_depths(group: str = "mlp_depth", arch: str = "mlp", stem: bool = False) -> list[dict]:
     return [
         run_tables(group, arch, 2, [0.7, 0.9], [1.0, 0.5], stem=stem),
@@ -95,30 +99,32 @@ def good_depths(group: str = "mlp_depth", arch: str = "mlp", stem: bool = False)
 
 def bad_depths() -> list[dict]:
     return [
-        run_tables("mlp_depth", "mlp", 2, [0.8, 0.995], [1.0, 0.1], train_acc=1.0),
+        run_tables("mlp_depth", "mlp", 2, [0.8, 0.995], [1.0, 0.01], train_acc=1.0),
         run_tables("mlp_depth", "mlp", 8, [0.8, 0.9, 0.95, 0.96, 0.97, 0.98, 0.995, 0.999],
                    [1.0, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.04]),
     ]
 
 
 def noise_runs(cdnv4: list[float], ncc4: list[float], effective: list[int | None],
-               group: str = "mlp_noise", train_acc: float = 1.0) -> list[dict]:
+               group: str = "mlp_noise", train_acc: float = 1.0,
+               test_acc: tuple[float, ...] = (0.9, 0.85, 0.8, 0.7)) -> list[dict]:
     """MLP-10 runs at 0, 25, 50, 75 % noise, layer 4's CDNV and NCC given, NCC separable from
-    layer ``effective`` on (None: never)."""
+    layer ``effective`` on (None: never), the network's test accuracy ``test_acc``."""
     runs = []
-    for noise, c4, n4, eff in zip((0.0, 0.25, 0.5, 0.75), cdnv4, ncc4, effective, strict=True):
+    for noise, c4, n4, eff, test in zip((0.0, 0.25, 0.5, 0.75), cdnv4, ncc4, effective, test_acc,
+                                        strict=True):
         ncc = [n4 if k == 4 else (1.0 if eff is not None and k >= eff else 0.9)
                for k in range(1, 11)]
         cdnv = [c4 if k == 4 else 1.0 / k for k in range(1, 11)]
         runs.append(run_tables(group, "mlp", 10, ncc, cdnv, train_acc=train_acc,
-                               dataset="digits_noisy", noise=noise))
+                               test_acc=test, dataset="digits_noisy", noise=noise))
     return runs
 
 
-def resnet_runs(good: bool = True) -> list[dict]:
+def resnet_runs(good: bool = True, test_acc: float = 0.96) -> list[dict]:
     ncc = [0.8, 0.95, 1.0, 1.0] if good else [0.8, 0.9, 0.95, 0.97]
     cdnv = [1.0, 0.5, 0.1, 0.05]
-    return [run_tables("resnet18", "resnet18", 4, ncc, cdnv, test_acc=0.96, dataset=d)
+    return [run_tables("resnet18", "resnet18", 4, ncc, cdnv, test_acc=test_acc, dataset=d)
             for d in ("cifar10", "mnist")]
 
 
@@ -136,17 +142,47 @@ def test_depth_claims_hold_where_deep_networks_collapse_from_the_minimal_depth()
     claims = gl.claims(make_tables(*good_depths()))
     assert list(claims.columns) == CLAIM_COLUMNS
     mlp = claim_rows(claims, "MLP-d-100")
-    assert mlp["holds"].tolist() == [True, True, True]
+    assert mlp["holds"].tolist() == [True] * 5
     assert "d* = 4" in mlp.iloc[0]["measured"] and "layers 5-8" in mlp.iloc[0]["measured"]
-    assert "d=8: 4" in mlp.iloc[1]["measured"]
-    assert "d=2: train 1.000, last layer NCC 0.900" in mlp.iloc[2]["measured"]
+    assert "d=8: 4 (paper 4)" in mlp.iloc[1]["measured"]
+    assert "d* = 4, paper 4" in mlp.iloc[2]["measured"] and "d=8: 4" in mlp.iloc[2]["measured"]
+    assert "d=2: train 1.000, last layer NCC 0.900" in mlp.iloc[3]["measured"]
+    assert "d=2: 0.5, d=4: 0.1, d=8: 0.02" in mlp.iloc[4]["measured"]
+    assert mlp["where"].tolist() == ["§4.2, Fig. 1"] * 4 + ["§1.1, Fig. 1"]
+    assert all("paper" in text for text in mlp["claim"])  # the paper's value beside ours
 
 
 def test_depth_claims_fail_where_the_deep_network_separates_late():
     mlp = claim_rows(gl.claims(make_tables(*bad_depths())), "MLP-d-100")
-    assert mlp["holds"].tolist() == [False, False, False]
-    assert "d* = 2" in mlp.iloc[0]["measured"] and "d=8: 7" in mlp.iloc[1]["measured"]
-    assert "every fitting network is NCC separable" in mlp.iloc[2]["measured"]
+    assert mlp["holds"].tolist() == [False] * 5
+    assert "d* = 2" in mlp.iloc[0]["measured"] and "d=8: 7 (paper 4)" in mlp.iloc[1]["measured"]
+    assert "d* = 2, paper 4; effective depth d=8: 7" in mlp.iloc[2]["measured"]
+    assert "every fitting network is NCC separable" in mlp.iloc[3]["measured"]
+    assert "d=2: 0.01, d=8: 0.04" in mlp.iloc[4]["measured"]
+
+
+def test_the_effective_depth_is_the_papers_number_not_about_it():
+    # the deep network separates at layer 5: one off the paper's 4 is not "effectively of
+    # depth 4"; though d* = 4 here, 5 is not "exactly the minimal depth" either
+    runs = [run_tables("mlp_depth", "mlp", 4, [0.8, 0.9, 0.97, 0.995], [1.0, 0.5, 0.2, 0.1]),
+            run_tables("mlp_depth", "mlp", 8, [0.8, 0.9, 0.97, 0.98, 0.995, 1.0, 1.0, 1.0],
+                       [1.0, 0.5, 0.2, 0.1, 0.05, 0.04, 0.03, 0.02])]
+    mlp = claim_rows(gl.claims(make_tables(*runs)), "MLP-d-100")
+    assert mlp.iloc[1]["holds"] is False and "d=8: 5 (paper 4)" in mlp.iloc[1]["measured"]
+    assert mlp.iloc[2]["holds"] is False
+
+
+def test_the_papers_depth_claim_cannot_tell_without_a_deeper_network_or_a_stated_number():
+    shallow = [run_tables("convnet400_depth", "convnet", d, [0.995] * d, [0.1] * d, stem=True)
+               for d in (1, 3)]
+    conv = claim_rows(gl.claims(make_tables(*shallow)), "ConvNet-d-400")
+    assert conv.iloc[1]["holds"] is None
+    assert "no network deeper than 5 trained (depths 1, 3)" in conv.iloc[1]["measured"]
+    fig6 = claim_rows(gl.claims(make_tables(*good_depths("convnet100_depth", "convnet",
+                                                                stem=True))), "ConvNet-d-100")
+    assert fig6.iloc[1]["holds"] is None
+    assert "states no effective depth" in fig6.iloc[1]["measured"]
+    assert fig6.iloc[2]["holds"] is True  # d* = 4 and the d=8 net's effective depth is 4
 
 
 def test_the_convnet_stem_is_not_a_hidden_layer():
@@ -159,16 +195,20 @@ def test_the_convnet_stem_is_not_a_hidden_layer():
 def test_noise_claims_hold_with_the_papers_numbers():
     t = make_tables(*noise_runs([0.28, 0.6, 1.2, 1.5], [1.0, 0.95, 0.9, 0.8], [4, 6, 9, None]))
     noise = claim_rows(gl.claims(t), "MLP-10-500")
-    assert noise["holds"].tolist() == [True] * 5
+    assert noise["holds"].tolist() == [True] * 6
     assert "0 %: 0.28 (paper ≈ 0.28)" in noise.iloc[1]["measured"]
-    assert "75 %: none" in noise.iloc[4]["measured"]
+    # layer 4's NCC (1, .95, .9, .8) lies 0.1 from the test accuracy (.9, .85, .8, .7) on
+    # average, the network's train accuracy (1) 0.1875
+    assert "layer NCC 0.100, train 0.188" in noise.iloc[4]["measured"]
+    assert "75 %: none" in noise.iloc[5]["measured"]
 
 
 def test_noise_claims_fail_where_noise_does_not_weaken_the_collapse():
     t = make_tables(*noise_runs([0.05, 0.04, 0.5, 0.6], [1.0, 1.0, 1.0, 1.0], [4, 4, 4, 4],
-                                train_acc=0.9))
+                                train_acc=0.9, test_acc=(0.9, 0.88, 0.86, 0.84)))
     noise = claim_rows(gl.claims(t), "MLP-10-500")
-    assert noise["holds"].tolist() == [False] * 5
+    assert noise["holds"].tolist() == [False] * 6
+    assert "layer NCC 0.130, train 0.030" in noise.iloc[4]["measured"]
 
 
 def test_resnet_claims_hold_and_fail():
@@ -178,11 +218,14 @@ def test_resnet_claims_hold_and_fail():
     bad = claim_rows(gl.claims(make_tables(*resnet_runs(good=False))), "ResNet-18")
     assert bad["holds"].tolist()[0] is False
     assert bad.iloc[1]["holds"] is None and "no collapsed stage" in bad.iloc[1]["measured"]
+    # collapsed stages (NCC test 0.95) far from the network's test accuracy: not redundant
+    far = claim_rows(gl.claims(make_tables(*resnet_runs(test_acc=0.6))), "ResNet-18")
+    assert far["holds"].tolist() == [True, False] and "gap 0.35" in far.iloc[1]["measured"]
 
 
 def test_claims_without_the_groups_cannot_tell():
     claims = gl.claims(empty_tables())
-    assert len(claims) == 3 * 3 + 2 * 5 + 2
+    assert len(claims) == 3 * 5 + 2 * 6 + 2
     assert claims["holds"].isna().all() and claims["measured"].str.len().gt(0).all()
 
 
@@ -238,3 +281,18 @@ def test_registry_matches_the_vocabulary():
     assert all(name in PAPER_GROUPS["galanti2022"][e.group] for name, e in experiments.items())
     assert [e.figure for e in experiments.values()] == [1, 2, 6, 3, 4, 5]
     assert [e.kind for e in experiments.values()] == ["depth"] * 3 + ["noise"] * 2 + ["resnet"]
+
+
+def test_the_test_cdnv_is_the_test_splits_own_and_missing_is_said():
+    t = make_tables(*good_depths(),
+                    *noise_runs([0.28, 0.6, 1.2, 1.5], [1.0, 0.95, 0.9, 0.8], [4, 6, 9, None]))
+    rows = {ax.get_ylabel(): ax for ax in gl.FIGURES["fig1_mlp_depth"](t).axes}
+    # at epoch 0 every layer is at START: test cdnv 2 × 2 = 4, cdnv_own 1.5 × 2 = 3
+    assert rows["CDNV (test)"].lines[0].get_ydata()[0] == pytest.approx(3.0)
+    assert rows["CDNV (train)"].lines[0].get_ydata()[0] == pytest.approx(2.0)
+    # tables from before cdnv_own was measured every epoch: the test CDNV panels say so
+    old = replace(t, epoch_metrics=t.epoch_metrics[t.epoch_metrics["metric"] != "cdnv_own"])
+    for name in ("fig1_mlp_depth", "fig3_mlp_noise"):
+        texts = [text.get_text() for ax in gl.FIGURES[name](old).axes if ax.get_visible()
+                 for text in ax.texts]
+        assert any(text.startswith("not measured\n(cdnv_own, test") for text in texts), name

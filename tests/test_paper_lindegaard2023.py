@@ -1,5 +1,5 @@
 """Lindegaard (2023)'s figures and claims (nclayers.papers.lindegaard2023) on hand-built tables
-with a known answer."""
+with a known answer: every claim holds on one experiment and fails on a changed copy."""
 
 from __future__ import annotations
 
@@ -17,17 +17,68 @@ from nclayers.vocabulary import PAPER_FIGURES, PAPER_TABLES
 
 METRIC_COLUMNS = ["run", "dataset", "arch", "seed", "epoch", "layer", "layer_index", "split",
                   "metric", "value", "group"]
+RUNS = [  # run, group, dataset, arch, seed, lr, wd, final test acc, selected
+    ("sweep-mnist-mlp-lr0.1-s0", "sweep", "mnist", "mlp", 0, 0.1, 2e-3, 0.98, True),
+    ("sweep-mnist-mlp-lr0.01-s0", "sweep", "mnist", "mlp", 0, 0.01, 2e-3, 0.90, False),
+    ("grid-cifar10-mlp-lr0.1-wd0.002-s0", "grid", "cifar10", "mlp", 0, 0.1, 2e-3, 0.60, False),
+    ("grid-cifar10-mlp-lr0.01-wd0.002-s0", "grid", "cifar10", "mlp", 0, 0.01, 2e-3, 0.50, False),
+    ("grid-cifar10-mlp-lr0.1-wd0.0005-s0", "grid", "cifar10", "mlp", 0, 0.1, 5e-4, 0.55, False),
+    ("features-cifar10-mlp-s0", "features", "cifar10", "mlp", 0, 0.025, 2e-3, 0.6, True),
+    ("sweep-cifar10-mlp-lr0.05-s0", "sweep", "cifar10", "mlp", 0, 0.05, 2e-3, 0.50, True),
+    ("sweep_convnet-mnist-convnet-s0", "sweep_convnet", "mnist", "convnet", 0, 0.05, 2e-3,
+     0.975, True),
+    ("grid-cifar10-mlp-lr0.1-wd0.002-s1", "grid", "cifar10", "mlp", 1, 0.1, 2e-3, 0.60, False),
+]
+MNIST_MLP, _, GRID_BEST, _, _, FEATURES, CIFAR_MLP, MNIST_CONVNET, GRID_BEST_S1 = \
+    [r[0] for r in RUNS]
+# NC1 ratio, NCC train and NCC test accuracy per layer 0…4 at epoch 10 (ε = 0.2)
+COLLAPSING = ([0.8, 0.6, 0.15, 0.05, 0.01], [0.9, 0.95, 1.0, 1.0, 1.0],
+              [0.8, 0.85, 0.97, 0.975, 0.98])  # ℓ* = 2
+NEVER = ([0.9, 0.8, 0.7, 0.5, 0.4], [0.5, 0.6, 0.7, 0.8, 0.9], [0.5, 0.5, 0.6, 0.6, 0.6])
+LATE = ([0.9, 0.8, 0.7, 0.5, 0.1], [0.5, 0.6, 0.7, 0.8, 1.0], [0.5, 0.5, 0.5, 0.5, 0.5])  # 4
+NC1 = {MNIST_MLP: COLLAPSING, RUNS[1][0]: NEVER, GRID_BEST: COLLAPSING, RUNS[3][0]: NEVER,
+       RUNS[4][0]: LATE, FEATURES: COLLAPSING, CIFAR_MLP: LATE, MNIST_CONVNET: COLLAPSING,
+       GRID_BEST_S1: COLLAPSING}
+# NC2 (each of eqs. 2.19–2.21; eq. 2.19 negative) and AvCosPABS per layer at epoch 10; epoch 1:
+NC2_INIT, PABS_INIT = [0.5] * 5, [0.3] * 5
+NC2_GOOD, NC2_SMALL, NC2_BAD = ([0.5, 0.5, 0.2, 0.1, 0.05], [0.5, 0.1, 0.05, 0.02, 0.01],
+                                [0.5, 0.1, 0.6, 0.6, 0.6])
+PABS_GOOD, PABS_WEAK, PABS_BEST, PABS_BAD = (
+    [0.4, 0.5, 0.9, 0.95, 0.97], [0.35, 0.4, 0.6, 0.7, 0.75], [0.9, 0.95, 0.98, 0.99, 0.99],
+    [0.3, 0.3, 0.2, 0.2, 0.2])
+PABS = {CIFAR_MLP: PABS_WEAK, MNIST_CONVNET: PABS_WEAK}  # else PABS_GOOD
+# σ_k of the weights reading layers 0…3 (8 each) at epoch 10; the classifier's (layer 4): C = 4
+RANK_C_MINUS_1 = [1, 1, 1, 0.01, 0.009, 0.008, 0.007, 0.006]
+RANK_C = [1, 1, 1, 1, 0.3, 0.3, 0.3, 0.3]
+SPECTRA = {MNIST_MLP: RANK_C_MINUS_1}  # else RANK_C; epoch 1: all σ equal
 
 
-def _metric_rows(run, group, dataset, arch, seed, ratio, ncc_train, ncc_test, epoch=10):
+def _metric_rows(run, group, dataset, arch, seed, nc1, nc2, pabs):
+    ratio, ncc_train, ncc_test = nc1
     rows = []
     for metric, split, values in (("nc1_ratio", "train", ratio), ("ncc_accuracy", "train",
                                   ncc_train), ("ncc_accuracy", "test", ncc_test)):
-        rows += [(run, dataset, arch, seed, epoch, f"l{i}", i, split, metric, v, group)
+        rows += [(run, dataset, arch, seed, 10, f"l{i}", i, split, metric, v, group)
                  for i, v in enumerate(values)]
         # An earlier checkpoint that must be ignored: everything collapsed.
         rows += [(run, dataset, arch, seed, 1, f"l{i}", i, split, metric, 0.0, group)
                  for i in range(len(values))]
+    for epoch, profiles in ((10, (nc2, pabs)), (1, (NC2_INIT, PABS_INIT))):
+        for metric, values in zip(("nc2_angle_shift", "nc2_equiangle", "nc2_equinorm",
+                                   "nc3_pabs"), (*[profiles[0]] * 3, profiles[1]), strict=True):
+            sign = -1 if metric == "nc2_angle_shift" else 1
+            rows += [(run, dataset, arch, seed, epoch, f"l{i}", i, "train", metric, sign * v,
+                      group) for i, v in enumerate(values)]
+    return rows
+
+
+def _spectrum_rows(run, group, dataset, arch, seed, sigma):
+    rows = []
+    for epoch, values in ((10, sigma), (1, [1.0] * 8)):
+        for i in range(5):
+            layer = np.array(values[:4] if i == 4 else values, dtype=float)
+            rows += [(run, dataset, arch, seed, epoch, f"l{i}", i, k, s, s / layer.sum(), group)
+                     for k, s in enumerate(layer)]
     return rows
 
 
@@ -40,37 +91,25 @@ def with_derived(metrics: pd.DataFrame) -> pd.DataFrame:
                      ignore_index=True)
 
 
-RUNS = [  # run, group, dataset, arch, seed, lr, wd, final test acc, selected
-    ("sweep-mnist-mlp-lr0.1-s0", "sweep", "mnist", "mlp", 0, 0.1, 2e-3, 0.98, True),
-    ("sweep-mnist-mlp-lr0.01-s0", "sweep", "mnist", "mlp", 0, 0.01, 2e-3, 0.90, False),
-    ("grid-cifar10-mlp-lr0.1-wd0.002-s0", "grid", "cifar10", "mlp", 0, 0.1, 2e-3, 0.60, False),
-    ("grid-cifar10-mlp-lr0.01-wd0.002-s0", "grid", "cifar10", "mlp", 0, 0.01, 2e-3, 0.50, False),
-    ("grid-cifar10-mlp-lr0.1-wd0.0005-s0", "grid", "cifar10", "mlp", 0, 0.1, 5e-4, 0.55, False),
-    ("features-cifar10-mlp-s0", "features", "cifar10", "mlp", 0, 0.025, 2e-3, 0.6, True),
-]
-COLLAPSING = ([0.8, 0.6, 0.15, 0.05, 0.01], [0.9, 0.95, 1.0, 1.0, 1.0],
-              [0.8, 0.85, 0.97, 0.975, 0.98])
-NEVER = ([0.9, 0.8, 0.7, 0.5, 0.4], [0.5, 0.6, 0.7, 0.8, 0.9], [0.5, 0.5, 0.6, 0.6, 0.6])
-LATE = ([0.9, 0.8, 0.7, 0.5, 0.1], [0.5, 0.6, 0.7, 0.8, 1.0], [0.5, 0.5, 0.5, 0.5, 0.5])
-
-
-def features(collapsing: bool = True) -> dict[str, pd.DataFrame]:
+def features(collapsing: bool = True, points=None, retention=None,
+             components=None) -> dict[str, pd.DataFrame]:
     """Feature tables of the features run at epoch 10 (and a stale epoch 5 to ignore)."""
     clusters = pd.DataFrame({
         "layer_index": [0, 1, 2, 3, 4] * 2,
         "method": ["cosine"] * 5 + ["ward"] * 5,
-        "avg_points": [11, 4.4, 4.2, 18, 543, np.nan, 4.4, 121, 1667, 5000],
+        "avg_points": points or [11, 4.4, 4.2, 18, 543, np.nan, 4.4, 121, 1667, 5000],
         "accuracy": [0.45, 0.69, 0.77, 0.99, 0.999, np.nan, 0.63, 0.48, 0.97, 0.997]})
     if not collapsing:
         clusters["accuracy"] = clusters["accuracy"][::-1].to_numpy()
     retention = pd.DataFrame({"method": ["cosine"] * 4 + ["ward"] * 4,
                               "index_from": [0, 1, 2, 3] * 2,
-                              "retention": [0.19, 0.48, 0.50, 0.998, np.nan, 0.62, 0.42, 0.97]})
+                              "retention": retention or [0.19, 0.48, 0.50, 0.998, np.nan, 0.62,
+                                                         0.42, 0.97]})
     pca = pd.DataFrame({"layer_index": [0, 1, 2, 3, 4], "units": [64] * 5,
-                        "n_components_99": [40, 60, 58, 9, 9]})
+                        "n_components_99": components or [40, 60, 58, 9, 9]})
     out = {}
     for name, table in (("clusters", clusters), ("retention", retention), ("pca_summary", pca)):
-        table = table.assign(run="features-cifar10-mlp-s0", epoch=10)
+        table = table.assign(run=FEATURES, epoch=10)
         stale = table.assign(epoch=5)
         if name == "clusters":
             stale = stale.assign(accuracy=0.0)
@@ -79,34 +118,50 @@ def features(collapsing: bool = True) -> dict[str, pd.DataFrame]:
 
 
 def with_features(tables: Tables, feats: dict | None) -> Tables:
-    """``tables`` with ``features`` (a field of Tables once the report provides it)."""
-    if "features" in {f.name for f in dataclasses.fields(Tables)}:
-        return dataclasses.replace(tables, features=feats)
-    object.__setattr__(tables, "features", feats)
-    return tables
+    return dataclasses.replace(tables, features=feats or {})
 
 
-def make_tables(grid_best=COLLAPSING, sweep_best=COLLAPSING, feats: bool = True,
-                drop_groups: tuple[str, ...] = ()) -> Tables:
-    shapes = {RUNS[0][0]: sweep_best, RUNS[1][0]: NEVER, RUNS[2][0]: grid_best,
-              RUNS[3][0]: NEVER, RUNS[4][0]: LATE, RUNS[5][0]: COLLAPSING}
+def make_tables(nc1=None, nc2=None, pabs=None, spectra=None, accuracy=None, feats=None,
+                drop_groups: tuple[str, ...] = (), drop_runs: tuple[str, ...] = (),
+                datasets: dict | None = None) -> Tables:
+    """The experiment of :data:`RUNS`, every claim holding; the arguments change it: ``nc1``,
+    ``nc2``, ``pabs``, ``spectra`` and ``accuracy`` (final test) per run, ``feats`` the
+    feature tables (False: none), ``datasets`` renames datasets."""
+    nc1, spectra = {**NC1, **(nc1 or {})}, {**SPECTRA, **(spectra or {})}
+    nc2, pabs, accuracy = nc2 or {}, {**PABS, **(pabs or {})}, accuracy or {}
     runs = pd.DataFrame(RUNS, columns=["run", "group", "dataset", "arch", "seed", "lr",
                                        "weight_decay", "final_test_acc", "selected"])
-    runs = runs.assign(diverged=False, final_epoch=10, final_train_acc=1.0)
-    runs = runs[~runs["group"].isin(drop_groups)]
-    rows = [r for _, run in runs.iterrows() for r in _metric_rows(
-        run["run"], run["group"], run["dataset"], run["arch"], run["seed"], *shapes[run["run"]])]
-    metrics = with_derived(pd.DataFrame(rows, columns=METRIC_COLUMNS))
+    runs = runs.assign(diverged=False, final_epoch=10, final_train_acc=1.0,
+                       final_test_acc=runs["run"].map(accuracy).fillna(runs["final_test_acc"]),
+                       dataset=runs["dataset"].replace(datasets or {}))
+    runs = runs[~runs["group"].str.split("_").str[0].isin(drop_groups)
+                & ~runs["run"].isin(drop_runs)]
+    keys = ["run", "group", "dataset", "arch", "seed"]
+    metrics = with_derived(pd.DataFrame(
+        [r for run in runs[keys].itertuples(index=False) for r in _metric_rows(
+            *run, nc1[run.run], nc2.get(run.run, NC2_GOOD), pabs.get(run.run, PABS_GOOD))],
+        columns=METRIC_COLUMNS))
+    spectra = pd.DataFrame([r for run in runs[keys].itertuples(index=False)
+                            for r in _spectrum_rows(*run, spectra.get(run.run, RANK_C))],
+                           columns=["run", "dataset", "arch", "seed", "epoch", "layer",
+                                    "layer_index", "k", "sigma", "share", "group"])
+    training = pd.DataFrame([(run, e, min(1.0, e / 5), min(0.9, e / 6)) for run in runs["run"]
+                             for e in range(11)],
+                            columns=["run", "epoch", "train_acc", "test_acc"])
+    design = runs[keys].assign(
+        selected_axes=np.where(runs["group"] == "sweep", "lr", ""),
+        compared_axes=np.where(runs["group"] == "grid", "lr;weight_decay", ""),
+        **{"arch.name": runs["arch"], "dataset.name": runs["dataset"]})
     empty = pd.DataFrame()
-    tables = Tables(metrics=metrics, training=empty, spectra=empty, epoch_metrics=empty,
-                    runs=runs)
-    return with_features(tables, features() if feats else None)
+    tables = Tables(metrics=metrics, training=training, spectra=spectra, epoch_metrics=empty,
+                    runs=runs, design=design)
+    return with_features(tables, None if feats is False else feats or features())
 
 
-def claims_by_where(tables: Tables) -> pd.DataFrame:
+def holds(tables: Tables) -> list:
     table = paper.claims(tables)
     assert list(table.columns) == CLAIM_COLUMNS
-    return table
+    return table["holds"].tolist()
 
 
 def test_names_match_the_vocabulary():
@@ -115,37 +170,80 @@ def test_names_match_the_vocabulary():
 
 
 def test_every_claim_holds_on_a_collapsing_experiment():
-    table = claims_by_where(make_tables())
-    assert len(table) == 7
-    assert table["holds"].tolist() == [True] * 7, table.to_string()
+    table = paper.claims(make_tables())
+    assert len(table) == len(paper.CLAIMS) == 15
+    assert table["holds"].tolist() == [True] * 15, table.to_string()
     measured = table["measured"].tolist()
+    assert all(m.startswith("thesis: ") and "; measured: " in m and "; criterion: " in m
+               for m in measured)
     assert "mnist/mlp s0: 0.8 → 0.01, rho -1.00, collapse layer 2" in measured[0]
     assert "sweep-mnist-mlp-lr0.01" not in " ".join(measured)  # not selected: not read
     assert "from layer 2: NCC train ≥ 1.000, max |NCC test − net test 0.980| = 0.010" \
         in measured[1]
-    assert "best test acc 0.600 (grid-cifar10-mlp-lr0.1-wd0.002-s0) collapses at 2 of 0…4" \
-        in measured[2]
-    assert "ward: 0 4.4 121 1.67e+03 5e+03, rho +1.00" in measured[4]
-    assert "cosine: 0.19 0.48 0.50 1.00, rho +1.00" in measured[5]
-    assert "99 % variance in 93.8% of the units before layer 2, 39.6% from it" in measured[6]
+    assert "mnist / mlp from ℓ* = 2: |eq. 2.19| 0.5 → 0.117 (before ℓ* 0.5)" in measured[2]
+    assert "mnist / mlp from ℓ* = 2: AvCosPABS 0.300 → 0.940, top-C share 0.500 → " \
+        in measured[3]
+    assert "ℓ* MNIST 2 (thesis 3), CIFAR10 4 (thesis 5)" in measured[4]
+    assert "mnist: convnet 0.683, mlp 0.940" in measured[8]
+    assert "best lr 0.1, weight_decay 0.002 (test acc 0.600, 2 seed(s)) collapses at 2 2 of " \
+        "0…4 (middle: 1.33–2.67)" in measured[9]
+    assert "cifar10/mlp: ℓ* spread over seeds 0 in 1 settings" in measured[10]
+    assert "ward: 0 4.4 121 1.67e+03 5e+03, rho +1.00" in measured[12]
+    assert "cosine, ℓ* = 2: before 19% 48%; from it 50% 100%" in measured[13]
+    assert "99 % variance in 93.8% of the units before layer 2, 39.6% from it" in measured[14]
 
 
-def test_claims_that_do_not_hold_are_reported():
-    reversed_nc1 = ([0.01, 0.05, 0.15, 0.6, 0.8],) + COLLAPSING[1:]
-    table = claims_by_where(make_tables(grid_best=LATE, sweep_best=reversed_nc1))
-    assert table["holds"].tolist()[:3] == [False, None, False]
-    assert "no collapse layer" in table["measured"][1]  # NCC: cannot tell without a collapse
-    assert "collapses at 4 of 0…4" in table["measured"][2]  # at the last layer: not the middle
-    falling = claims_by_where(with_features(make_tables(), features(collapsing=False)))
-    assert falling["holds"].tolist()[3] is False  # cluster accuracy falls with depth
+REVERSED = ([0.01, 0.05, 0.15, 0.6, 0.8],) + COLLAPSING[1:]
+
+
+@pytest.mark.parametrize("row, change", [
+    (0, {"nc1": {MNIST_MLP: REVERSED}}),  # NC1 rises with depth
+    (1, {"accuracy": {MNIST_MLP: 0.9}}),  # the NCC's test accuracy is not the network's
+    (2, {"nc2": {MNIST_MLP: NC2_BAD}}),  # NC2 grows in the collapsed layers
+    (3, {"pabs": {MNIST_MLP: PABS_BAD}}),  # AvCosPABS falls through training
+    (4, {"nc1": {MNIST_MLP: LATE, CIFAR_MLP: COLLAPSING}}),  # MNIST collapses later
+    (5, {"pabs": {CIFAR_MLP: PABS_BEST}}),  # CIFAR10's NC3 is the stronger
+    (6, {"nc2": {MNIST_MLP: NC2_SMALL}}),  # MNIST's NC2 is the stronger
+    (7, {"spectra": {MNIST_MLP: RANK_C}}),  # MNIST's weights have rank C
+    (8, {"pabs": {MNIST_CONVNET: PABS_BEST}}),  # the ConvNet's NC3 is the stronger
+    (9, {"nc1": {GRID_BEST: LATE, GRID_BEST_S1: LATE}}),  # the best collapse at the last layer
+    (10, {"nc1": {GRID_BEST_S1: NEVER}}),  # one seed of the best setting never collapses
+    (11, {"feats": features(collapsing=False)}),  # cluster accuracy falls with depth
+    (12, {"feats": features(points=[543, 18, 5.0, 4.4, 4.2, 5000, 1667, 121, 4.4, 4.2])}),
+    (13, {"feats": features(retention=[0.19, 0.95, 0.5, 0.998, np.nan, 0.62, 0.42, 0.97])}),
+    (14, {"feats": features(components=[40, 9, 60, 58, 60])}),  # more units after ℓ*
+])
+def test_each_claim_fails_where_the_thesis_would_not_hold(row, change):
+    assert holds(make_tables(**change))[row] is False
+
+
+def test_the_dataset_claims_cannot_tell_without_mnist_and_cifar10():
+    told = holds(make_tables(datasets={"mnist": "digits", "cifar10": "svhn"}))
+    assert told[4:8] == [None] * 4
+    assert holds(make_tables(drop_runs=(CIFAR_MLP,)))[4:8] == [None, None, None, True]
+
+
+def test_the_seeds_and_architectures_claims_cannot_tell_with_one_each():
+    told = holds(make_tables(drop_runs=(GRID_BEST_S1, MNIST_CONVNET)))
+    assert told[8] is None and told[10] is None
+    assert told[9] is True  # the middle: the one seed of the best setting
 
 
 def test_claims_without_the_groups_cannot_tell():
-    table = claims_by_where(make_tables(feats=False, drop_groups=("sweep", "grid", "features")))
+    table = paper.claims(make_tables(feats=False, drop_groups=("sweep", "grid", "features")))
     assert table["holds"].isna().all()
-    assert "no measured best run of a sweep group" in table["measured"][0]
-    assert "no measured grid group" in table["measured"][2]
-    assert "no feature analysis of the features group" in table["measured"][3]
+    measured = table["measured"]
+    assert "measured: no measured best run of a sweep group" in measured[0]
+    assert "measured: no measured grid group" in measured[9]
+    assert "measured: no grid setting with 2 or more measured seeds" in measured[10]
+    assert "measured: no feature analysis of the features group" in measured[11]
+
+
+def test_the_ncc_claim_cannot_tell_without_a_collapse():
+    table = paper.claims(make_tables(nc1={MNIST_MLP: REVERSED, CIFAR_MLP: NEVER,
+                                          MNIST_CONVNET: NEVER}))
+    assert table["holds"][1] is None
+    assert "no collapse layer" in table["measured"][1]
 
 
 def test_collapse_layers_read_each_runs_last_epoch():
@@ -158,16 +256,15 @@ def test_collapse_layers_are_those_aggregate_derived():
     tables = make_tables()
     metrics = tables.metrics.copy()
     derived = metrics["metric"] == "collapse_layer"
-    metrics.loc[derived & (metrics["run"] == RUNS[0][0]), "value"] = 3.0
-    layers = paper.collapse_layers(dataclasses.replace(tables, metrics=metrics), [RUNS[0][0]])
+    metrics.loc[derived & (metrics["run"] == MNIST_MLP), "value"] = 3.0
+    layers = paper.collapse_layers(dataclasses.replace(tables, metrics=metrics), [MNIST_MLP])
     assert layers.tolist() == [3.0]
 
 
 def test_collapse_layers_read_the_epoch_the_features_were_analysed_at():
-    run = "features-cifar10-mlp-s0"
-    at = pd.DataFrame({"run": [run], "epoch": [1]})  # the earlier checkpoint: all collapsed
-    assert paper.collapse_layers(make_tables(), [run], at).tolist() == [0.0]
-    assert paper.collapse_layers(make_tables(), [run]).tolist() == [2.0]
+    at = pd.DataFrame({"run": [FEATURES], "epoch": [1]})  # the earlier checkpoint: all collapsed
+    assert paper.collapse_layers(make_tables(), [FEATURES], at).tolist() == [0.0]
+    assert paper.collapse_layers(make_tables(), [FEATURES]).tolist() == [2.0]
 
 
 @pytest.mark.parametrize("name", list(paper.FIGURES))
@@ -189,8 +286,22 @@ def test_figures_are_placeholders_where_the_config_lacks_the_group(name, tmp_pat
     fig.savefig(tmp_path / f"{name}.png", dpi=30)
 
 
+def test_the_mlp_figures_draw_a_row_per_dataset_a_line_per_epoch():
+    fig = paper.fig4_1_2_nc2_by_layer(make_tables())
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 6  # MNIST and CIFAR10's MLP, eqs. 2.19–2.21; not the ConvNet
+    assert [line.get_label() for line in axes[0].lines[:2]] == ["epoch 1", "epoch 10"]
+    assert axes[0].lines[1].get_ydata().tolist() == NC2_GOOD  # eq. 2.19 as its magnitude
+
+
+def test_the_appendix_figures_draw_a_line_per_architecture():
+    fig = paper.fig_b0_nc3_nc4(make_tables())
+    mnist = [ax for ax in fig.axes if ax.get_visible()][0]
+    assert {line.get_label() for line in mnist.lines} >= {"mlp", "convnet"}
+
+
 def test_collapse_vs_accuracy_plots_one_point_per_grid_run():
-    fig = paper.fig4_2_1_collapse_vs_accuracy(make_tables())
+    fig = paper.fig4_2_1_collapse_vs_accuracy(make_tables(drop_runs=(GRID_BEST_S1,)))
     (ax,) = [ax for ax in fig.axes if ax.get_visible()]
     offsets = np.concatenate([c.get_offsets() for c in ax.collections])
     assert sorted(map(tuple, offsets.tolist())) == [(2.0, 0.6), (4.0, 0.55), (5.0, 0.5)]

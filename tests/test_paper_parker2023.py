@@ -21,21 +21,27 @@ from nclayers.vocabulary import DEFAULT_THRESHOLDS, PAPER_FIGURES, PAPER_TABLES
 
 MAX_WIDTH, MAX_HEIGHT = 9.5, 11.0
 EPOCHS = (0, 5, 10, 20)
-TPT_EPOCH = 7  # train accuracy reaches 1.0 here: the first checkpoint after TPT is 10
+TPT_EPOCH = 7  # train accuracy reaches 1.0 here: the checkpoints after TPT are 10 and 20
 
 # After TPT (input first, then six hidden layers). GOOD: every claim holds; BAD: none does.
 GOOD = {
     "nc1": [1.0, 0.3, 0.1, 0.05, 0.045, 0.042, 0.04],  # plateau from layer 2, 99 % by layer 3
     "nc2_equinorm": [0.2, 0.18, 0.15, 0.12, 0.1, 0.08, 0.05],  # falls to the last layer
     "nc2_maxangle": [0.3, 0.28, 0.25, 0.2, 0.15, 0.1, 0.02],
-    "nc4_mismatch": [0.5, 0.4, 0.3, 0.2, 0.1, 0.02, 0.0],  # plateau from layer 5
+    "nc4_mismatch": [0.5, 0.4, 0.3, 0.2, 0.1, 0.02, 0.0],  # plateau from 5, zero from 6
 }
+EARLY_ZERO = [0.5, 0.3, 0.1, 0.0, 0.0, 0.0, 0.0]  # NC4 at zero from the middle layer (3) on
 BAD = {
     "nc1": [1.0, 0.9, 0.8, 0.55, 2.0, 0.2, 0.1],  # above init in layer 4; half by layer 3
     "nc2_equinorm": [0.2, 0.1, 0.05, 0.06, 0.08, 0.1, 0.12],  # rises again
     "nc2_maxangle": [0.3, 0.1, 0.05, 0.06, 0.08, 0.1, 0.12],
     "nc4_mismatch": [0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],  # plateau from layer 1
 }
+MEASURED = [  # claims 1-5 on GOOD and on BAD, without the paper's value
+    ("6/6 layers, max ratio 0.2", "5/6 layers, max ratio 1.3"), ("93%", "26%"),
+    ("47% after the middle, last lowest", "-75% after the middle, last not lowest"),
+    ("64% after the middle, last lowest", "-33% after the middle, last not lowest"),
+    ("NC1 2, NC4 5 of 6", "NC1 5, NC4 1 of 6")]
 INIT = 1.5  # every metric at initialisation, every layer
 
 
@@ -137,6 +143,12 @@ def test_below_everywhere_compares_the_hidden_layers_only():
     assert pk.below_everywhere(init, curve([0.5, 0.5, 1.1, 0.2])) == (False, 2, 3)
 
 
+def test_middle_layer():
+    assert pk.middle_layer(curve([1, 0.5, 0.2, 0.1, 0.1, 0.0])) == 3  # of five hidden layers
+    assert pk.middle_layer(curve([1, 0.5, 0.2, 0.1, 0.0])) == 2  # of four
+    assert pk.middle_layer(curve([1, 0.5])) is None
+
+
 def test_fall_share_by_middle():
     assert pk.fall_share_by_middle(curve([1, 0.8, 0.6, 0.4, 0.2])) == pytest.approx(0.5)
     # five hidden layers: the middle one is layer 3
@@ -144,11 +156,32 @@ def test_fall_share_by_middle():
     assert math.isnan(pk.fall_share_by_middle(curve([1, 1.2, 1.5])))
 
 
-def test_last_near_min():
-    assert pk.last_near_min(curve([9, 0.3, 0.2, 0.21])) == (True, pytest.approx(1.05))
-    ok, ratio = pk.last_near_min(curve([0.0, 0.3, 0.2, 0.3]))  # the input does not count
-    assert not ok and ratio == pytest.approx(1.5)
-    assert pk.last_near_min(curve([1, 0.0, 0.0])) == (True, 1.0)
+def test_the_nc1_plateau_is_judged_in_decades():
+    falls = curve([10, 5, 2, 0.1, 0.01])  # 10 -> 2 -> 0.01: 80 % of the fall, 23 % of decades
+    assert pk.fall_share_by_middle(falls) == pytest.approx(8 / 9.99)
+    assert pk.fall_share_by_middle(falls, log=True) == pytest.approx(math.log10(5) / 3)
+    assert pk.fall_share_by_middle(curve([10, 0.1, 0.02, 0.015, 0.01]), log=True) == (
+        pytest.approx(math.log10(500) / 3))  # 90 %: a plateau in decades too
+    assert math.isnan(pk.fall_share_by_middle(curve([1, 0.5, 0.0, 0.0, 0.0]), log=True))
+
+
+def test_keeps_falling_holds_to_the_last_layer_and_fails_on_a_plateau_or_a_rise():
+    ok, share, lowest = pk.keeps_falling(curve([0.3, 0.25, 0.2, 0.15, 0.1]))  # linear: holds
+    assert ok and lowest and share == pytest.approx(0.5)
+    # a plateau after the middle: the last layer the lowest, but 0.5 % of the fall after it
+    ok, share, lowest = pk.keeps_falling(curve([0.3, 0.1, 0.05, 0.05, 0.05, 0.0499]))
+    assert not ok and lowest and share == pytest.approx(0.0001 / 0.2501)
+    # lowest before the last layer (the old "within 10 % of the minimum" passed this)
+    ok, share, lowest = pk.keeps_falling(curve([9, 0.3, 0.2, 0.1, 0.105]))
+    assert not ok and not lowest
+    assert not pk.keeps_falling(curve([0.0, 0.3, 0.2, 0.1]))[0]  # no fall from the input
+
+
+def test_zero_layer():
+    assert pk.zero_layer(curve(EARLY_ZERO)) == 3
+    assert pk.zero_layer(curve(GOOD["nc4_mismatch"])) == 6
+    assert pk.zero_layer(curve([0.0, 0.3, 0.02])) is None  # the input does not count
+    assert pk.zero_layer(curve([0.5, 0.3, 0.02]), tol=0.05) == 2
 
 
 def test_plateau_layer():
@@ -160,13 +193,17 @@ def test_plateau_layer():
 
 # --- models and claims --------------------------------------------------------------------
 
-def test_the_first_checkpoint_after_tpt_seeds_averaged_and_hidden_layers_only():
+def test_the_last_checkpoint_after_tpt_seeds_averaged_and_hidden_layers_only():
     tables = make_tables([
         {"dataset": "mnist", "arch": "resnet18", "activation": "relu", "after": GOOD,
          "tail": ("avgpool", "classifier"), "seed": s} for s in (0, 1)])
     ((model, rows, tpt),) = pk.activation_models(tables, "relu")
-    assert tpt == 10 and model.label == "mnist / resnet18"
-    nc1 = pk.curve(rows, "nc1", 10)
+    assert tpt == 20 and model.label == "mnist / resnet18"  # the end of training, the paper's
+    ((_, _, first),) = pk.activation_models(tables, "relu", after="first")
+    assert first == 10
+    with pytest.raises(ValueError):
+        pk.activation_models(tables, "relu", after="middle")
+    nc1 = pk.curve(rows, "nc1", 20)
     assert list(nc1.index) == list(range(7)) and list(nc1) == GOOD["nc1"]
     with pytest.raises(LookupError):
         pk.curve(rows, "nc1", TPT_EPOCH)  # no checkpoint there
@@ -177,35 +214,78 @@ def test_tpt_is_the_interpolation_epoch_aggregate_derived():
     tables = make_tables([{"dataset": "mnist", "arch": "mlp6", "activation": "relu",
                            "after": GOOD}])
     derived = tables.metrics["metric"] == "interpolation_epoch"
-    for epoch, tpt in ((12.0, 20), (math.nan, None), (25.0, None)):
+    for epoch, tpt, first in ((12.0, 20, 20), (5.0, 20, 5), (math.nan, None, None),
+                              (25.0, None, None)):
         metrics = tables.metrics.assign(value=tables.metrics["value"].mask(derived, epoch))
         changed = dataclasses.replace(tables, metrics=metrics)
         ((_, _, after),) = pk.activation_models(changed, "relu")
         assert after == tpt
+        ((_, _, after),) = pk.activation_models(changed, "relu", after="first")
+        assert after == first
 
 
 def test_every_claim_holds_on_a_model_that_shows_them_all():
     claims = claims_of(make_tables([{"dataset": "mnist", "arch": "mlp6", "activation": "relu",
                                      "after": GOOD}]), "relu")
     assert list(claims.columns) == CLAIM_COLUMNS
-    assert len(claims) == len(pk.CLAIMS) and claims["holds"].tolist() == [True] * 5
-    assert claims["measured"].str.startswith("1/1 (mnist/mlp6: ").all()
-    assert claims["measured"].tolist() == [
-        "1/1 (mnist/mlp6: 6/6 layers, max ratio 0.2)", "1/1 (mnist/mlp6: 99%)",
-        "1/1 (mnist/mlp6: last/min 1.00)", "1/1 (mnist/mlp6: last/min 1.00)",
-        "1/1 (mnist/mlp6: NC1 2, NC4 5 of 6)"]
+    # NC4 zero cannot be told: it needs MNIST or SVHN and CIFAR100 models
+    assert len(claims) == len(pk.CLAIMS) and claims["holds"].tolist() == [True] * 5 + [None]
+    measured = claims["measured"].str.split(" — paper: ").str[0].tolist()
+    assert measured[:5] == [f"1/1 (mnist/mlp6: {good})" for good, _ in MEASURED]
+    assert measured[5] == "0/1 (mnist/mlp6: from layer 6, middle 3); no CIFAR100 model after TPT"
     assert claims["where"].iloc[0] == "§3, Fig. 1"
 
 
 def test_no_claim_holds_on_a_model_that_shows_none():
     claims = claims_of(make_tables([{"dataset": "mnist", "arch": "mlp6", "activation": "tanh",
                                      "after": BAD}]), "tanh")
-    assert claims["holds"].tolist() == [False] * 5
-    assert claims["measured"].tolist() == [
-        "0/1 (mnist/mlp6: 5/6 layers, max ratio 1.3)", "0/1 (mnist/mlp6: 50%)",
-        "0/1 (mnist/mlp6: last/min 2.40)", "0/1 (mnist/mlp6: last/min 2.40)",
-        "0/1 (mnist/mlp6: NC1 5, NC4 1 of 6)"]
+    assert claims["holds"].tolist() == [False] * 5 + [None]
+    measured = claims["measured"].str.split(" — paper: ").str[0].tolist()
+    assert measured[:5] == [f"0/1 (mnist/mlp6: {bad})" for _, bad in MEASURED]
     assert claims["where"].iloc[3] == "App. B, Fig. 7; §4 (2)"
+
+
+def test_every_claim_shows_the_papers_value_beside_the_measured_one():
+    table = pk.claims(make_tables([{"dataset": "mnist", "arch": "mlp6", "activation": "relu",
+                                    "after": GOOD}]))
+    papers = table["measured"].str.split(" — paper: ").str[1]
+    assert papers.notna().all() and (papers.str.len() > 20).all()
+    assert papers.iloc[3].startswith("'almost all of the reduction in intra-class variance'")
+    assert "(§4 (2))" in papers.iloc[9] and "CIFAR100" in papers.iloc[15]
+
+
+def test_the_nc2_claims_fail_on_a_plateau_after_the_middle_layer():
+    flat = dict(GOOD, nc2_equinorm=[0.2, 0.1, 0.05, 0.05, 0.05, 0.05, 0.0499],
+                nc2_maxangle=[0.3, 0.28, 0.25, 0.2, 0.15, 0.1, 0.11])  # a rise at the end
+    claims = claims_of(make_tables([{"dataset": "mnist", "arch": "mlp6", "activation": "relu",
+                                     "after": flat}]), "relu")
+    assert claims["holds"].tolist()[2:4] == [False, False]
+    assert claims["measured"].iloc[2].startswith("0/1 (mnist/mlp6: 0% after the middle, last "
+                                                 "lowest)")
+
+
+@pytest.mark.parametrize(("simple", "hard", "holds", "count"), [
+    (EARLY_ZERO, GOOD["nc4_mismatch"], True, "3/3"),  # MNIST, SVHN by the middle, CIFAR100 after
+    (GOOD["nc4_mismatch"], EARLY_ZERO, False, "0/3"),  # the other way round
+    (EARLY_ZERO, EARLY_ZERO, False, "2/3"),  # CIFAR100 as early as the simple ones
+    (EARLY_ZERO, [0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.03], False, "2/3")])  # CIFAR100: never
+def test_nc4_reaches_zero_early_on_simple_datasets_late_on_cifar100(simple, hard, holds, count):
+    models = [{"dataset": d, "arch": "mlp6", "activation": "relu",
+               "after": dict(GOOD, nc4_mismatch=simple)} for d in ("mnist", "svhn")]
+    models.append({"dataset": "cifar100", "arch": "mlp6", "activation": "relu",
+                   "after": dict(GOOD, nc4_mismatch=hard)})
+    row = claims_of(make_tables(models), "relu").iloc[5]
+    assert row["holds"] == holds
+    assert row["where"] == "§3, Fig. 4; §4 (3)"
+    assert row["measured"].startswith(f"{count} (mnist/mlp6: from layer ")
+
+
+def test_nc4_zero_needs_both_kinds_of_dataset():
+    for datasets in (("digits",), ("mnist", "svhn"), ("cifar100",)):
+        models = [{"dataset": d, "arch": "mlp6", "activation": "relu", "after": GOOD}
+                  for d in datasets]
+        row = claims_of(make_tables(models), "relu").iloc[5]
+        assert row["holds"] is None and " model after TPT — paper: " in row["measured"]
 
 
 def test_a_claim_holds_when_it_holds_in_most_models_and_names_them():
@@ -213,15 +293,17 @@ def test_a_claim_holds_when_it_holds_in_most_models_and_names_them():
               for d in ("mnist", "svhn")]
     models.append({"dataset": "cifar100", "arch": "mlp6", "activation": "relu", "after": BAD})
     claims = claims_of(make_tables(models), "relu")
-    assert claims["holds"].tolist() == [True] * 5
-    assert claims["measured"].str.startswith("2/3 (mnist/mlp6: ").all()
+    # NC4 zero: MNIST and SVHN reach it late (GOOD), CIFAR100 early (BAD)
+    assert claims["holds"].tolist() == [True] * 5 + [False]
+    assert claims["measured"].iloc[:5].str.startswith("2/3 (mnist/mlp6: ").all()
+    assert claims["measured"].iloc[5].startswith("0/3 (mnist/mlp6: from layer 6, middle 3; ")
     assert claims["measured"].str.contains("cifar100/mlp6").all()
 
 
 def test_many_models_list_the_failing_ones():
     models = [{"dataset": f"d{i}", "arch": "mlp6", "activation": "relu",
                "after": GOOD if i < 5 else BAD} for i in range(9)]
-    measured = claims_of(make_tables(models), "relu")["measured"].iloc[0]
+    measured = claims_of(make_tables(models), "relu")["measured"].iloc[0].split(" — paper: ")[0]
     assert measured.startswith("5/9 (failing: d5/mlp6: ") and measured.endswith(" …)")
     assert "d0/" not in measured and "d8/" not in measured
 
@@ -252,7 +334,8 @@ def test_the_activations_alike_claim():
     assert "0/5 claims alike; NC1<init T/F/-" in table.iloc[-1]["measured"]
     missing = table[table["claim"].str.startswith("LeakyReLU: ")]
     assert missing["holds"].isna().all()
-    assert (missing["measured"] == "no selected run with activation leaky_relu").all()
+    assert missing["measured"].str.startswith(
+        "no selected run with activation leaky_relu — paper: ").all()
     one = pk.claims(make_tables([{"dataset": "mnist", "arch": "mlp6", "activation": "relu",
                                   "after": GOOD}]))
     assert one.iloc[-1]["holds"] is None
@@ -304,6 +387,22 @@ def test_every_figure_draws_the_papers_grid_within_the_page(paper_grid, name):
     assert len(lines(first)) == len(EPOCHS)
     resnet = [ax for ax in panels if ax.get_title().endswith("resnet18")][0]
     assert max(max(line.get_xdata()) for line in lines(resnet)) == 17  # no avgpool, logits
+
+
+@pytest.mark.parametrize(("after", "epoch"), [("last", 20), ("first", 10)])
+def test_the_red_curve_is_the_checkpoint_after_tpt_the_figure_names(after, epoch):
+    tables = make_tables([{"dataset": "mnist", "arch": "mlp6", "activation": "relu",
+                           "after": GOOD}])
+    metrics = tables.metrics  # the last checkpoint's curves, halved, tell the two apart
+    last = (metrics["epoch"] == 20) & metrics["layer_index"].notna()
+    halved = metrics.assign(value=metrics["value"].mask(last, metrics["value"] / 2))
+    fig = pk.paper_figure(dataclasses.replace(tables, metrics=halved), "nc1", "relu", after)
+    (panel,) = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    (red,) = [line for line in lines(panel) if line.get_color() == "tab:red"]
+    want = np.array(GOOD["nc1"]) / (2 if epoch == 20 else 1)
+    assert np.allclose(red.get_ydata(), want)
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert f"after TPT ({after} checkpoint)" in labels
 
 
 def test_a_figure_of_the_papers_grid_lays_out_and_renders(paper_grid):

@@ -296,6 +296,65 @@ def test_q4_without_a_feature_analysis_cannot_tell():
     assert claim(table, "deeper collapse layer")["holds"] is None
 
 
+# --- every claim row: tables where it holds, and tables where it fails --------------------
+
+def _same_depths(lstar: int, lncc: int, leff: int) -> Tables:
+    return make_tables([{"recipe": r, "lstar": lstar, "lncc": lncc, "leff": leff}
+                        for r in RECIPES])
+
+
+def _settling(lstar_at: int, lncc_at: int) -> Tables:
+    return make_tables([{"recipe": r, "lstar": 4, "lncc": 3, "leff": 3,
+                         "settle": {"lstar": lstar_at, "lncc": lncc_at}} for r in RECIPES])
+
+
+Q4_LSTARS = {"mse_onecycle": 2, "mse_step": 3, "ce_step": 4, "svsl_step": 5}
+CLAIM_PAIRS: dict[str, tuple] = {  # a claim's words → (holding tables, failing tables)
+    "depends on the loss": (lambda: make_tables(recipes({"mse_step": 4, "ce_step": 2})),
+                            lambda: make_tables(recipes({"mse_step": 3, "ce_step": 3}))),
+    "depends on the schedule": (
+        lambda: make_tables(recipes({"mse_onecycle": 5, "mse_step": 3})),
+        lambda: make_tables(recipes({"mse_onecycle": 3, "mse_step": 3}))),
+    "depends on augmentation": (
+        lambda: make_tables(recipes({"ce_step_aug": 5, "ce_step": 3})),
+        lambda: make_tables(recipes({"ce_step_aug": 3, "ce_step": 3}))),
+    "same depth as variability collapse": (lambda: _same_depths(3, 3, 2),
+                                           lambda: _same_depths(5, 2, 2)),
+    "same depth as the effective depth": (lambda: _same_depths(3, 3, 2),
+                                          lambda: _same_depths(3, 5, 1)),
+    "settles at its final depth": (lambda: _settling(6, 2), lambda: _settling(2, 6)),
+    "moves the collapse layer": (lambda: make_tables(etf_models({1: 1, 2: 5, 6: None})),
+                                 lambda: make_tables(etf_models({1: 3, 2: 3}))),
+    "k ≤ k*": (lambda: make_tables(etf_models({1: 3, 6: None})),
+               lambda: make_tables(etf_models({1: 1, 2: 5, 6: None}))),
+    "higher from the collapse layer on": (
+        lambda: make_tables(recipes(Q4_LSTARS), retention_for(Q4_LSTARS, high_after=True)),
+        lambda: make_tables(recipes(Q4_LSTARS), retention_for(Q4_LSTARS, high_after=False))),
+    "deeper collapse layer goes with lower": (
+        lambda: make_tables(recipes(Q4_LSTARS), retention_for(Q4_LSTARS, high_after=True)),
+        lambda: make_tables(recipes(Q4_LSTARS), retention_for(Q4_LSTARS, high_after=False))),
+}
+
+
+def test_every_claim_row_has_a_holds_and_a_fails_case():
+    rows = syn.claims(full_tables())["claim"]
+    assert len(rows) == len(CLAIM_PAIRS)
+    for text in rows:
+        assert sum(words in text for words in CLAIM_PAIRS) == 1, text
+
+
+@pytest.mark.parametrize("words", list(CLAIM_PAIRS))
+def test_each_claim_holds_on_its_holding_tables(words):
+    row = claim(syn.claims(CLAIM_PAIRS[words][0]()), words)
+    assert row["holds"] is True and row["measured"].startswith("Yes: "), row["measured"]
+
+
+@pytest.mark.parametrize("words", list(CLAIM_PAIRS))
+def test_each_claim_fails_on_its_failing_tables(words):
+    row = claim(syn.claims(CLAIM_PAIRS[words][1]()), words)
+    assert row["holds"] is False and row["measured"].startswith("No: "), row["measured"]
+
+
 # --- tables and figures ----------------------------------------------------------------
 
 def test_the_depths_table_holds_each_recipe_model_with_its_three_depths():

@@ -180,8 +180,9 @@ PAPER_FIGURES = {
     "parker2023": tuple(f"{metric}_{activation}"
                         for activation in ("relu", "tanh", "leaky_relu")
                         for metric in ("nc1", "equinorm", "maxangle", "nc4")),
-    "lindegaard2023": ("fig4_1_nc_by_layer", "fig4_2_1_collapse_vs_accuracy",
-                       "fig4_3_feature_shape"),
+    "lindegaard2023": ("fig4_1_nc_by_layer", "fig4_1_1_nc1_traces", "fig4_1_2_nc2_by_layer",
+                       "fig4_1_3_nc3_by_layer", "fig_b0_accuracy_nc2", "fig_b0_nc3_nc4",
+                       "fig4_2_1_collapse_vs_accuracy", "fig4_3_feature_shape"),
     "synthesis": ("q1_collapse_by_recipe", "q2_depths", "q2_depths_through_training",
                   "q3_etf_collapse", "q4_retention"),
     "galanti2022": ("fig1_mlp_depth", "fig2_convnet400_depth", "fig6_convnet100_depth",
@@ -204,7 +205,8 @@ PAPER_GROUPS = {
         "resnet18": ("fig5_resnet18", "claims"),
     },
     "lindegaard2023": {
-        "sweep": ("fig4_1_nc_by_layer", "claims"),
+        "sweep": ("fig4_1_nc_by_layer", "fig4_1_1_nc1_traces", "fig4_1_2_nc2_by_layer",
+                  "fig4_1_3_nc3_by_layer", "fig_b0_accuracy_nc2", "fig_b0_nc3_nc4", "claims"),
         "grid": ("fig4_2_1_collapse_vs_accuracy", "claims"),
         "features": ("fig4_3_feature_shape", "claims"),
     },
