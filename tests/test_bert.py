@@ -15,7 +15,7 @@ import torch  # noqa: E402
 from nclayers import measure  # noqa: E402
 from nclayers.data import Batches  # noqa: E402
 from nclayers.epoch_metrics import EpochMetrics, EpochMetricsConfig  # noqa: E402
-from nclayers.measurement import SPLIT_METRICS  # noqa: E402
+from nclayers.metrics import SPLIT_METRICS  # noqa: E402
 from nclayers.metrics_dense import dense_metrics  # noqa: E402
 from nclayers.sequence import (  # noqa: E402
     SequenceClassifier,
