@@ -25,7 +25,7 @@ PAPERS = sorted(p.name for p in PRESETS.iterdir() if (p / "smoke.yaml").exists()
 def planned_runs_per_group(workdir: Path, preset: Path) -> Counter:
     """The train jobs ``snakemake -n`` plans with the SLURM profile, counted per group (an
     explicit group prefixes its run ids)."""
-    proc = snakemake(workdir, "-n", "--profile", str(ROOT / "workflow" / "profiles" / "slurm"),
+    proc = snakemake(workdir, "-n", "--profile", str(ROOT / "profiles" / "slurm"),
                      "--configfile", str(preset))
     runs = re.findall(r"rule train:\n(?:\s+\S.*\n)*?\s+wildcards: run=(\S+)", proc.stdout)
     assert runs, proc.stdout[-2000:]

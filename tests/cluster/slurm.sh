@@ -8,7 +8,7 @@
 # It runs beside no other SLURM: `start` refuses when a SLURM daemon runs or its ports or
 # /etc/slurm/slurm.conf are taken, and uses ports of its own (16817-16819, MariaDB 13307).
 #
-# Job status: the profile asks squeue (see workflow/profiles/slurm/config.yaml for why), but
+# Job status: the profile asks squeue (see profiles/slurm/config.yaml for why), but
 # slurmdbd with MariaDB runs too, as on real clusters: `sacct` is how the tests see which jobs
 # went through SLURM, and the plugin falls back to it when MinJobAge is short. `start` submits
 # a probe job and checks that both squeue and sacct report it COMPLETED; without that the

@@ -24,7 +24,7 @@ from conftest import ROOT, snakemake_command, straight_train_log, tiny_config, w
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 SCRIPT = Path(__file__).with_name("slurm.sh")
-PROFILE = ROOT / "workflow" / "profiles" / "slurm"
+PROFILE = ROOT / "profiles" / "slurm"
 DAEMONS = ["munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd"]
 RUN = "digits-mlp6-s0"
 SINCE = (datetime.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")  # sacct -S
@@ -82,7 +82,7 @@ def _scheduler_state(env: dict) -> str:
 
 @pytest.fixture
 def start_profile_run(slurm):
-    """Starts snakemake --profile workflow/profiles/slurm in a directory, in a session of its
+    """Starts snakemake --profile profiles/slurm in a directory, in a session of its
     own; whatever is still running at the end of the test is killed, its jobs cancelled."""
     started = []
 
