@@ -317,3 +317,15 @@ def test_a_feature_sample_over_the_memory_budget_is_refused_with_what_it_needs()
                   "raise features.memory_gib to 0.1", "0.01 GiB")
     assert "\n" not in out
     prepare(edit(lambda c: c["features"].update(per_class=100, memory_gib=0.1)))
+
+
+def test_a_minimal_config_is_told_every_missing_key_at_once():
+    """An experiment, a dataset and an architecture: one message names every required key the
+    config lacks (it used to name one per run)."""
+    out = refused({"experiment": "mine", "datasets": {"digits": {}},
+                   "architectures": {"mlp": {"name": "mlp"}}, "seeds": [0], "train": {}},
+                  "config key 'train': missing epochs, batch_size, lr")
+    assert "\n" not in out
+    refused({"experiment": "mine", "datasets": {"digits": {}},
+             "architectures": {"mlp": {"name": "mlp"}}},
+            "config key '(top level)': missing seeds, train")

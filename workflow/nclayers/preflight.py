@@ -114,6 +114,10 @@ def schema_error(config: dict, schema: dict) -> str | None:
         extra = sorted(set(error.instance) - set(allowed))
         return (f"config key '{_join(path, extra[0])}': unknown key; allowed here: "
                 f"{', '.join(allowed)}")
+    if error.validator == "required":  # every missing key at once, not one per run
+        missing = [k for k in error.validator_value if k not in error.instance]
+        return (f"config key '{path}': missing {', '.join(missing)} (required, no default: "
+                "every experiment states them)")
     if error.validator in ("oneOf", "anyOf"):
         error = min(error.context, key=lambda e: len(list(e.absolute_path)), default=error)
     return f"config key '{path}': {error.instance!r} {_explain(error)}"
