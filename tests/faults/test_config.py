@@ -329,3 +329,16 @@ def test_a_minimal_config_is_told_every_missing_key_at_once():
     refused({"experiment": "mine", "datasets": {"digits": {}},
              "architectures": {"mlp": {"name": "mlp"}}},
             "config key '(top level)': missing seeds, train")
+
+
+def test_config_overrides_as_the_readme_shows_them_reach_the_runs(tmp_path):
+    """`snakemake --config` hands over untyped scalars ("0", "10"); they are the numbers
+    they spell, and a section's override keeps the section's other keys."""
+    config = write_config(tmp_path, tiny_config())
+    proc = snakemake(tmp_path, "-n", "-p", "--configfile", str(config), "--config", "seeds=[0, 1]",
+                     "train={epochs: 10}")
+    out = proc.stdout + proc.stderr
+    assert "digits-mlp6-s1" in out and '"epochs": 10' in out and '"lr": 0.1' in out, out
+    assert coerce_numbers({"experiment": "7", "seeds": ["0"], "train": {"lr": "0.5",
+                                                                        "amp": "false"}}) == {
+        "experiment": "7", "seeds": [0], "train": {"lr": 0.5, "amp": False}}

@@ -35,18 +35,27 @@ SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
 # YAML 1.1 (PyYAML) reads 1e-3 as a string; the number it means is taken instead.
 _SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+_INTEGER = re.compile(r"[+-]?\d+")
+_DECIMAL = re.compile(r"[+-]?(\d+\.\d*|\.\d+)")
 
 
 def coerce_numbers(value, key: str = ""):
-    """``value`` with strings such as ``"1e-3"`` (YAML 1.1's reading of ``1e-3``) turned into
-    the floats they spell; the experiment name stays a string."""
+    """``value`` with strings that spell a number or a boolean turned into it: ``"1e-3"``
+    (YAML 1.1's reading of ``1e-3``) and the untyped scalars of ``snakemake --config
+    "seeds=[0, 1]"`` or ``"train={epochs: 10}"``; the experiment name stays a string."""
     if isinstance(value, dict):
         return {k: v if k == "experiment" and not key else coerce_numbers(v, f"{key}.{k}")
                 for k, v in value.items()}
     if isinstance(value, list):
         return [coerce_numbers(v, key) for v in value]
-    if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
-        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if _INTEGER.fullmatch(text):
+            return int(text)
+        if _SCIENTIFIC.fullmatch(text) or _DECIMAL.fullmatch(text):
+            return float(text)
+        if text in ("true", "false"):
+            return text == "true"
     return value
 
 
