@@ -31,8 +31,15 @@ include: "workflow/rules/papers.smk"
 include: "workflow/rules/report.smk"
 
 
+# Every figure and table the report shows, not only the report: Snakemake rebuilds a missing
+# file only for a job that runs, so a figure deleted after a run would otherwise stay missing.
 rule all:
     default_target: True
     input:
         f"{RESULTS}/report.pdf",
         f"{RESULTS}/tables/design.csv",
+        rules.report.input.figures,
+        rules.tables.output,
+        rules.feature_tables.output if FEATURES_ON else [],
+        report_feature_figures,
+        paper_outputs(),

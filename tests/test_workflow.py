@@ -94,6 +94,17 @@ def test_one_figure_regenerates_alone(tiny_copy):
     assert figure.read_bytes()[:5] == b"%PDF-"
 
 
+def test_a_plain_run_restores_every_deleted_figure_and_table(tiny_copy):
+    """Snakemake rebuilds a missing file only for a job that runs: `rule all` asks for each
+    figure and table, so that a plain `snakemake` restores one deleted after a run."""
+    for rel in ("figures/nc1_by_layer.pdf", "tables/last_layer.tex",
+                "figures/features/digits-mlp6-s0/epoch3/pca_l1.pdf"):
+        (tiny_copy / "results" / "tiny" / rel).unlink()
+    proc = snakemake(tiny_copy, "-n")
+    assert planned_jobs(proc) == {"figure": 1, "tables": 1, "feature_figure": 1, "report": 1,
+                                  "all": 1}
+
+
 def test_one_feature_figure_regenerates_alone(tiny_copy):
     target = "results/tiny/figures/features/digits-mlp6-s0/epoch3/pca_l1.pdf"
     (tiny_copy / target).unlink()
