@@ -114,6 +114,7 @@ def test_frame_tex_writes_numbers_to_three_digits_and_missing_values_as_dashes()
 
 def test_tex_escape_turns_specials_and_unicode_into_latex():
     assert tex_escape("a_b 5% x^2 Σ_W ≤ 1") == r"a\_b 5\% x\^{}2 $\Sigma$\_W $\leq$ 1"
+    assert tex_escape("σ\u0303_k") == r"$\sigma$\_k"  # a combining mark would stop pdflatex
 
 
 def test_runs_tex_shows_the_axes_that_tell_runs_apart():

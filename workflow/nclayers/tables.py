@@ -3,6 +3,7 @@ the measurements and those of the feature analysis)."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def tex_escape(text: object) -> str:
         out = out.replace(char, repl)
     for char, repl in UNICODE_TEX.items():
         out = out.replace(char, repl)
-    return out
+    # A combining mark (σ̃'s tilde) stops pdflatex with a fatal error: the base letter alone.
+    return "".join(c for c in out if not unicodedata.combining(c))
 
 
 def booktabs(header: Sequence[str], rows: Sequence[Sequence[str] | str], colspec: str) -> str:

@@ -14,7 +14,7 @@ The collapse layer ℓ* (from which on every NC1 ratio, train split, is below
 ``thresholds.collapse_eps``, the thesis' 0.2) is the one ``aggregate`` derived per run and epoch.
 NC2 is measured as the thesis' eqs. 2.19–2.21 (``nc2_angle_shift``, ``nc2_equiangle``,
 ``nc2_equinorm``), NC3 as AvCosPABS (eq. 2.25, ``nc3_pabs``) and the relative singular values
-σ̃_k = σ_k / Σσ of the weight that reads each layer (eqs. 2.23–2.24, ``Tables.spectra``).
+σ'_k = σ_k / Σσ of the weight that reads each layer (eqs. 2.23–2.24, ``Tables.spectra``).
 Each claim (:data:`CLAIMS`) shows the thesis' value or wording, what was measured and the
 criterion (where the thesis gives no number, ours, stated); it holds where it holds in every
 case that can tell (the seeds and architectures claims: in most). A config that lacks a group
@@ -123,7 +123,7 @@ def _split_at_lstar(values: pd.Series, layer: float) -> tuple[pd.Series, pd.Seri
 
 
 def _sigma_shares(t: Tables, model: query.Model) -> tuple[pd.DataFrame, int]:
-    """σ̃_k = σ_k / Σσ (eq. 2.23) of the weight that reads each layer (the classifier the
+    """σ'_k = σ_k / Σσ (eq. 2.23) of the weight that reads each layer (the classifier the
     last), seed means, a row per (epoch, layer index) and a column per k (0: the largest); and
     C, the classifier's number of singular values."""
     rows = model.rows(t.spectra, split=None)
@@ -135,7 +135,7 @@ def _sigma_shares(t: Tables, model: query.Model) -> tuple[pd.DataFrame, int]:
 
 
 def _top_c_shares(shares: pd.DataFrame, classes: int) -> pd.DataFrame:
-    """Σ σ̃_k over k ≤ C (eq. 2.24: → 1) per epoch (rows) and layer (columns), of the weights
+    """Σ σ'_k over k ≤ C (eq. 2.24: → 1) per epoch (rows) and layer (columns), of the weights
     with more than C singular values (the classifier's has C: trivially 1)."""
     if shares.empty:
         return pd.DataFrame()
@@ -253,7 +253,7 @@ def fig4_1_2_nc2_by_layer(t: Tables) -> Figure:
 
 def fig4_1_3_nc3_by_layer(t: Tables) -> Figure:
     """Figs. 4.1.3, 4.1.7: the MLP's NC3: AvCosPABS (eq. 2.25) per layer through training, and
-    the relative singular values σ̃_k (eq. 2.23) of each layer's weight at the last epoch, k ≤ 2C,
+    the relative singular values σ'_k (eq. 2.23) of each layer's weight at the last epoch, k ≤ 2C,
     against 1/C (eq. 2.24)."""
     def spectrum(ax: Axes, model: query.Model, _colour: object) -> None:
         shares, classes = _sigma_shares(t, model)
@@ -263,12 +263,12 @@ def fig4_1_3_nc3_by_layer(t: Tables) -> Figure:
         for k in last.columns[:2 * classes]:
             ax.plot(last.index, last[k].clip(lower=1e-12), lw=0.8,
                     color="tab:blue" if k < classes else "tab:orange",
-                    label="σ̃_k, k ≤ C" if k < classes else "σ̃_k, k > C")
+                    label="σ'_k, k ≤ C" if k < classes else "σ'_k, k > C")
         ax.axhline(1 / classes, color="grey", ls="--", lw=1, label="1/C")
         ax.set_yscale("log")
     return _mlp_figure(t, [("NC3 AvCosPABS", lambda ax, m, _c: _epoch_lines(
         ax, m.rows(t.metrics), "nc3_pabs"), True),
-        ("σ̃_k of its weight, last epoch", spectrum, True)],
+        ("σ'_k of its weight, last epoch", spectrum, True)],
         "Figs. 4.1.3, 4.1.7")
 
 
@@ -402,7 +402,7 @@ CLAIMS = (
      "is below that at the first measured epoch and below its mean over the hidden layers "
      "before ℓ*"),
     ("NC3 is met: the weights reading the collapsed layers become self-dual",
-     "Sec. 2.3.4, 4.1.1, Figs. 4.1.3, B.0.x", "AvCosPABS → 1 (eq. 2.25) and σ̃_k → 1/C for "
+     "Sec. 2.3.4, 4.1.1, Figs. 4.1.3, B.0.x", "AvCosPABS → 1 (eq. 2.25) and σ'_k → 1/C for "
      "k ≤ C, → 0 beyond (eq. 2.24) (MLP-10, CIFAR10; no number)", NO_SWEEP,
      "from ℓ* on, the mean AvCosPABS and the mean share of Σσ in the top C singular values "
      "(weights with more than C) are higher at the last epoch than at the first"),
@@ -412,7 +412,7 @@ CLAIMS = (
      "ℓ*(MNIST) < ℓ*(CIFAR10) and each within {around} layer of the thesis' (seed median)"),
     ("the earlier collapse on simpler data shows in NC3 too: stronger on MNIST than on CIFAR10",
      "Sec. 4.1.2, Figs. 4.1.3, 4.1.7", "NC3 on MNIST 'both earlier (around layer 2) and "
-     "stronger', σ̃_k 'extremely low' beyond the first 10 in layers 4–8",
+     "stronger', σ'_k 'extremely low' beyond the first 10 in layers 4–8",
      "the sweep's MLP was not trained on both MNIST and CIFAR10",
      "at the last epoch, averaged over the layers whose weight has more than C singular "
      "values, AvCosPABS and the top-C share of Σσ are both higher on MNIST"),
