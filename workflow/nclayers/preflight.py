@@ -28,7 +28,7 @@ from nclayers.experiment import (
     run_design,
     train_key,
 )
-from nclayers.vocabulary import PAPER_AXES, PAPER_GROUPS
+from nclayers.vocabulary import PAPER_AXES, PAPER_GROUPS, in_family
 
 # The config's JSON schema; its defaults fill in the keys a config leaves out.
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
@@ -322,8 +322,7 @@ def check_papers(config: dict, design: dict) -> None:
     left_out = set(report.get("left_out", []))
     for paper in report.get("papers", []):
         for group, needs in PAPER_GROUPS.get(paper, {}).items():
-            if group in left_out or any(g == group or g.startswith(group + "_")
-                                        for g in present):
+            if group in left_out or any(in_family(g, group) for g in present):
                 continue
             raise ConfigError(
                 f"config key 'groups': report.papers holds {paper}, whose "

@@ -211,6 +211,12 @@ PAPER_GROUPS = {
         "features": ("fig4_3_feature_shape", "claims"),
     },
 }
+def in_family(group: str, name: str) -> bool:
+    """Whether ``group`` is ``name`` or one of its family ``name_…`` (a preset may split a
+    paper's experiment, e.g. ``resnet18_plain`` beside ``resnet18``)."""
+    return group == name or group.startswith(name + "_")
+
+
 PAPER_AXES = {
     "rangamani2023": {"etf_layers": ("fig7_etf", "claims")},
     "parker2023": {"activation": ("every figure", "claims")},

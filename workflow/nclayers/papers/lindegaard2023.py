@@ -64,8 +64,11 @@ def _final(t: Tables, run_ids: Iterable[str]) -> pd.DataFrame:
 def collapse_layers(t: Tables, runs: Iterable[str], at: pd.DataFrame | None = None) -> pd.Series:
     """Run → its collapse layer at its last epoch, or at its last epoch in ``at`` (a feature
     table: where its features were analysed); NaN where none collapses or nothing was measured."""
-    epoch = {} if at is None else at.groupby("run")["epoch"].max().to_dict()
-    last, every = query.derived(t, "collapse_layer"), query.derived(t, "collapse_layer", "all")
+    last = query.derived(t, "collapse_layer")
+    if at is None:
+        return pd.Series({run: last.get(run, math.nan) for run in runs}, dtype=float)
+    epoch = at.groupby("run")["epoch"].max().to_dict()
+    every = query.derived(t, "collapse_layer", "all")
     return pd.Series({run: every.get((run, epoch[run]), math.nan) if run in epoch
                       else last.get(run, math.nan) for run in runs}, dtype=float)
 

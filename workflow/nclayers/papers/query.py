@@ -31,10 +31,8 @@ Verdict = tuple[str, bool | None]  # what was measured, and whether the claim ho
 # --- which runs ---------------------------------------------------------------------------------
 
 def in_group(groups: pd.Series, name: str) -> pd.Series:
-    """Whether each group is ``name`` or one of its family ``name_…`` (a preset may split a
-    paper's experiment, e.g. ``resnet18_plain`` beside ``resnet18``)."""
-    groups = groups.astype(str)
-    return (groups == name) | groups.str.startswith(name + "_")
+    """Whether each group is ``name`` or one of its family (:func:`vocabulary.in_family`)."""
+    return groups.astype(str).map(lambda group: vocabulary.in_family(group, name))
 
 
 def runs(t: Tables, group: str | None = None, *, selected: bool | None = True) -> pd.DataFrame:

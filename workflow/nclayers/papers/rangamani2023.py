@@ -236,9 +236,10 @@ def fig2_traces(t: Tables) -> Figure:
                 _line(norm, pd.DataFrame({"mean": stats["mean"] / total}), f"{name} / Tr Σ_T",
                       color="k", linestyle=style)
         raw.set_yscale("log")
+        lstar = _lstar(t, model.runs)
         for ax, what, eps in ((raw, "traces", None),
                               (norm, "normalised by Tr Σ_T", t.thresholds.collapse_eps)):
-            _layer_axis(ax, rows, f"{model.label}: {what}", _lstar(t, model.runs), eps)
+            _layer_axis(ax, rows, f"{model.label}: {what}", lstar, eps)
     query.legend_below(fig, fig.axes)
     return fig
 
@@ -250,7 +251,7 @@ def fig3_nc2(t: Tables) -> Figure:
     fig, panels = _panels(_models(t, _free(t)), 3, "Class means approach a simplex ETF (NC2), "
                           "train split (Rangamani et al. Figs. 3, 10)", NO_FREE)
     for axes, model in panels:
-        rows = model.rows(t.metrics, logits=False)
+        rows, lstar = model.rows(t.metrics, logits=False), _lstar(t, model.runs)
         for ax, (metric, what) in zip(axes, NC2_MEASURES.items(), strict=True):
             for epoch, part in rows.groupby("epoch"):
                 _line(ax, query.by_layer(part, metric), f"epoch {epoch}",
@@ -259,7 +260,7 @@ def fig3_nc2(t: Tables) -> Figure:
                 ax.axhline(0, color="k", linewidth=0.8)
             else:
                 ax.set_yscale("log")
-            _layer_axis(ax, rows, f"{model.label}:\n{what}", _lstar(t, model.runs))
+            _layer_axis(ax, rows, f"{model.label}:\n{what}", lstar)
         axes[-1].legend(fontsize="x-small", loc="best")
     return fig
 

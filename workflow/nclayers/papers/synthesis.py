@@ -334,7 +334,7 @@ def q1_rows(t: Tables) -> list[dict]:
 def q2_rows(t: Tables) -> list[dict]:
     """Q2: ℓ_NCC against ℓ* and ℓ_eff at the last epoch, and which settles first."""
     eps, ncc = t.thresholds.collapse_eps, t.thresholds.ncc
-    rows = []
+    rows, models = [], recipe_models(t)  # each model's depths: computed once
     for other, claim, where, criterion in (
             ("collapse", "variability collapse (ℓ*)", "Rangamani §4",
              f"ℓ_NCC (NC4 mismatch < {1 - ncc:g} from here on) and ℓ* (NC1 ratio < {eps:g} "
@@ -342,7 +342,7 @@ def q2_rows(t: Tables) -> list[dict]:
             ("effective", "the effective depth (ℓ_eff)", "Galanti Def. 1",
              f"ℓ_NCC and ℓ_eff (first layer with NCC train accuracy ≥ {ncc:g})")):
         label = DEPTHS[other][0]
-        found = [(m, d.ncc, getattr(d, other)) for m, d in recipe_models(t)]
+        found = [(m, d.ncc, getattr(d, other)) for m, d in models]
         diffs = [a - b for _, a, b in found if not (math.isnan(a) or math.isnan(b))]
         diff = float(np.mean(diffs)) if diffs else math.nan
         more = "" if not diffs else "; on average NCC separability is reached " + (
@@ -360,7 +360,7 @@ def q2_rows(t: Tables) -> list[dict]:
             "them missing: not the same", more))
     # Through training: the epochs from which on ℓ_NCC and ℓ* keep their final values.
     told, details = [], []
-    for model, _ in recipe_models(t):
+    for model, _ in models:
         by_epoch = depths_by_epoch(t, model).set_index("epoch")
         if by_epoch.empty:
             continue
