@@ -395,3 +395,25 @@ def test_measure_in_inference_mode_leaves_the_accumulators_usable_outside_it(dig
     stats.update(digits.x_train, digits.y_train)
     assert stats.compute()["ncc_accuracy"] > 0
     assert measure_rows(model, batches, batches, metrics=LIGHT) == rows
+
+
+def test_the_specs_global_mean_reaches_the_epoch_metrics_and_the_measure_job(tmp_path):
+    """A spec with ``measure.global_mean: samples`` (lindegaard2023's convention) changes the
+    numbers that depend on μ_G (NC1 and the NC2 of the measure job) on the unbalanced digits,
+    and not those that do not (the CDNV, the NCC)."""
+    spec = spec_for(tmp_path, epoch_metrics={"every": 1})
+    weighted = {**spec, "measure": {"global_mean": "samples"}}
+    tables = {}
+    for name, s in (("classes", spec), ("samples", weighted)):
+        runs.train_run(s, tmp_path / name, progress=False)
+        epochs = pd.read_csv(tmp_path / name / "epoch_metrics.csv")
+        last = sorted((tmp_path / name / "checkpoints").glob("epoch*.pt"))[-1]
+        measured, _ = runs.measure_checkpoints(s, [last])
+        tables[name] = pd.concat([epochs.assign(job="epochs"), measured.assign(job="measure")])
+    keys = ["job", "epoch", "layer", "split", "metric"]
+    both = tables["classes"].merge(tables["samples"], on=keys, suffixes=("", "_samples"))
+    assert len(both) == len(tables["classes"]) == len(tables["samples"])
+    same = (both["value"] - both["value_samples"]).abs() <= 1e-12 * both["value"].abs()
+    by_metric = same.groupby(both["metric"]).all()
+    assert by_metric[["cdnv", "ncc_accuracy", "tr_sigma_w", "nc3_pabs"]].all()
+    assert not by_metric[["nc1", "nc2_equinorm", "tr_sigma_b"]].any()

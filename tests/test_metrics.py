@@ -46,9 +46,10 @@ def streaming(
     train_cuts=(),
     cuts=(),
     dtype: torch.dtype = torch.float64,
+    global_mean: str = "classes",
 ) -> dict[str, float]:
     """All metrics through ClassMeans → MeanGeometry → SplitStats, in the given batches."""
-    means = ClassMeans(num_classes)
+    means = ClassMeans(num_classes, global_mean=global_mean)
     for hb, yb in zip(_split(h_train, train_cuts), _split(y_train, train_cuts), strict=True):
         means.update(torch.tensor(hb, dtype=dtype), torch.tensor(yb))
     geometry = means.compute()
@@ -60,11 +61,12 @@ def streaming(
     return {**geometry.mean_metrics(), **stats.compute()}
 
 
-def dense(h_train, y_train, h, y, net_pred, num_classes) -> dict[str, float]:
+def dense(h_train, y_train, h, y, net_pred, num_classes, global_mean="classes"
+          ) -> dict[str, float]:
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         # mean of an empty list (cdnv with < 2 present classes), division by a zero distance
         warnings.simplefilter("ignore", RuntimeWarning)
-        return dense_metrics(h_train, y_train, h, y, net_pred, num_classes)
+        return dense_metrics(h_train, y_train, h, y, net_pred, num_classes, global_mean)
 
 
 def same(a: float, b: float, rel: float = REL, abs_: float = ABS) -> bool:
@@ -276,6 +278,67 @@ def test_batch_split_invariance(pb: Problem) -> None:
             other["stable_rank"], one["stable_rank"], pb.h_train.shape, pb.h_test.shape)
     for key in ("ncc_accuracy", "nc4_mismatch"):  # counts: exactly equal
         assert many[key] == one[key] == singles[key]
+
+
+# -------------------------------------- 2. the global mean of unbalanced splits (GLOBAL_MEANS)
+
+
+def samples_well_posed(h_train: np.ndarray, y_train: np.ndarray, C: int, *hs: np.ndarray
+                       ) -> bool:
+    """:func:`well_posed` for means centred at the samples' mean, whose M has rank C on an
+    unbalanced split (C − 1 on a balanced one): every direction kept is well conditioned, and
+    none lies in between round-off and the kept ones."""
+    means = class_means(h_train, y_train, C)
+    centred = means - h_train.mean(axis=0)
+    s = np.linalg.svd(centred, compute_uv=False)
+    kept = s > 1e-9 * s[0]
+    norms = np.linalg.norm(centred, axis=1)
+    return bool(s[kept].min() > 1e-3 * s[0] and norms.min() > 1e-3 * norms.max()
+                and margin_ok(means, *hs))
+
+
+@SETTINGS
+@given(problems())
+def test_samples_global_mean_matches_dense_on_unbalanced_splits(pb: Problem) -> None:
+    """μ_G the train samples' mean (lindegaard2023): streaming equals the dense reference,
+    which centres at ``h_train.mean(axis=0)``, on both splits of unbalanced data."""
+    assume(samples_well_posed(pb.h_train, pb.y_train, pb.C, pb.h_train, pb.h_test))
+    for h, y, pred, cuts in ((pb.h_train, pb.y_train, pb.pred_train, pb.train_cuts),
+                             (pb.h_test, pb.y_test, pb.pred_test, pb.test_cuts)):
+        got = streaming(pb.h_train, pb.y_train, h, y, pred, pb.C, pb.train_cuts, cuts,
+                        global_mean="samples")
+        want = dense(pb.h_train, pb.y_train, h, y, pred, pb.C, "samples")
+        assert_metrics_equal(got, want, p=pb.h_train[0].size)
+
+
+def test_the_global_means_agree_on_balanced_splits_and_differ_on_unbalanced_ones() -> None:
+    """Balanced: the two conventions give the same numbers (to round-off). Unbalanced (90 of
+    class 0, 10 of each other): the samples' mean is pulled to class 0, so class 0's centred mean
+    is shorter and NC2's equinorm worse than about the class means; NC1's Σ_W and the NCC, which
+    do not depend on μ_G, stay the same."""
+    rng = np.random.default_rng(0)
+    C, p = 4, 6
+    centres = 5 * simplex_etf(C) @ orthonormal(rng, C, C).T
+    centres = np.column_stack([centres, np.zeros((C, p - C))])
+    for counts, equal in (([20] * C, True), ([90, 10, 10, 10], False)):
+        y = np.repeat(np.arange(C), counts)
+        h = centres[y] + centre_per_class(0.3 * rng.normal(size=(len(y), p)), y, C)
+        classes = streaming(h, y, h, y, y, C)
+        samples = streaming(h, y, h, y, y, C, global_mean="samples")
+        for key in ("tr_sigma_w", "cdnv", "ncc_accuracy", "nc4_mismatch"):
+            assert same(classes[key], samples[key], rel=1e-12), key
+        assert classes["nc2_equinorm"] <= 1e-12  # the ETF about the mean of its means
+        if equal:
+            assert_metrics_equal(samples, classes, rel=1e-9, abs_=1e-12)
+        else:
+            assert samples["nc2_equinorm"] > 0.2
+            assert samples["nc2_maxangle"] > 0.1
+            assert_metrics_equal(samples, dense(h, y, h, y, y, C, "samples"))
+
+
+def test_an_unknown_global_mean_is_refused() -> None:
+    with pytest.raises(ValueError, match="global_mean 'weighted': expected one of classes, samp"):
+        ClassMeans(3, global_mean="weighted")
 
 
 # ------------------------------------------------------------------------------ 3. known cases

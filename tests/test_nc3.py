@@ -63,6 +63,39 @@ def test_pabs_of_a_conv_uses_the_input_channel_axis():
     assert pabs(conv, m, (c_in, hw, hw)) == pytest.approx(1.0, abs=1e-6)
 
 
+@pytest.mark.parametrize("global_mean", ["classes", "samples"])
+@pytest.mark.parametrize("seed", range(4))
+def test_pabs_equals_the_mean_cosine_of_scipys_principal_angles(global_mean, seed):
+    """On an unbalanced split, PABS as measured (through ClassMeans' geometry) is the mean
+    cosine of scipy's principal angles between range(M), M centred as the convention says, and
+    the top-C input space of the consumer's weight. M has rank C − 1 about either global mean
+    (both lie in the means' affine hull), so there are C − 1 angles, not the papers' C ("1/C
+    Σ_k^C cos θ_k", rangamani2023 §3, lindegaard2023 eq. 2.25), and the two conventions give
+    the same PABS."""
+    from scipy.linalg import subspace_angles
+
+    rng = np.random.default_rng(seed)
+    C, p = 4, 12
+    y = np.repeat(np.arange(C), [30, 5, 12, 8])
+    h = rng.normal(size=(C, p))[y] * 3 + rng.normal(size=(len(y), p))
+    layer = nn.Linear(p, 9)
+    acc = ClassMeans(C, global_mean=global_mean)
+    acc.update(torch.tensor(h), torch.tensor(y))
+    geometry = acc.compute()
+    got = pabs(layer, geometry.centred, (p,))
+
+    means = np.stack([h[y == c].mean(0) for c in range(C)])
+    mu_g = means.mean(0) if global_mean == "classes" else h.mean(0)
+    M = (means - mu_g).T
+    M = np.linalg.svd(M, full_matrices=False)[0][:, :np.linalg.matrix_rank(M)]
+    v_c = np.linalg.svd(layer.weight.detach().double().numpy())[2][:C].T
+    assert M.shape[1] == C - 1
+    assert got == pytest.approx(float(np.cos(subspace_angles(M, v_c)).mean()), abs=1e-9)
+    other = ClassMeans(C, global_mean="classes" if global_mean == "samples" else "samples")
+    other.update(torch.tensor(h), torch.tensor(y))
+    assert pabs(layer, other.compute().centred, (p,)) == pytest.approx(got, abs=1e-12)
+
+
 def test_pabs_is_nan_when_trivial():
     m = centred_means(10, 8)
     assert math.isnan(pabs(nn.Linear(8, 16), m, (8,)))  # top-10 space of R^8 is everything

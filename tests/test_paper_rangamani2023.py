@@ -51,15 +51,16 @@ PABS_INIT = 0.3
 
 def run_rows(run: str, values: dict, *, group: str, dataset: str = "digits",
              arch: str = "mlp", seed: int = 0, axes: dict | None = None,
-             logits: bool = False) -> tuple[list[dict], list[dict]]:
+             logits: bool = False, names: list[str] | None = None
+             ) -> tuple[list[dict], list[dict]]:
     """Tidy metric rows (train and test) and spectra rows of one run: at the last epoch the
     ``values``, at epoch 0 nothing collapsed (ratio 0.6, PABS 0.3, σ_k = 1/(k + 1)), halfway
     between at the middle epoch; ``logits`` adds a tapped ``classifier`` (a ResNet's output)
-    collapsed to a ratio of 0.01."""
+    collapsed to a ratio of 0.01; ``names``: the layers' names (default input, layer1 …)."""
     axes = axes or {}
     ids = {"run": run, "dataset": dataset, "arch": arch, "seed": seed}
     design = {"group": group, **axes}
-    names = ["input", *(f"layer{i}" for i in range(1, LAYERS))]
+    names = names or ["input", *(f"layer{i}" for i in range(1, LAYERS))]
     metrics, spectra = [], []
     for epoch in EPOCHS:
         share = epoch / EPOCHS[-1]
@@ -104,7 +105,7 @@ def make_tables(models: list[dict]) -> Tables:
         rows, spec = run_rows(m["run"], m["values"], group=m["group"],
                               dataset=m.get("dataset", "digits"), arch=m.get("arch", "mlp"),
                               seed=m.get("seed", 0), axes=m.get("axes"),
-                              logits=m.get("logits", False))
+                              logits=m.get("logits", False), names=m.get("names"))
         # the derived row aggregate writes per run: the first epoch at the interpolation
         # threshold (``interp``; None: never reached)
         interp = m.get("interp", EPOCHS[1])
@@ -277,6 +278,39 @@ def test_the_stable_rank_must_rise_then_fall_in_the_collapsed_layers():
     assert hunch([10.0, 12.0, 14.0, 16.0, 18.0, 19.0, 20.0]) is False  # only rises
     assert hunch([10.0, 2.0, 20.0, 15.0, 15.0, 16.0, 15.0]) is False  # flat after ℓ*
     assert hunch([30.0, 20.0, 15.0, 12.0, 5.0, 3.0, 2.0]) is False  # only falls (input aside)
+
+
+# A ResNet tapped inside its blocks (taps: convs): block outputs and each block's inner
+# activation, the one read by the convolution that meets the shortcut.
+RESNET_LAYERS = ["input", "stem", "layer1.0.act1", "layer1.0", "layer1.1.act1", "layer1.1",
+                 "avgpool"]
+
+
+def test_resnet_alignment_must_be_strongest_just_before_a_residual_connection():
+    """Collapsed from layer 3: layer1.1.act1 (index 4) is read by the block's last
+    convolution; layer1.0 and layer1.1 (3, 5) are the blocks' other layers; avgpool neither."""
+    def residual(pabs: list[float]) -> tuple[object, str]:
+        t = make_tables([{"run": "r-s0", "group": "resnet", "arch": "resnet18",
+                          "names": RESNET_LAYERS, "values": {**GOOD, "nc3_pabs": pabs}}])
+        rows = claims_of(rg.claims(t), "digits / resnet18")
+        assert len(rows) == len(CLAIMS) + 1  # the ResNet's claim, before the stable rank's
+        row = rows.iloc[CLAIMS.index("hunch")]
+        assert "just before a residual connection" in row["claim"] and "Fig. 4" in row["where"]
+        return row["holds"], row["measured"]
+
+    holds, text = residual([0.3, 0.35, 0.4, 0.8, 0.95, 0.85, 0.99])
+    assert holds is True, text
+    assert "before a residual connection 0.950 (1 layer)" in text
+    assert "elsewhere in the blocks 0.825 (2 layers, 0.800–0.850)" in text and "highest at layer1.1.act1" in text
+    # the highest PABS at a block's output: not strongest before the residual connection
+    holds, text = residual([0.3, 0.35, 0.4, 0.8, 0.85, 0.9, 0.95])
+    assert holds is False and "highest at layer1.1" in text
+    # collapsed only from layer 5 on: no inner activation among the collapsed layers
+    t = make_tables([{"run": "r-s0", "group": "resnet", "arch": "resnet18",
+                      "names": RESNET_LAYERS,
+                      "values": {**GOOD, "nc1_ratio": [0.6, 0.5, 0.4, 0.3, 0.3, 0.1, 0.05]}}])
+    row = claims_of(rg.claims(t), "digits / resnet18").iloc[CLAIMS.index("hunch")]
+    assert row["holds"] is None and "no collapsed layer inside residual blocks" in row["measured"]
 
 
 def test_a_model_without_collapse_fails_nc1_and_cannot_tell_the_rest():

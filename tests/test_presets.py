@@ -170,3 +170,24 @@ def test_every_setting_of_a_full_preset_is_in_its_papers_ledger(paper):
         assert CITED.search(source) or re.match(r"not stated: (our choice|a workflow)", source), (
             f"{key}: {source!r} cites nothing and does not say 'not stated: our choice, "
             "because …'")
+
+
+# --- each paper's conventions ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("paper, scale, global_mean", [
+    ("lindegaard2023", "full", "samples"), ("lindegaard2023", "smoke", "samples"),
+    ("rangamani2023", "full", "classes"), ("parker2023", "full", "classes"),
+    ("rangamani2023", "smoke", "classes"), ("parker2023", "smoke", "classes")])
+def test_each_paper_centres_its_class_means_as_its_formulas_do(paper, scale, global_mean):
+    """lindegaard2023 §2.3.2 centres at the samples' mean, rangamani2023 §3 at the mean of the
+    class means (Parker et al.'s code too): every run of the preset carries its paper's
+    convention to training's epoch metrics and to the measure job (runs.global_mean)."""
+    from nclayers.experiment import expand_runs
+    from nclayers.preflight import prepare
+    from nclayers.runs import global_mean as run_global_mean
+
+    config = yaml.safe_load((PRESETS / paper / f"{scale}.yaml").read_text())
+    config.setdefault("data", {})["download"] = True  # planned only: nothing is fetched
+    config = prepare(config).config
+    assert {run_global_mean(spec) for spec in expand_runs(config).values()} == {global_mean}

@@ -129,8 +129,9 @@ class EpochMetrics:
     """
 
     def __init__(self, config: EpochMetricsConfig, epochs: int, seed: int,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, global_mean: str = "classes") -> None:
         self.config, self.seed, self.log = config, seed, log
+        self.global_mean = global_mean  # measurement.measure's: what centres the class means
         self.epochs = set(measured_epochs(epochs, config.every, config.log_points))
         self.layers: list[str] = []
         self.measured: list[int] = []
@@ -148,7 +149,8 @@ class EpochMetrics:
         ``on_logits`` sees the logits of every row of both splits."""
         train, test = self._splits(data)
         rows = measure_rows(model, train, test, metrics=LIGHT, consumers={},
-                            on_logits=on_logits, keep_bytes=KEEP_BYTES, subset=self._subset)
+                            on_logits=on_logits, keep_bytes=KEEP_BYTES, subset=self._subset,
+                            global_mean=self.global_mean)
         self.layers = list(dict.fromkeys(layer for layer, *_ in rows))
         got = {(index, split, metric): value for _, index, split, metric, value in rows}
         return torch.tensor([[[got[i, s, m] for m in LIGHT] for s in SPLITS]

@@ -244,6 +244,9 @@ def _spec(config: dict, run: str, ds_label: str, dataset: dict, arch_label: str,
             "device": config["device"]}
     if reads_files(dataset["name"]):
         spec["data"] = config["data"]
+    global_mean = config.get("measure", {}).get("global_mean", "classes")
+    if global_mean != "classes":  # the default left out: a new option reruns nothing
+        spec["measure"] = {"global_mean": global_mean}
     return spec
 
 

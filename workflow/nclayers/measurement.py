@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from nclayers import vocabulary, weights
 from nclayers.metrics import (
+    GLOBAL_MEANS,
     MEAN_METRICS,
     SKETCH_COLUMNS,
     ClassMeans,
@@ -46,6 +47,7 @@ def measure(
     on_logits: OnLogits | None = None,
     keep_bytes: int | None = None,
     subset: Subset | None = None,
+    global_mean: str = "classes",
 ) -> pd.DataFrame:
     """NC metrics of each layer on the train (and test) split, as a tidy DataFrame.
 
@@ -78,6 +80,10 @@ def measure(
     batches, so that it sees every row (training measures a fixed subsample in its evaluation
     passes this way); any other reading forwards the subset's rows alone.
 
+    ``global_mean``: what centres the class means, "classes" (their unweighted mean) or
+    "samples" (the train samples' mean; :data:`nclayers.metrics.GLOBAL_MEANS`, which papers use
+    which); the two agree on balanced splits.
+
     A ValueError says what cannot be measured: an unknown layer (listing known ones), fewer
     than two classes, a split without samples, a one-shot iterator as ``train``, or NaN or
     ±inf activations (naming the first such layer, the split and the batch; the accumulated
@@ -87,7 +93,7 @@ def measure(
         keep_bytes = default_keep_bytes(device if device is not None else _model_device(model))
     rows = measure_rows(model, train, test, layers=layers, device=device, consumers=consumers,
                         metrics=metrics, progress=progress, on_logits=on_logits,
-                        keep_bytes=keep_bytes, subset=subset)
+                        keep_bytes=keep_bytes, subset=subset, global_mean=global_mean)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -120,6 +126,7 @@ def measure_rows(
     on_logits: OnLogits | None = None,
     keep_bytes: int = 0,
     subset: Subset | None = None,
+    global_mean: str = "classes",
 ) -> list[tuple[str, int, str, str, float]]:
     """:func:`measure`'s rows as tuples (``COLUMNS``), without the DataFrame: for a caller
     that measures after every epoch of a small model, where building it costs a few percent.
@@ -133,6 +140,8 @@ def measure_rows(
     if unknown:
         raise ValueError(f"unknown metrics {sorted(unknown)}; "
                          f"known: {', '.join(vocabulary.METRICS)}")
+    if global_mean not in GLOBAL_MEANS:
+        raise ValueError(f"global_mean={global_mean!r}: expected one of {', '.join(GLOBAL_MEANS)}")
     if isinstance(train, Iterator):
         raise ValueError("train must be re-iterable (a list, a DataLoader, nclayers.data.Batches), "
                          f"not a one-shot {type(train).__name__}: measure reads it twice")
@@ -157,7 +166,8 @@ def measure_rows(
         with torch.inference_mode(), tap(model, names, rows=selection) as acts:
             reading = Reader(model, acts, selection, device, progress, subset.get("train"),
                              on_logits)
-            geometry, kept = _class_means(reading, train, names, sketch, keep_bytes)
+            geometry, kept = _class_means(reading, train, names, sketch, keep_bytes,
+                                          global_mean)
             rows = []
             for split, data in (("train", train), ("test", test)):
                 if data is None:
@@ -393,7 +403,8 @@ def _joined(pieces: list[Reading]) -> Reading:
             torch.cat([piece[3] for piece in pieces]))
 
 
-def _class_means(reading: Reader, data, names, sketch: int, keep_bytes: int = 0
+def _class_means(reading: Reader, data, names, sketch: int, keep_bytes: int = 0,
+                 global_mean: str = "classes"
                  ) -> tuple[dict[str, MeanGeometry], list[Reading] | None]:
     """The train class means' geometry of each layer, and the readings themselves where
     ``keep_bytes`` holds all their activations and logits (else None)."""
@@ -405,7 +416,7 @@ def _class_means(reading: Reader, data, names, sketch: int, keep_bytes: int = 0
             continue
         if not means:
             num_classes = _num_classes(out)
-            means = {name: ClassMeans(num_classes, sketch) for name in names}
+            means = {name: ClassMeans(num_classes, sketch, global_mean) for name in names}
         batch_labels = labels(y, num_classes, out.device)  # once for all layers
         for name in names:
             means[name].update(_activation(batch_acts, name, "train", batch), batch_labels)

@@ -11,9 +11,10 @@ end), everything accumulated in float64 and memory O(p·C):
    p × p matrix is ever formed.
 
 Definitions (docs/architecture.md, "Metric definitions"): Σ_W = 1/N Σ_i (h_i − μ_{y_i})
-(h_i − μ_{y_i})ᵀ, Σ_B = 1/C Σ_c (μ_c − μ_G)(μ_c − μ_G)ᵀ with μ_G the unweighted mean of the
-class means. :mod:`nclayers.metrics_dense` holds the slow p × p reference that the tests hold
-this module to.
+(h_i − μ_{y_i})ᵀ, Σ_B = 1/C Σ_c (μ_c − μ_G)(μ_c − μ_G)ᵀ with μ_G, by :data:`GLOBAL_MEANS`, the
+unweighted mean of the class means ("classes", the default) or the mean of the train samples
+("samples"); the two agree on balanced splits. :mod:`nclayers.metrics_dense` holds the slow
+p × p reference that the tests hold this module to.
 """
 
 from __future__ import annotations
@@ -30,9 +31,19 @@ from torch import Tensor
 from nclayers.vocabulary import METRICS
 
 # Eigenvalues of Σ_B below RANK_RTOL · λ_max count as zero in its pseudo-inverse. M always has a
-# null direction (its columns sum to zero), whose singular value is round-off (~1e-16 relative);
-# 1e-10 on eigenvalues (1e-5 on singular values of M) separates it from any real direction.
+# null direction (its columns, weighted as μ_G weights the means, sum to zero), whose singular
+# value is round-off (~1e-16 relative); 1e-10 on eigenvalues (1e-5 on singular values of M)
+# separates it from any real direction.
 RANK_RTOL = 1e-10
+
+# The global mean μ_G that centres the class means, by the papers' conventions, which differ only
+# on unbalanced splits: "classes", the unweighted mean of the class means (rangamani2023 §3
+# μ_G = 1/C Σ_c μ_c; Papyan et al.'s and Parker et al.'s code), and "samples", the mean of all
+# train samples (lindegaard2023 §2.3.2 μ_G = 1/(NC) Σ_{i,c} h_{i,c}, and its code's
+# count-weighted calc_global_mean). Σ_W, Σ_B (1/C) and Σ_T := Σ_W + Σ_B are the same in both.
+# Either μ_G lies in the affine hull of the means, so range(M) (and NC3's PABS) is the same in
+# both; Σ_B, NC1 and NC2 differ.
+GLOBAL_MEANS = ("classes", "samples")
 
 # The registry's metrics this module computes (vocabulary.METRICS): of the class means alone
 # (they depend on the train split only), and of one pass over a split's samples.
@@ -104,6 +115,11 @@ def _check_classes(num_classes: int) -> None:
         raise ValueError(f"NC metrics need at least two classes, got {num_classes}")
 
 
+def _check_global_mean(global_mean: str) -> None:
+    if global_mean not in GLOBAL_MEANS:
+        raise ValueError(f"global_mean {global_mean!r}: expected one of {', '.join(GLOBAL_MEANS)}")
+
+
 def _check_labels(y: Tensor, num_classes: int) -> None:
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise ValueError(
@@ -140,11 +156,14 @@ def _labels_for(y: Tensor | Labels, num_classes: int, device: torch.device) -> L
 class ClassMeans:
     """Pass 1: per-class feature sums and counts."""
 
-    def __init__(self, num_classes: int, sketch_columns: int = SKETCH_COLUMNS) -> None:
+    def __init__(self, num_classes: int, sketch_columns: int = SKETCH_COLUMNS,
+                 global_mean: str = "classes") -> None:
         """``sketch_columns = 0`` skips the stable rank's sketch (about 2/3 of the arithmetic
-        at large p; ``stable_rank`` is then NaN)."""
+        at large p; ``stable_rank`` is then NaN). ``global_mean``: one of :data:`GLOBAL_MEANS`."""
         _check_classes(num_classes)
+        _check_global_mean(global_mean)
         self.num_classes = num_classes
+        self.global_mean = global_mean
         self.sketch_columns = sketch_columns
         self.sums: Tensor | None = None
         self.counts = torch.zeros(num_classes, dtype=torch.float64)
@@ -200,8 +219,9 @@ class ClassMeans:
             raise ValueError(f"classes {empty} have no training samples; class means need all "
                              f"{self.num_classes} classes in the train split")
         means = self.sums / self.counts[:, None]
+        weights = self.counts if self.global_mean == "samples" else None
         if not self.omega.shape[1]:  # no sketch: nothing to orthonormalise
-            return MeanGeometry.from_means(means, self.shape, sketch=self.omega)
+            return MeanGeometry.from_means(means, self.shape, sketch=self.omega, weights=weights)
         # N Σ_W Ω = Σ_i (h_i − s)(h_i − s)ᵀΩ − Σ_c n_c (μ_c − s)(μ_c − s)ᵀΩ
         d = means - self.shift
         within = self.scatter_sketch - d.T @ (self.counts[:, None] * (d @ self.omega))
@@ -212,7 +232,7 @@ class ClassMeans:
         # Round-off is judged against the sketch of the whole scatter, Σ_W's upper bound.
         kept = diag > 1e-9 * float(torch.linalg.matrix_norm(self.scatter_sketch))
         basis = torch.linalg.qr(torch.cat([q[:, kept], self.omega[:, ~kept]], dim=1)).Q
-        return MeanGeometry.from_means(means, self.shape, sketch=basis)
+        return MeanGeometry.from_means(means, self.shape, sketch=basis, weights=weights)
 
 
 @dataclass(frozen=True)
@@ -221,7 +241,7 @@ class MeanGeometry:
 
     means: Tensor  # (C, p)
     centred: Tensor  # (C, p): rows μ_c − μ_G, i.e. Mᵀ
-    basis: Tensor  # (p, r): orthonormal basis of range(M), r = rank(Σ_B)
+    basis: Tensor  # (p, r): orthonormal basis of range(M), r = rank(Σ_B) ≤ C − 1
     inv_sq_singular: Tensor  # (r,): 1/s_k² for the kept singular values s_k of M
     sketch: Tensor  # (p, k): orthonormal test matrix for the top eigenvalue of Σ_W
     gram: Tensor  # (C, C): m_a·m_b of the centred means
@@ -229,11 +249,16 @@ class MeanGeometry:
 
     @classmethod
     def from_means(cls, means: Tensor, shape: tuple[int, ...] = (),
-                   sketch: Tensor | None = None) -> MeanGeometry:
+                   sketch: Tensor | None = None, weights: Tensor | None = None) -> MeanGeometry:
         """``sketch``: a basis approximating Σ_W's top eigenvectors (from pass 1); a seeded
-        Gaussian matrix without one."""
+        Gaussian matrix without one. ``weights``: the class counts, for μ_G the mean of the
+        samples; None, the unweighted mean of the class means (:data:`GLOBAL_MEANS`)."""
         _check_classes(means.shape[0])
-        centred = means - means.mean(dim=0, keepdim=True)
+        if weights is None:
+            centred = means - means.mean(dim=0, keepdim=True)
+        else:
+            weights = weights.to(means)
+            centred = means - (weights @ means / weights.sum())[None, :]
         # Thin SVD of M (p × C): O(p·C²), the only decomposition the streaming path needs.
         u, s, _ = torch.linalg.svd(centred.T, full_matrices=False)
         top = float(s.max())

@@ -20,13 +20,16 @@ def dense_metrics(
     y: np.ndarray,
     net_pred: np.ndarray,
     num_classes: int,
+    global_mean: str = "classes",
 ) -> dict[str, float]:
-    """All metrics of one split (features ``h``, labels ``y``), class means from the train split."""
+    """All metrics of one split (features ``h``, labels ``y``), class means from the train split;
+    μ_G the mean of the class means (``global_mean="classes"``) or of the train samples
+    (``"samples"``)."""
     h_train = h_train.reshape(len(h_train), -1).astype(np.float64)
     h = h.reshape(len(h), -1).astype(np.float64)
     C = num_classes
     means = np.stack([h_train[y_train == c].mean(axis=0) for c in range(C)])
-    mu_g = means.mean(axis=0)
+    mu_g = means.mean(axis=0) if global_mean == "classes" else h_train.mean(axis=0)
     M = (means - mu_g).T  # p × C
 
     centred = h - means[y]

@@ -177,7 +177,7 @@ def measure_checkpoints(spec: dict, paths: list[str | Path], batch_size: int = 1
         print(f"{spec['run']}, epoch {epoch}:", flush=True)
         table = measure(model, data.Batches(splits.x_train, splits.y_train, batch_size),
                         data.Batches(splits.x_test, splits.y_test, batch_size),
-                        consumers=consumers, progress=True)
+                        consumers=consumers, progress=True, global_mean=global_mean(spec))
         metrics.append(with_run(table, spec, epoch))
         spectra.append(with_run(weight_spectra(model, consumers, model.tapped_layers),
                                 spec, epoch))
@@ -350,7 +350,14 @@ def epoch_recorder(spec: dict) -> EpochMetrics | None:
     if not config.enabled:
         return None
     return EpochMetrics(config, spec["train"]["epochs"], spec["seed"],
-                        log=lambda message: print(message, flush=True))
+                        log=lambda message: print(message, flush=True),
+                        global_mean=global_mean(spec))
+
+
+def global_mean(spec: dict) -> str:
+    """What centres the run's class means (``measure.global_mean``): in the spec only where it
+    is not the default "classes", since it changes the numbers of the run's epoch metrics."""
+    return spec.get("measure", {}).get("global_mean", "classes")
 
 
 def epoch_metrics_table(spec: dict, recorder: EpochMetrics | None) -> pd.DataFrame:

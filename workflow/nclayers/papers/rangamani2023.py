@@ -23,7 +23,10 @@ NCC within NCC_TOL of the network's accuracy from ℓ* on; NC2 (each of its thre
 smallest in the deepest third of the collapsed hidden layers; PABS at least PABS_GAIN above
 initialisation in the collapsed layers; the top C of Σσ at least TOP_C_SHARE, and the top C
 singular values about equal (relative sd at most TOP_C_SPREAD), in the weights reading them;
-the within-class stable rank first rises, then falls through the collapsed layers. ETF: k ≤ k*
+in a ResNet tapped inside its blocks, PABS highest, and higher on average, at the features read
+by each block's last convolution (just before the residual connection) than at the blocks'
+other layers; the within-class stable rank first rises, then falls through the collapsed
+layers. ETF: k ≤ k*
 keeps the test accuracy within ETF_TOL of the k = 0 baseline's, k > k* lowers it by more (not
 told where the design re-selects the lr per k).
 """
@@ -31,6 +34,7 @@ told where the design re-selects the lr per k).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -52,6 +56,9 @@ TOP_C_SHARE = 0.9  # share of Σσ the top C singular values carry in the collap
 TOP_C_SPREAD = 0.1  # relative sd (sd/mean) of the top C singular values: "nearly equal"
 SPECTRUM_SHARE = 0.99  # a weight's rank estimate: singular values carrying this share of Σσ
 ETF_TOL = 0.01  # test accuracy kept: within this of the baseline's (etf_layers = 0)
+# A ResNet's tapped layers with ``taps: convs`` (models.ResNet): a residual block's output
+# ``layer{s}.{b}`` and the activations inside it ``layer{s}.{b}.act{k}``.
+RESIDUAL_LAYER = re.compile(r"^(layer\d+\.\d+)(?:\.act(\d+))?$")
 # NC2's three measures (Fig. 3's panels, top to bottom), each 0 at a simplex ETF.
 NC2_MEASURES = {"nc2_angle_shift": "mean of cos + 1/(C−1)",
                 "nc2_equiangle_ratio": "equiangularity: std/|mean| of cosines",
@@ -398,11 +405,18 @@ def _model_claims(t: Tables, model: query.Model) -> list[dict]:
         "equal": ("in collapsed layers the top C singular values of the weights are nearly "
                   f"equal (their sd/mean, averaged over the weights reading ℓ* … L with more "
                   f"than C singular values, ≤ {TOP_C_SPREAD:g})", "Sec. 4 (NC3), 5.1, 5.2; Fig. 6"),
+        "residual": ("in a ResNet, feature-weight alignment is strongest just before a residual "
+                     "connection: in the collapsed layers, the features read by each block's "
+                     "last convolution (whose output meets the shortcut) have the highest PABS, "
+                     "and on average a higher one than the other features of the blocks (each "
+                     "block's output and its other inner activations)", "Sec. 5.1; Fig. 4"),
         "hunch": ("the within-class stable rank of the features first increases, then decreases "
                   "in the collapsed layers (over the hidden layers 1 … L: its peak p lies "
                   "strictly between the first and the last; its value at L is below its value "
                   "at ℓ*)", "Sec. 5.2; Fig. 6 caption")}
     rows = model.last(t.metrics, logits=False)
+    if not rows["layer"].astype(str).str.match(RESIDUAL_LAYER).any():
+        del texts["residual"]  # not a ResNet (or not tapped by blocks)
     nc1 = query.by_layer(rows, "nc1_ratio")
     lstar = collapse_layer(nc1["mean"], eps)  # _lstar of the rows at hand
     flat = ("no collapsed layers", None)
@@ -417,7 +431,7 @@ def _model_claims(t: Tables, model: query.Model) -> list[dict]:
                     "nc2": _nc2_deepest(rows, lstar), "pabs": _pabs(t, model.runs, rows, lstar),
                     "rank": _low_rank(classes, spectra, lstar),
                     "equal": _top_c_equal(classes, spectra, lstar),
-                    "hunch": _hunchback(rows, lstar)}
+                    "residual": _before_residual(rows, lstar), "hunch": _hunchback(rows, lstar)}
     return [query.claim(f"{text} [{model.label}]", where, *verdicts[key])
             for key, (text, where) in texts.items()]
 
@@ -499,6 +513,34 @@ def _top_c_equal(classes: int, stats: pd.DataFrame, lstar: float) -> query.Verdi
     return (f"C = {classes}; sd/mean of the top C σ {inside.mean():.3f} (max "
             f"{inside.max():.3f}) in the collapsed layers, {query.fmt(init)} at "
             "initialisation", bool(inside.mean() <= TOP_C_SPREAD))
+
+
+def _before_residual(rows: pd.DataFrame, lstar: float) -> query.Verdict:
+    """PABS of the collapsed layers inside residual blocks: the last inner activation of each
+    block (read by the convolution that meets the shortcut) against the blocks' other layers."""
+    pabs = query.by_layer(rows, "nc3_pabs")
+    pabs = pabs[pabs.index >= lstar].dropna(subset=["mean"])
+    parsed = {i: RESIDUAL_LAYER.match(str(name)) for i, name in pabs["layer"].items()}
+    inner: dict[str, list[tuple[int, int]]] = {}  # block → its (act number, layer index)
+    for index, match in parsed.items():
+        if match and match.group(2):
+            inner.setdefault(match.group(1), []).append((int(match.group(2)), index))
+    before = {max(acts)[1] for acts in inner.values()}
+    within = {i for i, match in parsed.items() if match and i not in before}
+    if not before or not within:
+        return ("no collapsed layer inside residual blocks on both sides (taps: convs "
+                "measures inside the blocks)", None)
+    values = pabs["mean"]
+    top = values.loc[sorted(before | within)].idxmax()
+    high, low = values.loc[sorted(before)], values.loc[sorted(within)]
+    return (f"PABS before a residual connection {high.mean():.3f} ({_layers(high)}), "
+            f"elsewhere in the blocks {low.mean():.3f} ({_layers(low)}); highest at "
+            f"{pabs.loc[top, 'layer']}", bool(top in before and high.mean() > low.mean()))
+
+
+def _layers(values: pd.Series) -> str:
+    count = f"{len(values)} layer{'s' if len(values) > 1 else ''}"
+    return count if len(values) == 1 else f"{count}, {values.min():.3f}–{values.max():.3f}"
 
 
 def _hunchback(rows: pd.DataFrame, lstar: float) -> query.Verdict:
