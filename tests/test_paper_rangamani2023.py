@@ -301,7 +301,8 @@ def test_resnet_alignment_must_be_strongest_just_before_a_residual_connection():
     holds, text = residual([0.3, 0.35, 0.4, 0.8, 0.95, 0.85, 0.99])
     assert holds is True, text
     assert "before a residual connection 0.950 (1 layer)" in text
-    assert "elsewhere in the blocks 0.825 (2 layers, 0.800–0.850)" in text and "highest at layer1.1.act1" in text
+    assert "elsewhere in the blocks 0.825 (2 layers, 0.800–0.850)" in text
+    assert "highest at layer1.1.act1" in text
     # the highest PABS at a block's output: not strongest before the residual connection
     holds, text = residual([0.3, 0.35, 0.4, 0.8, 0.85, 0.9, 0.95])
     assert holds is False and "highest at layer1.1" in text

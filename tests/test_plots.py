@@ -248,3 +248,16 @@ def test_placeholder_states_the_reason():
     assert isinstance(fig, Figure)
     assert [t.get_text() for t in fig.texts] == ["every run diverged"]
     assert_readable(fig, "placeholder")
+
+
+def test_a_figure_says_how_many_seeds_each_model_averages():
+    """Selected runs that did not diverge, per model (a run id less its ``-s<seed>``)."""
+    from nclayers.plots import seeds_note
+
+    runs = pd.DataFrame({"run": ["a-s0", "a-s1", "b-s0", "b-s1", "c-s0"],
+                         "selected": [True, True, True, True, False],
+                         "diverged": [False, False, False, False, False]})
+    assert seeds_note(runs) == "n = 2 seeds per model"
+    runs.loc[1, "diverged"] = True
+    assert seeds_note(runs) == "n = 1–2 seeds per model"
+    assert seeds_note(runs.iloc[[0, 4]]) == "n = 1 seed per model: no spread to show"

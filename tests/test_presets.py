@@ -22,17 +22,22 @@ PRESETS = ROOT / "workflow" / "presets"
 PAPERS = sorted(p.name for p in PRESETS.iterdir() if (p / "smoke.yaml").exists())
 
 
-def planned_runs_per_group(workdir: Path, preset: Path) -> Counter:
+def planned_runs_per_group(workdir: Path, preset: Path) -> tuple[Counter, dict[str, set]]:
     """The train jobs ``snakemake -n`` plans with the SLURM profile, counted per group (an
-    explicit group prefixes its run ids)."""
+    explicit group prefixes its run ids), and each group's seeds (a run id ends in ``-s<seed>``)."""
     proc = snakemake(workdir, "-n", "--profile", str(ROOT / "profiles" / "slurm"),
                      "--configfile", str(preset))
     runs = re.findall(r"rule train:\n(?:\s+\S.*\n)*?\s+wildcards: run=(\S+)", proc.stdout)
     assert runs, proc.stdout[-2000:]
-    return Counter(run.split("-")[0] for run in runs)
+    seeds: dict[str, set] = {}
+    for run in runs:
+        seeds.setdefault(run.split("-")[0], set()).add(int(re.search(r"-s(\d+)$", run)[1]))
+    return Counter(run.split("-")[0] for run in runs), seeds
 
 
-# The runs each full preset plans per group, as the paper's design implies.
+# The runs each full preset plans per group and seed, as the paper's design implies; every group
+# trains FULL_SEEDS (no paper states a number of seeds but Lindegaard's grid, 3).
+FULL_SEEDS = {0, 1, 2}
 FULL_RUNS = {
     "synthesis": {
         # one group per recipe: MNIST, FashionMNIST, CIFAR10 × MLP, ResNet18 × 3 lr; mse_step
@@ -70,8 +75,8 @@ FULL_RUNS = {
     "lindegaard2023": {
         "sweep": 4 * 2 * 11,  # 4 datasets × MLP-10, ConvNet-20 × 11 lr (§3.3)
         "sweep_resnet": 4 * 11,  # ResNet50 with its own weight decay
-        "grid": 2 * 11 * 3 * 3,  # CIFAR10, MLP and ConvNet × lr × 3 wd × 3 seeds (Fig. 4.2.1)
-        "grid_resnet": 11 * 3 * 3,
+        "grid": 2 * 11 * 3,  # CIFAR10, MLP and ConvNet × lr × 3 wd (Fig. 4.2.1: 3 seeds)
+        "grid_resnet": 11 * 3,
         "features": 1,  # the §4.3 MLP-10 on CIFAR10, 500 epochs
     },
     "benshaul2022": {
@@ -91,7 +96,9 @@ def test_full_preset_plans_the_papers_runs_per_group(paper, tmp_path):
     config["data"]["download"] = True
     preset = tmp_path / "full.yaml"
     preset.write_text(yaml.safe_dump(config))
-    assert planned_runs_per_group(tmp_path, preset) == Counter(FULL_RUNS[paper])
+    planned, seeds = planned_runs_per_group(tmp_path, preset)
+    assert planned == Counter({group: n * len(FULL_SEEDS) for group, n in FULL_RUNS[paper].items()})
+    assert seeds == dict.fromkeys(FULL_RUNS[paper], FULL_SEEDS)
 
 
 @pytest.mark.slow
@@ -101,8 +108,9 @@ def test_glue_preset_plans_ce_and_svsl_per_task_without_fetching(tmp_path, monke
     is cached)."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing cached, no hub
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    planned = planned_runs_per_group(tmp_path, PRESETS / "benshaul2022" / "glue.yaml")
-    assert planned == Counter({"cola": 2, "sst2": 2, "mrpc": 2, "rte": 2})
+    planned, seeds = planned_runs_per_group(tmp_path, PRESETS / "benshaul2022" / "glue.yaml")
+    assert planned == Counter({"cola": 6, "sst2": 6, "mrpc": 6, "rte": 6})  # CE, SVSL × 3 seeds
+    assert seeds == dict.fromkeys(planned, FULL_SEEDS)
     assert not (tmp_path / "data").exists() and not (tmp_path / "hf").exists()
 
 

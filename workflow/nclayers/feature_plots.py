@@ -296,11 +296,12 @@ def neuron_sparsity(sparsity: pd.DataFrame, layers: Layers = None, cols: int = 4
         top.plot(part["unit_rank"], part["zero_share"], color=CORRECT)
         top.set(ylim=(-0.02, 1.02), title=_title(index, name))
         top.tick_params(labelbottom=False)
-        bottom.errorbar(part["unit_rank"], part["mean"], yerr=part["std"], fmt="o",
-                        markersize=1.5, color=CORRECT, ecolor="#55a868", elinewidth=0.5,
-                        rasterized=True)
+        # a band, not a bar per unit: hundreds of bars fill the panel into a solid block
+        bottom.fill_between(part["unit_rank"], part["mean"] - part["std"],
+                            part["mean"] + part["std"], color="#55a868", alpha=0.3, lw=0)
+        bottom.plot(part["unit_rank"], part["mean"], "o", markersize=1.5, color=CORRECT)
         if (part["mean"].dropna() > 0).all() and part["mean"].notna().any():
-            bottom.set_yscale("log")  # only the mean's dot; bars below 0 are clipped
+            bottom.set_yscale("log")  # only the mean's dot; the band below 0 is clipped
         bottom.set(xlabel="unit (sorted by sparsity)")
         if col == 0:  # the same on every panel: once a row
             top.set_ylabel("share of zeros")

@@ -129,6 +129,26 @@ def lines(ax, data: pd.DataFrame, x: str, y: str, hue: str, *, palette: str | No
     ax.legend(title=None if style else hue)
 
 
+def seeds_note(runs: pd.DataFrame) -> str:
+    """How many seeds each drawn model averages: its selected runs that did not diverge, one per
+    seed ("n = 2 seeds per model", or a range where models differ)."""
+    kept = runs[runs["selected"].astype(bool) & ~runs["diverged"].astype(bool)]
+    if kept.empty:
+        return ""
+    counts = kept.groupby(kept["run"].str.replace(r"-s\d+$", "", regex=True))["run"].count()
+    low, high = int(min(counts)), int(max(counts))
+    n = f"n = {low}" if low == high else f"n = {low}–{high}"
+    return (f"{n} seed{'s' if high > 1 else ''} per model"
+            + ("" if high > 1 else ": no spread to show"))
+
+
+def note_seeds(fig: Figure, runs: pd.DataFrame) -> None:
+    """Say under the figure how many seeds its curves average (:func:`seeds_note`); the report
+    says once that a curve over seeds is their mean in a band of ± 1 sd."""
+    if note := seeds_note(runs):
+        fig.supxlabel(note, fontsize="small", color="0.35")
+
+
 def placeholder(message: str) -> Figure:
     """A small figure that states why there is nothing to draw, so the report still builds."""
     fig = Figure(figsize=(6, 1))

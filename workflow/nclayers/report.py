@@ -35,9 +35,15 @@ def feature_macros(runs_table: str | Path, feature_figures: Sequence[str | Path]
 
 def sections(features: bool, papers: Sequence[str]) -> str:
     """The report's optional sections (paper/sections/): the feature analysis where it ran,
-    then each paper's, as ``\\input`` lines for ``report_sections.tex``."""
-    names = (["features"] if features else []) + list(papers)
-    return "".join(f"\\input{{sections/{name}.tex}}\n" for name in names)
+    then each paper's, as ``\\input`` lines for ``report_sections.tex``; before the papers',
+    how their claims are decided over seeds (:data:`nclayers.papers.seeds.RULE`)."""
+    from nclayers.papers.seeds import RULE
+    from nclayers.tables import tex_escape
+
+    out = "\\input{sections/features.tex}\n" if features else ""
+    if papers:
+        out += f"\\section*{{How the papers' claims are decided}}\n{tex_escape(RULE)}\n\n"
+    return out + "".join(f"\\input{{sections/{name}.tex}}\n" for name in papers)
 
 
 def overfull_boxes(log: str) -> list[str]:

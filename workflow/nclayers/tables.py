@@ -314,21 +314,30 @@ def retention_tex(retention: pd.DataFrame) -> str:
 
 
 VERDICTS = {True: "holds", False: "does not hold", None: "not measured"}
+# A claim its seeds disagree on (nclayers.papers.seeds.RULE): its tally is "k of n".
+UNDECIDED = "not decided"
 
 
 def claims_tex(claims: pd.DataFrame) -> str:
-    """A paper's claims table (nclayers.papers.CLAIM_COLUMNS): the claim, where the paper makes
-    it, what was measured, and the verdict in words; a longtable (it breaks across pages, its
-    header repeated), captioned ``\\ClaimsCaption`` (the report's ``\\claimstable``)."""
+    """A paper's claims table (nclayers.papers.CLAIM_COLUMNS, and the ``seeds`` tally of
+    nclayers.papers.seeds where it has one): the claim, where the paper makes it, what was
+    measured, in how many seeds it holds, and the verdict in words; a longtable (it breaks across
+    pages, its header repeated), captioned ``\\ClaimsCaption`` (the report's ``\\claimstable``)."""
+    tallied = "seeds" in claims.columns
     rows = []
-    for r in claims.itertuples(index=False):
-        holds = None if r.holds is None or r.holds != r.holds else bool(r.holds)
-        verdict = VERDICTS[holds]
-        rows.append([tex_escape(r.claim), tex_escape(r.where), tex_escape(r.measured),
-                     rf"\textbf{{{verdict}}}" if holds is False else verdict])
+    for r in claims.to_dict("records"):
+        holds = None if r["holds"] is None or r["holds"] != r["holds"] else bool(r["holds"])
+        tally = str(r["seeds"]) if tallied else ""
+        verdict = UNDECIDED if holds is None and " of " in tally else VERDICTS[holds]
+        cells = [tex_escape(r["claim"]), tex_escape(r["where"]), tex_escape(r["measured"])]
+        cells += [tex_escape(tally)] if tallied else []
+        rows.append([*cells, rf"\textbf{{{verdict}}}" if holds is False else verdict])
     ragged = r">{\raggedright\arraybackslash}"  # narrow columns: no stretched spaces
-    colspec = f"{ragged}p{{4.9cm}}{ragged}p{{1.8cm}}{ragged}p{{5.1cm}}l"
-    header = r"Claim & Where & Measured & Verdict \\"
+    measured = "4.1cm" if tallied else "5.1cm"
+    colspec = f"{ragged}p{{4.9cm}}{ragged}p{{1.8cm}}{ragged}p{{{measured}}}"
+    colspec += f"{ragged}p{{1.0cm}}l" if tallied else "l"
+    header = (r"Claim & Where & Measured & " + ("Seeds & " if tallied else "")
+              + r"Verdict \\")
     lines = [r"\providecommand{\ClaimsCaption}{Claims checked against the measured numbers.}",
              rf"\begin{{longtable}}{{{colspec}}}", r"\caption{\ClaimsCaption} \\",
              r"\toprule", header, r"\midrule", r"\endfirsthead",

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from nclayers import vocabulary
 from nclayers.derived import last_epoch
@@ -237,6 +238,18 @@ def grid(count: int, cols: int, title: str | None = None, panel: tuple[float, fl
     if title:
         fig.suptitle(title, fontsize="medium")
     return fig, axes
+
+
+def mean_line(ax: Axes, mean: pd.Series, sd: pd.Series | None = None, **style) -> Line2D:
+    """A curve of seed means (``mean`` against its index) in a band of ± one sd over the seeds
+    (``sd``, ddof 1: NaN with one seed, so no band), the report's one way to draw a curve over
+    seeds; ``style`` goes to ``ax.plot``."""
+    (line,) = ax.plot(mean.index, mean.to_numpy(), **style)
+    if sd is not None and sd.notna().any():
+        sd = sd.reindex(mean.index)
+        ax.fill_between(mean.index, (mean - sd).to_numpy(), (mean + sd).to_numpy(),
+                        color=line.get_color(), alpha=0.2, linewidth=0)
+    return line
 
 
 def legend_below(fig: Figure, axes: Iterable[Axes], ncol: int = 4) -> None:

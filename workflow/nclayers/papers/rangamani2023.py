@@ -206,10 +206,7 @@ def _panels(items: Sequence, per_model: int, title: str, empty: str, panel_heigh
 
 def _line(ax: Axes, stats: pd.DataFrame, label: str | None = None, **style) -> None:
     """A seed-mean line against the layer index, with a ± sd band where there are seeds."""
-    (line,) = ax.plot(stats.index, stats["mean"], label=label, marker=".", **style)
-    if "sd" in stats and stats["sd"].notna().any():
-        ax.fill_between(stats.index, stats["mean"] - stats["sd"], stats["mean"] + stats["sd"],
-                        color=line.get_color(), alpha=0.2, linewidth=0)
+    query.mean_line(ax, stats["mean"], stats.get("sd"), label=label, marker=".", **style)
 
 
 def _layer_axis(ax: Axes, rows: pd.DataFrame, title: str, lstar: float = math.nan,
