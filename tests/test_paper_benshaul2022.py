@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import assert_on_page
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from nclayers.design import design_row
@@ -472,3 +473,44 @@ def test_a_figure_keys_no_tpt_shade_where_no_run_reached_the_threshold(name):
     glue = bs.FIGURES[name](make_glue_tables())
     assert "TPT, both" in {t.get_text() for t in glue.legends[0].get_texts()}
     assert_on_page(glue, name)  # the GLUE title and legend are the widest
+
+
+def with_second_seed(tables: Tables, mismatch: float, test_acc: float) -> Tables:
+    """``tables`` with a second seed (``-s1``) of each run: every NCC mismatch ``mismatch``
+    higher, every test accuracy ``test_acc`` higher (the train accuracy, so the IT, the same)."""
+    def both(frame: pd.DataFrame, column: str | None = None, shift: float = 0.0) -> pd.DataFrame:
+        second = frame.assign(run=frame["run"].str.replace("-s0", "-s1"), seed=1)
+        if column is not None:
+            second[column] += shift
+        return pd.concat([frame, second], ignore_index=True)
+    return replace(tables, training=both(tables.training, "test_acc", test_acc),
+                   epoch_metrics=both(tables.epoch_metrics, "value", mismatch),
+                   runs=both(tables.runs), design=both(tables.design))
+
+
+def _bands(ax) -> list[tuple[float, float]]:
+    """(low, high) at the last epoch of each ± sd band (fill_between's polygon) of ``ax``."""
+    out = []
+    for band in (c for c in ax.collections if isinstance(c, PolyCollection)):
+        vertices = band.get_paths()[0].vertices
+        ys = vertices[np.isclose(vertices[:, 0], EPOCHS), 1]
+        out.append((ys.min(), ys.max()))
+    return out
+
+
+def test_seed_means_are_drawn_in_a_band_of_one_sd_and_one_seed_has_none():
+    one = make_tables(datasets=(("mnist", 0.16),))
+    two = with_second_seed(one, mismatch=0.04, test_acc=-0.02)
+    (model,) = bs.loss_curves(two)
+    assert len(model.runs["ce"]) == 2 and model.interpolation == {"ce": IT, "svsl": IT}
+    # a uniform shift between two seeds: sd = |shift| / √2 everywhere (ddof 1)
+    for name, ylabel, shift in (("fig1_accuracy", "test accuracy", 0.02),
+                                ("fig2_ncc_mismatch", "train NCC mismatch", 0.04)):
+        ax = next(ax for ax in bs.FIGURES[name](two).axes if ax.get_ylabel() == ylabel)
+        ends = [line.get_ydata()[-1] for line in ax.lines]  # a band per (loss, curve) line
+        sd = shift / math.sqrt(2)
+        assert _bands(ax) == [pytest.approx((end - sd, end + sd)) for end in ends], name
+        assert len(ends) == (2 if name == "fig1_accuracy" else 2 * (len(LAYERS) - 1))
+    for name in bs.FIGURES:  # one seed: sd NaN, the mean lines alone
+        axes = [ax for ax in bs.FIGURES[name](one).axes if ax.lines]
+        assert axes and not any(_bands(ax) for ax in axes), name

@@ -7,9 +7,11 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import assert_on_page
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from nclayers.papers import CLAIM_COLUMNS, Tables
@@ -296,3 +298,37 @@ def test_the_test_cdnv_is_the_test_splits_own_and_missing_is_said():
         texts = [text.get_text() for ax in gl.FIGURES[name](old).axes if ax.get_visible()
                  for text in ax.texts]
         assert any(text.startswith("not measured\n(cdnv_own, test") for text in texts), name
+
+
+def _bands(ax) -> list[tuple[float, float]]:
+    """(low, high) at the last epoch of each ± sd band (fill_between's polygon) of ``ax``."""
+    out = []
+    for band in (c for c in ax.collections if isinstance(c, PolyCollection)):
+        vertices = band.get_paths()[0].vertices
+        ys = vertices[np.isclose(vertices[:, 0], LAST), 1]
+        out.append((ys.min(), ys.max()))
+    return out
+
+
+def test_seed_means_are_drawn_in_a_band_of_one_sd_and_one_seed_has_none():
+    # two seeds of MLP-2 (and of the clean MLP-4 of the noise group) differing in the final
+    # train CDNV of every layer and in the train accuracy
+    seeds = {0: ([1.0, 0.4, 0.3, 0.2], 1.0), 1: ([0.8, 0.6, 0.2, 0.1], 0.9)}
+    runs = {s: [run_tables("mlp_depth", "mlp", 2, [0.8, 0.98], cdnv[:2], train_acc=acc, seed=s),
+                run_tables("mlp_noise", "mlp", 4, [0.9] * 4, cdnv, train_acc=acc, seed=s,
+                           dataset="digits_noisy", noise=0.0)] for s, (cdnv, acc) in seeds.items()}
+    cdnv = pd.DataFrame([c for c, _ in seeds.values()])  # seed × (layer - 1)
+    mean, sd = cdnv.mean(), cdnv.std()  # ddof 1, as the figures'
+    two = make_tables(*runs[0], *runs[1])
+    depth = {ax.get_ylabel(): ax for ax in gl.FIGURES["fig1_mlp_depth"](two).axes}
+    panel = depth["CDNV (train)"]  # a line per layer, each in its band
+    assert [line.get_ydata()[-1] for line in panel.lines] == pytest.approx(mean[:2].tolist())
+    assert _bands(panel) == [pytest.approx((mean[k] - sd[k], mean[k] + sd[k])) for k in (0, 1)]
+    acc_sd = np.std([1.0, 0.9], ddof=1)  # the network's train accuracy, 0.95 at the end
+    assert _bands(depth["train accuracy"]) == [pytest.approx((0.95 - acc_sd, 0.95 + acc_sd))]
+    noise = {ax.get_title(): ax for ax in gl.FIGURES["fig3_mlp_noise"](two).axes}
+    assert _bands(noise["layer 4, train"]) == [pytest.approx((mean[3] - sd[3], mean[3] + sd[3]))]
+    one = make_tables(*runs[0])  # sd NaN: mean lines only
+    for name in ("fig1_mlp_depth", "fig3_mlp_noise"):
+        axes = [ax for ax in gl.FIGURES[name](one).axes if ax.lines]
+        assert axes and not any(_bands(ax) for ax in axes), name

@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from nclayers.derived import derived_metrics
@@ -306,3 +307,53 @@ def test_collapse_vs_accuracy_plots_one_point_per_grid_run():
     offsets = np.concatenate([c.get_offsets() for c in ax.collections])
     assert sorted(map(tuple, offsets.tolist())) == [(2.0, 0.6), (4.0, 0.55), (5.0, 0.5)]
     assert ax.get_xticklabels()[-1].get_text() == "none"  # x = 5: never collapsed
+
+
+def with_second_seed(tables: Tables, run: str, shift: float) -> Tables:
+    """``tables`` with a seed 1 of ``run``: its per-layer values, σ'_k and accuracies + ``shift``
+    (its derived collapse layer as the seed 0's)."""
+    twin = run.replace("-s0", "-s1")
+
+    def copy(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+        rows = table[table["run"] == run].assign(run=twin)
+        if "seed" in rows:
+            rows = rows.assign(seed=1)
+        shifted = rows["layer_index"].notna() if "layer_index" in rows else slice(None)
+        rows.loc[shifted, columns] += shift
+        return pd.concat([table, rows], ignore_index=True)
+    return dataclasses.replace(
+        tables, metrics=copy(tables.metrics, ["value"]), spectra=copy(tables.spectra, ["share"]),
+        training=copy(tables.training, ["train_acc", "test_acc"]), runs=copy(tables.runs, []),
+        design=copy(tables.design, []))
+
+
+def bands(*axes) -> list:
+    """The ± sd bands (fill_between) of ``axes``."""
+    return [c for ax in axes for c in ax.collections if isinstance(c, PolyCollection)]
+
+
+def test_the_nc_curves_by_layer_are_seed_means_in_a_band_of_one_sd():
+    shift = 0.02
+    fig = paper.fig4_1_nc_by_layer(with_second_seed(make_tables(), MNIST_MLP, shift))
+    nc1 = fig.axes[0]  # the MLP's NC1 ratio: MNIST's two seeds in a band, CIFAR10's one not
+    (band,) = bands(nc1)
+    (line,) = [line for line in nc1.lines if line.get_label() == "mnist"]
+    assert np.allclose(band.get_facecolor()[0][:3], line.get_color()[:3])
+    mean, sd = np.array(COLLAPSING[0]) + shift / 2, np.std([0, shift], ddof=1)
+    assert np.allclose(line.get_ydata(), mean)
+    vertices = band.get_paths()[0].vertices
+    at = [vertices[vertices[:, 0] == x, 1] for x in range(len(mean))]
+    assert np.allclose([y.min() for y in at], mean - sd)
+    assert np.allclose([y.max() for y in at], mean + sd)
+    assert len(bands(fig.axes[1])) == 2  # MNIST's NCC train and test accuracy
+    assert not bands(*paper.fig4_1_nc_by_layer(make_tables()).axes)  # one seed: no band
+
+
+BY_RUN = ("fig4_2_1_collapse_vs_accuracy", "fig4_3_feature_shape")  # a point, a line per run
+
+
+@pytest.mark.parametrize("name", [n for n in paper.FIGURES if n not in BY_RUN])
+def test_every_figure_of_seed_means_draws_bands_where_there_are_seeds(name):
+    two = with_second_seed(make_tables(), MNIST_MLP, 0.02)
+    assert bands(*paper.FIGURES[name](two).axes)
+    assert not bands(*paper.FIGURES[name](make_tables()).axes)

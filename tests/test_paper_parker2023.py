@@ -12,6 +12,8 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 from nclayers.derived import interpolation_epoch
@@ -403,6 +405,36 @@ def test_the_red_curve_is_the_checkpoint_after_tpt_the_figure_names(after, epoch
     assert np.allclose(red.get_ydata(), want)
     labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     assert f"after TPT ({after} checkpoint)" in labels
+
+
+def bands(ax) -> list:
+    """The ± sd bands (fill_between) of a panel."""
+    return [c for c in ax.collections if isinstance(c, PolyCollection)]
+
+
+def band_edges(band) -> tuple[np.ndarray, np.ndarray]:
+    """The lower and the upper edge of a fill_between band, by x."""
+    vertices = band.get_paths()[0].vertices
+    at = [vertices[vertices[:, 0] == x, 1] for x in np.unique(vertices[:, 0])]
+    return np.array([y.min() for y in at]), np.array([y.max() for y in at])
+
+
+def test_each_checkpoints_curve_is_the_seed_mean_in_a_band_of_one_sd():
+    shifted = {metric: [v + 0.1 for v in values] for metric, values in GOOD.items()}
+    model = {"dataset": "mnist", "arch": "mlp6", "activation": "relu"}
+    two = make_tables([{**model, "after": after, "seed": s}
+                       for s, after in ((0, GOOD), (1, shifted))])
+    (panel,) = [ax for ax in pk.FIGURES["equinorm_relu"](two).axes if ax.get_title()]
+    assert len(bands(panel)) == len(EPOCHS)  # one per checkpoint (at init of zero height)
+    (red,) = [b for b in bands(panel) if np.allclose(b.get_facecolor()[0][:3], to_rgb("tab:red"))]
+    (line,) = [line for line in lines(panel) if line.get_color() == "tab:red"]
+    mean, sd = np.array(GOOD["nc2_equinorm"]) + 0.05, np.std([0, 0.1], ddof=1)
+    assert np.allclose(line.get_ydata(), mean)
+    low, high = band_edges(red)
+    assert np.allclose(low, mean - sd) and np.allclose(high, mean + sd)
+    (panel,) = [ax for ax in pk.FIGURES["equinorm_relu"](make_tables([
+        {**model, "after": GOOD}])).axes if ax.get_title()]
+    assert not bands(panel) and len(lines(panel)) == len(EPOCHS)  # one seed: no sd, no band
 
 
 def test_a_figure_of_the_papers_grid_lays_out_and_renders(paper_grid):

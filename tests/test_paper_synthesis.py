@@ -12,8 +12,9 @@ import pytest
 from matplotlib.figure import Figure
 
 from nclayers.derived import interpolation_epoch
-from nclayers.papers import CLAIM_COLUMNS, Tables
+from nclayers.papers import Tables
 from nclayers.papers import synthesis as syn
+from nclayers.papers.seeds import SEED_CLAIM_COLUMNS
 from nclayers.vocabulary import DEFAULT_THRESHOLDS, PAPER_FIGURES, PAPER_TABLES, Thresholds
 
 LAYERS = 7  # the input and six hidden layers
@@ -60,12 +61,15 @@ def make_tables(models: list[dict], retention: dict[str, list[float]] | None = N
     optional arch, etf (top layers fixed), test acc, and ``settle``: {depth: epoch from which
     on it has its final value, before that one layer deeper}, and ``as``: the recipe the
     design says where the group (``recipe``) is called otherwise. ``retention``: run → retention
-    ℓ → ℓ+1 for ℓ = 0…5 (both methods). The design table and the per-run interpolation
+    ℓ → ℓ+1 for ℓ = 0…5 (both methods); ``design``: more design columns of its run. The
+    design table and the per-run interpolation
     epoch (as ``aggregate`` writes it into the metrics) come with them."""
     metrics, per_epoch, training, runs, kept, design = [], [], [], [], [], []
     for m in models:
         arch, etf = m.get("arch", "mlp"), m.get("etf")
-        run = f"{m['recipe']}-digits-{arch}" + (f"-etf{etf}" if etf else "") + "-s0"
+        lr = m.get("lr")  # a swept lr: in the run id, the runs table and the design
+        run = (f"{m['recipe']}-digits-{arch}" + (f"-etf{etf}" if etf else "")
+               + (f"-lr{lr}" if lr else "") + "-s0")
         depths = {k: m.get(k) for k in ("lstar", "lncc", "leff")}
         for epoch in (0, EPOCHS[-1]):
             final = epoch == EPOCHS[-1]
@@ -84,11 +88,13 @@ def make_tables(models: list[dict], retention: dict[str, list[float]] | None = N
                         "split": "train", "metric": "interpolation_epoch",
                         "value": interpolation_epoch(accuracy,
                                                      DEFAULT_THRESHOLDS.interpolation)})
-        design.append(recipe_design(run, m["recipe"], m.get("as")))
+        design.append({**recipe_design(run, m["recipe"], m.get("as")), **m.get("design", {}),
+                       **({"selected_axes": "lr", "train.lr": lr} if lr else {})})
         runs.append({"run": run, "group": m["recipe"], "dataset": "digits", "arch": arch,
-                     "seed": 0, "etf_layers": etf, "lr": 0.01, "weight_decay": 5e-4,
+                     "seed": 0, "etf_layers": etf, "lr": lr or 0.01, "weight_decay": 5e-4,
                      "diverged": False, "final_epoch": EPOCHS[-1], "final_train_acc": 1.0,
-                     "final_test_acc": m.get("test", 0.95), "selected": True})
+                     "final_test_acc": m.get("test", 0.95),
+                     "selected": m.get("selected", True)})
         if retention and run in retention:
             kept += [{"run": run, "dataset": "digits", "arch": arch, "seed": 0,
                       "epoch": EPOCHS[-1], "method": method, "layer_from": f"layer{i}",
@@ -140,13 +146,74 @@ def test_the_design_says_loss_schedule_and_augmentation_whatever_the_group_is_ca
     assert syn.factors(design_tables([])) == {}
 
 
-def test_contrasts_pair_the_recipes_that_differ_in_one_factor_only():
-    pairs = syn.contrasts(design_tables([recipe_design(f"{r}-s0", r) for r in RECIPES]),
-                          RECIPES)
-    assert pairs["schedule"] == [("mse_onecycle", "mse_step")]
-    assert set(pairs["loss"]) == {("mse_step", "ce_step"), ("ce_step", "svsl_step"),
+def models_of(t: Tables) -> list:
+    return [m for m, _ in syn.recipe_models(t)]
+
+
+def test_contrasts_pair_the_recipe_models_that_differ_in_one_factor_only():
+    t = make_tables(recipes(dict.fromkeys(RECIPES, 3)))
+    pairs, refused = syn.contrasts(t, models_of(t))
+    named = {f: [(syn._recipe(a), syn._recipe(b)) for a, b in found]
+             for f, found in pairs.items()}
+    assert named["schedule"] == [("mse_onecycle", "mse_step")]
+    assert set(named["loss"]) == {("mse_step", "ce_step"), ("ce_step", "svsl_step"),
                                   ("mse_step", "svsl_step")}
-    assert pairs["augment"] == [("ce_step_aug", "ce_step")]
+    assert named["augment"] == [("ce_step_aug", "ce_step")]
+    # mse_onecycle and ce_step differ in the loss and the schedule: refused under both
+    assert any("digits/mlp, mse_onecycle vs ce_step: not a one-factor contrast: they differ in "
+               "the loss and the schedule" in why for why in refused["loss"])
+
+
+def test_a_pair_that_differs_in_two_factors_is_refused_naming_both():
+    """ce_step and svsl_step that also differ in weight decay: no contrast of the loss; the
+    refusal names the loss and the weight decay with its values, and Q1 shows it."""
+    t = make_tables(recipes({"ce_step": 3, "svsl_step": 4},
+                            svsl_step={"design": {"train.weight_decay": 1e-5}},
+                            ce_step={"design": {"train.weight_decay": 5e-4}}))
+    ce, svsl = models_of(t)
+    with pytest.raises(syn.ContrastError, match=r"digits/mlp, ce_step vs svsl_step: "
+                       r"not a one-factor contrast: they differ in the loss and "
+                       r"train.weight_decay \(train.weight_decay 0.0005 vs 1e-05\)"):
+        syn.contrast(t, ce, svsl)
+    loss = claim(syn.claims(t), "depends on the loss")
+    assert loss["holds"] is None and "no two recipe models differ in the loss only" in (
+        loss["measured"])
+    assert "refused, digits/mlp, ce_step vs svsl_step" in loss["measured"]
+    # the lr is part of the recipe: selected at different values, no contrast either
+    t = make_tables(recipes({"ce_step": 3, "svsl_step": 4},
+                            svsl_step={"design": {"train.lr": 0.1}},
+                            ce_step={"design": {"train.lr": 0.03}}))
+    with pytest.raises(syn.ContrastError, match="train.lr 0.03 vs 0.1"):
+        syn.contrast(t, *models_of(t))
+
+
+def test_recipes_swept_over_the_lr_are_contrasted_at_each_lr_they_share():
+    """ce_step selected at lr 0.1, svsl_step at 0.01: their selected models are no contrast;
+    at each lr both trained (selected or not) they are, and only there."""
+    models = [{"recipe": "ce_step", "lr": 0.01, "lstar": 3, "selected": False},
+              {"recipe": "ce_step", "lr": 0.1, "lstar": 3},
+              {"recipe": "svsl_step", "lr": 0.01, "lstar": 5},
+              {"recipe": "svsl_step", "lr": 0.1, "lstar": 5, "selected": False},
+              {"recipe": "svsl_step", "lr": 0.3, "lstar": 1}]
+    t = make_tables(models)
+    pairs, refused = syn.contrasts(t, [m for m, _ in syn.contrast_models(t)])
+    assert [(syn._name(a), syn._name(b)) for a, b in pairs["loss"]] == [
+        ("ce_step digits/mlp lr 0.01", "svsl_step digits/mlp lr 0.01"),
+        ("ce_step digits/mlp lr 0.1", "svsl_step digits/mlp lr 0.1")]
+    assert refused["loss"] == []  # lr 0.3: no ce_step to meet, no refusal either
+    loss = claim(syn.claims(t), "depends on the loss")
+    assert loss["holds"] and "Yes: ℓ* moves with the loss in 2 of 2 decided" in loss["measured"]
+    assert "digits/mlp lr 0.1: ce_step 3 → svsl_step 5, Δℓ* = +2 (n = 1)" in loss["measured"]
+
+
+def test_the_shift_of_the_collapse_layer_over_seeds_has_a_t_interval():
+    assert syn.effect([2.0, 2.0, 2.0]).moved is True  # no spread: the interval is the point
+    same = syn.effect([0.0, 0.0])
+    assert same.moved is False and same.text() == "Δℓ* = +0 ± 0 (95 % CI +0 to +0, n = 2)"
+    wide = syn.effect([0.0, 2.0])  # mean 1, sd 1.41, t(0.975, 1) · sd / √2 = 12.7
+    assert wide.moved is None and round(wide.low, 1) == -11.7 and round(wide.high, 1) == 13.7
+    assert syn.effect([1.0]).text() == "Δℓ* = +1 (n = 1)" and syn.effect([1.0]).moved is True
+    assert syn.effect([]).moved is None
 
 
 def test_a_renamed_group_changes_nothing_but_its_name():
@@ -186,7 +253,7 @@ def test_q1_says_yes_when_the_collapse_layer_moves_with_the_loss_and_no_when_it_
                                              "mse_onecycle": 4})))
     loss = claim(moving, "depends on the loss")
     assert loss["holds"] and loss["measured"].startswith("Yes: ℓ* moves with the loss in 2 of 3")
-    assert "digits/mlp: mse_step 4 vs ce_step 2" in loss["measured"]
+    assert "digits/mlp: mse_step 4 → ce_step 2, Δℓ* = -2 (n = 1)" in loss["measured"]
     schedule = claim(moving, "depends on the schedule")
     assert schedule["holds"] is False
     assert schedule["measured"].startswith("No: ℓ* does not move with the schedule in 1 of 1")
@@ -197,7 +264,7 @@ def test_q1_says_yes_when_the_collapse_layer_moves_with_the_loss_and_no_when_it_
     assert claim(still, "depends on the schedule")["measured"].startswith("Yes: ")
     # No pair differs in augmentation alone here: cannot tell, said so.
     augment = claim(still, "depends on augmentation")
-    assert augment["holds"] is None and "no two recipes differ" in augment["measured"]
+    assert augment["holds"] is None and "no two recipe models differ" in augment["measured"]
 
 
 def test_q1_counts_a_collapse_in_one_recipe_only_as_a_move_and_none_in_both_as_unknown():
@@ -362,7 +429,7 @@ def test_the_depths_table_holds_each_recipe_model_with_its_three_depths():
     assert list(table["recipe"]) == ["mse_step", "ce_step_aug"]  # the recipes' order
     step = table.iloc[0]
     assert (step["L"], step["ℓ*"], step["ℓ_NCC"], step["ℓ_eff"]) == (6, 4, 3, 3)
-    assert step["schedule"] == "step decay" and step["paper"] == "Rangamani et al."
+    assert step["schedule"] == "step decay" and step["factors of"] == "Rangamani et al."
     assert step["interpolation epoch"] == 3
     assert math.isnan(table.iloc[1]["ℓ*"])
 
@@ -392,7 +459,10 @@ def test_every_table_is_built_and_every_claim_row_says_what_was_measured(make):
     for name, build in syn.TABLES.items():
         assert isinstance(build(t), pd.DataFrame), name
     table = syn.claims(t)
-    assert list(table.columns) == CLAIM_COLUMNS and len(table) == 10
+    # Q1 weighs its seeds itself (a t-interval of each shift): its rows say so
+    assert list(table.columns) == SEED_CLAIM_COLUMNS and len(table) == 10
+    assert table["seeds"].notna().sum() == 3
+    assert table["seeds"].dropna().str.endswith("together, by t-interval").all()
     assert table["measured"].str.match(r"(Yes|No|Cannot tell): ").all()
 
 

@@ -47,6 +47,10 @@ FULL_RUNS = {
         "ce_step_aug": 3 * 2 * 3,
         "ce_step": 3 * 2 * 3,
         "svsl_step": 3 * 2 * 3,
+        # Q1's one-factor contrasts: ce_step with the loss, the schedule, augmentation changed
+        "mse_ce_step": 3 * 2 * 3,
+        "ce_onecycle": 3 * 2 * 3,
+        "ce_step_augment": 3 * 2 * 3,
     },
     "rangamani2023": {
         # MNIST, FashionMNIST, SVHN, CIFAR10 × 8 log-spaced lr (the free MLP of Figs. 2–6)

@@ -84,5 +84,8 @@ def paper(name: str) -> ModuleType:
 
 
 def claims_frame(rows: list[dict]) -> pd.DataFrame:
-    """A claims table from ``[{claim, where, measured, holds}]``, in that column order."""
+    """A claims table from ``[{claim, where, measured, holds}]``, in that column order, and a
+    ``seeds`` column where a row says how it weighed its seeds (``query.claim(seeds=...)``)."""
+    if any("seeds" in row for row in rows):
+        return pd.DataFrame(rows, columns=[*CLAIM_COLUMNS[:3], "seeds", CLAIM_COLUMNS[3]])
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)

@@ -118,7 +118,8 @@ NO_STAGES = dict(it=math.nan, eot=math.nan, best=math.nan, best_epoch=-1, best_i
 
 @dataclass(frozen=True, eq=False)  # identity hash: models key the claims' dicts
 class Curves:
-    """A model and each loss's seed-mean curves, computed once (read many times)."""
+    """A model and each loss's seed-mean curves and their sd over the seeds (ddof 1: NaN with
+    one seed; the figures' bands), computed once (read many times)."""
 
     model: query.Model
     metric: str  # the test metric of Table 1 and the claims: test_acc, or test_mcc (CoLA)
@@ -127,6 +128,8 @@ class Curves:
     mismatch: dict[str, dict[str, pd.DataFrame]]  # loss → split → epoch × layer (depth order)
     interpolation: dict[str, float]  # loss → IT epoch (NaN: never reached)
     stages: dict[str, dict]  # loss → Table 1's stages of its test metric (:func:`_stages`)
+    accuracy_sd: dict[str, pd.DataFrame]  # as ``accuracy``: the sd over the seeds
+    mismatch_sd: dict[str, dict[str, pd.DataFrame]]  # as ``mismatch``: the sd over the seeds
 
     @property
     def losses(self) -> list[str]:
@@ -137,14 +140,17 @@ class Curves:
         return self.model.label.replace(" / ", "/")
 
 
-def _mismatch(t: Tables, runs: list[str], split: str) -> pd.DataFrame:
-    """Epoch × layer (depth order, the input left out) of the runs' mean NCC mismatch."""
+def _mismatch(t: Tables, runs: list[str], split: str, how: str = "mean") -> pd.DataFrame:
+    """Epoch × layer (depth order, the input left out) of the runs' NCC mismatch, their
+    ``how`` (mean, or std: the sd over the seeds)."""
     rows = query.layer_rows(t.epoch_metrics, runs, split)
     rows = rows[(rows["metric"] == "nc4_mismatch") & (rows["layer"] != "input")]
     if rows.empty:
         return pd.DataFrame()
     order = rows.groupby("layer")["layer_index"].min().sort_values().index
-    return rows.pivot_table(index="epoch", columns="layer", values="value")[list(order)]
+    # dropna=False: one seed's sd is NaN in every cell, and its layers are kept all the same
+    return rows.pivot_table(index="epoch", columns="layer", values="value", aggfunc=how,
+                            dropna=False)[list(order)]
 
 
 def _stages(accuracy: pd.DataFrame, metric: str, start: float) -> dict:
@@ -180,8 +186,9 @@ def loss_curves(t: Tables) -> list[Curves]:
     for model in query.models(rows, ["group", "dataset", "arch", *axes], label):
         runs = {loss: list(part["run"]) for loss, part
                 in rows[rows["run"].isin(model.runs)].groupby("loss", sort=False)}
-        accuracy = {loss: t.training[t.training["run"].isin(ids)].groupby("epoch")[logged].mean()
-                    for loss, ids in runs.items()}
+        logs = {loss: t.training[t.training["run"].isin(ids)].groupby("epoch")[logged]
+                for loss, ids in runs.items()}
+        accuracy = {loss: log.mean() for loss, log in logs.items()}
         # The seed-mean train accuracy's IT, not each run's (query.derived): computed here.
         it = {loss: interpolation_epoch(a["train_acc"], t.thresholds.interpolation)
               for loss, a in accuracy.items()}
@@ -189,7 +196,9 @@ def loss_curves(t: Tables) -> list[Curves]:
         found.append(Curves(
             model, metric, runs, accuracy,
             {loss: {s: _mismatch(t, ids, s) for s in SPLITS} for loss, ids in runs.items()}, it,
-            {loss: _stages(a, metric, it[loss]) for loss, a in accuracy.items()}))
+            {loss: _stages(a, metric, it[loss]) for loss, a in accuracy.items()},
+            {loss: log.std() for loss, log in logs.items()},
+            {loss: {s: _mismatch(t, ids, s, "std") for s in SPLITS} for loss, ids in runs.items()}))
     return found
 
 
@@ -217,21 +226,24 @@ def judged(table: pd.DataFrame) -> pd.DataFrame:
 # --- figures -------------------------------------------------------------------------------
 
 def _tpt_curves(ax: Axes, m: Curves, end: float, frames: dict[str, pd.DataFrame],
-            style: Callable[[str, str], dict], zoom: Sequence[float] | None = None) -> None:
+                spread: dict[str, pd.DataFrame], style: Callable[[str, str], dict],
+                zoom: Sequence[float] | None = None) -> None:
     """Each run's TPT shaded in its loss's colour (both: purple, as the paper's Fig. 2), the
-    curves (loss → epoch × curve) in ``style`` of (loss, curve), and at ``zoom`` an inset of the
-    TPT, whose curves lie too close together at the panel's scale (the paper asks about them)."""
+    seed-mean curves (loss → epoch × curve) in ``style`` of (loss, curve), each in a band of
+    ± its sd over the seeds (``spread``, as ``frames``), and at ``zoom`` an inset of the TPT,
+    whose curves lie too close together at the panel's scale (the paper asks about them)."""
     for loss in m.losses:
         if not math.isnan(start := m.interpolation[loss]):
             ax.axvspan(start, end, color=LOSS_COLORS[loss], alpha=SHADE_ALPHA, linewidth=0)
     for loss, frame in frames.items():
+        sd = spread.get(loss, pd.DataFrame())
         for column in frame.columns:
-            ax.plot(frame.index, frame[column].to_numpy(), **style(loss, column))
+            query.mean_line(ax, frame[column], sd.get(column), **style(loss, column))
     start = min((e for e in m.interpolation.values() if not math.isnan(e)), default=math.nan)
     if zoom is None or not start < end:  # NaN: no run interpolated
         return
     inset = ax.inset_axes(zoom)
-    _tpt_curves(inset, m, end, frames, style)
+    _tpt_curves(inset, m, end, frames, spread, style)
     values = np.concatenate([np.empty(0), *(f[f.index >= start].to_numpy(dtype=float).ravel()
                                             for f in frames.values())])
     if np.isfinite(values).any():
@@ -247,17 +259,18 @@ def _tpt_curves(ax: Axes, m: Curves, end: float, frames: dict[str, pd.DataFrame]
 def _loss_figure(shown: list[Curves], title: str, height: float, rows: Callable[[Curves], list],
             insets: Sequence[Sequence[float] | None], legend: Callable[[str], dict], ncol: int,
             keys: Sequence[Line2D] = (), top: float | None = None) -> tuple[Figure, np.ndarray]:
-    """Figs. 1-2: a column per model, a row per quantity (``rows(m)``: name, loss → epoch × curve,
-    style of a (loss, curve)), zoomed on the TPT at ``insets[row]``; below, a legend of ``keys``,
-    the losses (``legend``: a loss's line) and the TPT shades drawn (a GLUE run may have none)."""
+    """Figs. 1-2: a column per model, a row per quantity (``rows(m)``: name, loss → epoch × curve
+    (seed means), the same of their sd, style of a (loss, curve)), zoomed on the TPT at
+    ``insets[row]``; below, a legend of ``keys``, the losses (``legend``: a loss's line) and the
+    TPT shades drawn (a GLUE run may have none)."""
     fig, axes = query.grid(2 * len(shown), len(shown), title, panel=(3.2, height), **GRID)
     for c, m in enumerate(shown):
         panels = rows(m)
-        end = max(float(f.index.max()) for _, frames, _ in panels for f in frames.values()
+        end = max(float(f.index.max()) for _, frames, *_ in panels for f in frames.values()
                   if not f.empty)
-        for r, (what, frames, style) in enumerate(panels):
+        for r, (what, frames, spread, style) in enumerate(panels):
             ax = axes[r, c]
-            _tpt_curves(ax, m, end, frames, style, insets[r])
+            _tpt_curves(ax, m, end, frames, spread, style, insets[r])
             ax.set_xlim(0, end)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.tick_params(labelsize="x-small")
@@ -299,6 +312,7 @@ def fig1_accuracy(tables: Tables) -> Figure:
 
     def rows(m: Curves) -> list:
         return [(what, {loss: m.accuracy[loss][[column]] for loss in m.losses},
+                 {loss: m.accuracy_sd[loss][[column]] for loss in m.losses},
                  lambda loss, _: {"color": LOSS_COLORS[loss], "linestyle": "-", "linewidth": 1.3})
                 for column, what in (("train_acc", "train accuracy"),
                                      (test[m], f"test {METRIC_NAMES[test[m]][1]}"))]
@@ -328,6 +342,7 @@ def fig2_ncc_mismatch(tables: Tables) -> Figure:
     def rows(m: Curves) -> list:
         colors = _layer_colors(layers[m])
         return [(f"{split} NCC mismatch", {loss: m.mismatch[loss][split] for loss in m.losses},
+                 {loss: m.mismatch_sd[loss][split] for loss in m.losses},
                  lambda loss, layer: {"color": colors[layer], "linestyle": LOSS_LINES[loss],
                                       "linewidth": 1.1}) for split in SPLITS]
 

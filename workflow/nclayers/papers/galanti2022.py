@@ -167,10 +167,12 @@ def effective_depth(t: Tables, m: Model) -> float:
     return first_separable(final(t, m), t.thresholds.ncc)
 
 
-def _layer_curves(t: Tables, m: Model, metric: str, split: str) -> dict[int, pd.Series]:
-    """Seed mean of ``metric`` against the epoch (epoch_metrics.csv), per hidden layer."""
+def _layer_curves(t: Tables, m: Model, metric: str, split: str) -> dict[int, pd.DataFrame]:
+    """Seed mean and sd (ddof 1: NaN with one seed) of ``metric`` against the epoch
+    (epoch_metrics.csv), per hidden layer: epoch × (mean, std)."""
     rows = _hidden(m.rows(t.epoch_metrics[t.epoch_metrics["metric"] == metric], split))
-    return {k: part.groupby("epoch")["value"].mean() for k, part in rows.groupby("hidden")}
+    return {k: part.groupby("epoch")["value"].agg(["mean", "std"])
+            for k, part in rows.groupby("hidden")}
 
 
 # --- drawing ---------------------------------------------------------------------------------
@@ -220,7 +222,8 @@ def _columns(t: Tables, found: list[Model], panels, rows, threshold: float | Non
         for r, (metric, split, title) in enumerate(rows):
             ax, curves = panels[r][c], _layer_curves(t, m, metric, split)
             for k, curve in curves.items():
-                ax.plot(curve.index, curve.to_numpy(), color=LAYER_CMAP(norm(k)), linewidth=1.1)
+                query.mean_line(ax, curve["mean"], curve["std"], color=LAYER_CMAP(norm(k)),
+                                linewidth=1.1)
             if not curves:
                 _not_measured(ax, metric, split)
                 continue
@@ -232,9 +235,10 @@ def _columns(t: Tables, found: list[Model], panels, rows, threshold: float | Non
 
 
 def _network_line(ax: Axes, t: Tables, m: Model, column: str, **style) -> None:
-    """The network's own accuracy (training.csv, seeds averaged) against the epoch."""
-    acc = t.training[t.training["run"].isin(m.runs)].groupby("epoch")[column].mean()
-    ax.plot(acc.index, acc.to_numpy(), **{**NETWORK_STYLE, **style})
+    """The network's own accuracy (training.csv, seed mean ± sd) against the epoch."""
+    runs = t.training[t.training["run"].isin(m.runs)]
+    acc = runs.groupby("epoch")[column].agg(["mean", "std"])
+    query.mean_line(ax, acc["mean"], acc["std"], **{**NETWORK_STYLE, **style})
 
 
 def _level_colours(count: int) -> list:
@@ -283,7 +287,8 @@ def noise_figure(t: Tables, found: list[Model]) -> Figure:
         for ax, k in zip(axes[row], shown, strict=False):
             for v, curves in zip(noise, cdnv, strict=True):
                 if k in curves:
-                    ax.plot(curves[k].index, curves[k].to_numpy(), color=colour[v], linewidth=1.2)
+                    query.mean_line(ax, curves[k]["mean"], curves[k]["std"], color=colour[v],
+                                    linewidth=1.2)
             ax.set_title(f"layer {k}, {split}", fontsize="small")
             if ax.lines:
                 _axes(ax, CDNV[split])

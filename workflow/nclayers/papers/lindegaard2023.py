@@ -112,10 +112,23 @@ def _model_lstar(t: Tables, model: query.Model) -> float:
     return float(collapse_layers(t, model.runs).median(skipna=False))
 
 
+def _layer_stats(rows: pd.DataFrame, metric: str) -> tuple[pd.Series, pd.Series]:
+    """Seed mean and sd over the seeds of ``metric`` per layer index; eq. 2.19's signed measure
+    as the magnitude of its mean, with the sd of the signed values (the claims read that
+    magnitude, so the band sits around it)."""
+    stats = query.by_layer(rows, metric)
+    mean = stats["mean"].abs() if metric == "nc2_angle_shift" else stats["mean"]
+    return mean, stats["sd"]
+
+
 def _layer_profile(rows: pd.DataFrame, metric: str) -> pd.Series:
     """Seed mean of ``metric`` per layer index; eq. 2.19's signed measure as its magnitude."""
-    curve = query.by_layer(rows, metric)["mean"]
-    return curve.abs() if metric == "nc2_angle_shift" else curve
+    return _layer_stats(rows, metric)[0]
+
+
+def _layer_band(ax: Axes, rows: pd.DataFrame, metric: str, **style) -> None:
+    """``metric``'s seed mean per layer in its ± sd band (:func:`query.mean_line`)."""
+    query.mean_line(ax, *_layer_stats(rows, metric), **style)
 
 
 def _split_at_lstar(values: pd.Series, layer: float) -> tuple[pd.Series, pd.Series]:
@@ -137,6 +150,14 @@ def _sigma_shares(t: Tables, model: query.Model) -> tuple[pd.DataFrame, int]:
     return shares, int(deepest.notna().sum(axis=1).min())
 
 
+def _seed_sigma_shares(t: Tables, model: query.Model, epoch: int) -> pd.DataFrame:
+    """σ'_k of each seed at ``epoch``, a row per (run, layer index), a column per k: the values
+    whose means :func:`_sigma_shares` gives, for their sd over the seeds."""
+    rows = model.rows(t.spectra, split=None)
+    rows = rows[rows["epoch"] == epoch]
+    return rows.groupby(["run", "layer_index", "k"])["share"].mean().unstack("k")
+
+
 def _top_c_shares(shares: pd.DataFrame, classes: int) -> pd.DataFrame:
     """Σ σ'_k over k ≤ C (eq. 2.24: → 1) per epoch (rows) and layer (columns), of the weights
     with more than C singular values (the classifier's has C: trivially 1)."""
@@ -150,7 +171,8 @@ def _top_c_shares(shares: pd.DataFrame, classes: int) -> pd.DataFrame:
 
 def fig4_1_nc_by_layer(t: Tables) -> Figure:
     """Figs. 4.1.1, 4.1.4, B.0.x: NC1 ratio (train) and NCC accuracy (train, test) per layer of
-    each model's best run (sweep groups), a row per architecture, a line per dataset."""
+    each model's best run (sweep groups; its seeds' mean ± sd), a row per architecture, a line
+    per dataset."""
     runs = query.runs(t, SWEEP)
     final = _final(t, runs["run"])
     if final.empty:
@@ -160,14 +182,15 @@ def fig4_1_nc_by_layer(t: Tables) -> Figure:
     colours = _palette(list(dict.fromkeys(runs["dataset"])))
     for row, arch in zip(axes, archs, strict=True):
         for dataset, rows in final[final["arch"] == arch].groupby("dataset", sort=False):
-            for ax, metric, split, style, label in (
-                    (row[0], "nc1_ratio", "train", "o-", dataset),
-                    (row[1], "ncc_accuracy", "train", "o-", f"{dataset} train"),
-                    (row[1], "ncc_accuracy", "test", "s--", f"{dataset} test")):
-                curve = query.by_layer(rows[rows["split"] == split], metric)["mean"]
-                if not curve.empty:
-                    ax.plot(curve.index, curve.clip(lower=1e-12) if ax is row[0] else curve,
-                            style, color=colours[dataset], label=label)
+            for ax, metric, split, marker, ls, label in (
+                    (row[0], "nc1_ratio", "train", "o", "-", dataset),
+                    (row[1], "ncc_accuracy", "train", "o", "-", f"{dataset} train"),
+                    (row[1], "ncc_accuracy", "test", "s", "--", f"{dataset} test")):
+                stats = query.by_layer(rows[rows["split"] == split], metric)
+                if not stats.empty:  # the NC1 ratio on a log scale: a collapsed 0 at 1e-12
+                    mean = stats["mean"].clip(lower=1e-12) if ax is row[0] else stats["mean"]
+                    query.mean_line(ax, mean, stats["sd"], marker=marker, linestyle=ls,
+                                    color=colours[dataset], label=label)
         row[0].axhline(t.thresholds.collapse_eps, color="green", lw=1, label="collapse ε")
         row[0].set(yscale="log", ylabel=f"{arch}\nNC1 ratio " + r"Tr $\Sigma_W$ / Tr $\Sigma_T$")
         row[1].set(ylabel="NCC accuracy", ylim=(-0.02, 1.02))
@@ -179,11 +202,12 @@ def fig4_1_nc_by_layer(t: Tables) -> Figure:
 
 
 def _epoch_lines(ax: Axes, rows: pd.DataFrame, metric: str) -> None:
-    """``metric`` per layer, a line per measured epoch (light: late), as Figs. 4.1.1–4.1.7."""
+    """``metric`` per layer (seed mean ± sd), a line per measured epoch (light: late), as
+    Figs. 4.1.1–4.1.7."""
     colours = _palette(sorted(rows["epoch"].unique()))
     for epoch, colour in colours.items():
-        curve = _layer_profile(rows[rows["epoch"] == epoch], metric)
-        ax.plot(curve.index, curve, "o-", ms=3, lw=1, color=colour, label=f"epoch {epoch}")
+        _layer_band(ax, rows[rows["epoch"] == epoch], metric, marker="o", ms=3, lw=1,
+                    color=colour, label=f"epoch {epoch}")
 
 
 def _row_figure(t: Tables, rows: list[tuple[str, list[query.Model]]], panels: list[Panel],
@@ -240,8 +264,8 @@ def fig4_1_1_nc1_traces(t: Tables) -> Figure:
     def traces(ax: Axes, model: query.Model, _colour: object) -> None:
         for metric, label in (("tr_sigma_w", r"Tr $\Sigma_W$"), ("tr_sigma_b", r"Tr $\Sigma_B$"),
                               ("tr_sigma_t", r"Tr $\Sigma_T$")):
-            curve = _layer_profile(model.last(t.metrics), metric)
-            ax.plot(curve.index, curve, "s-", ms=3, lw=1, label=label)
+            _layer_band(ax, model.last(t.metrics), metric, marker="s", ls="-", ms=3, lw=1,
+                        label=label)
         ax.set_yscale("log")
     return _mlp_figure(t, [(r"NC1 ratio Tr $\Sigma_W$ / Tr $\Sigma_T$", ratio, True),
                            ("traces, last epoch", traces, True)], "Figs. 4.1.1, 4.1.5")
@@ -262,11 +286,13 @@ def fig4_1_3_nc3_by_layer(t: Tables) -> Figure:
         shares, classes = _sigma_shares(t, model)
         if shares.empty:
             return
-        last = shares.xs(shares.index.get_level_values("epoch").max(), level="epoch")
+        epoch = shares.index.get_level_values("epoch").max()
+        last = shares.xs(epoch, level="epoch")
+        sd = _seed_sigma_shares(t, model, epoch).groupby(level="layer_index").std()
         for k in last.columns[:2 * classes]:
-            ax.plot(last.index, last[k].clip(lower=1e-12), lw=0.8,
-                    color="tab:blue" if k < classes else "tab:orange",
-                    label="σ'_k, k ≤ C" if k < classes else "σ'_k, k > C")
+            query.mean_line(ax, last[k].clip(lower=1e-12), sd.get(k), lw=0.8,
+                            color="tab:blue" if k < classes else "tab:orange",
+                            label="σ'_k, k ≤ C" if k < classes else "σ'_k, k > C")
         ax.axhline(1 / classes, color="grey", ls="--", lw=1, label="1/C")
         ax.set_yscale("log")
     return _mlp_figure(t, [("NC3 AvCosPABS", lambda ax, m, _c: _epoch_lines(
@@ -279,17 +305,20 @@ def fig_b0_accuracy_nc2(t: Tables) -> Figure:
     """Figs. B.0.1, B.0.3, B.0.5, B.0.7: accuracy through training (train solid, test dashed)
     and the NC2 measures per layer at the last epoch of every model's best run."""
     def accuracy(ax: Axes, model: query.Model, colour: object) -> None:
-        curves = t.training[t.training["run"].isin(model.runs)].groupby("epoch")[
-            ["train_acc", "test_acc"]].mean() if not t.training.empty else pd.DataFrame()
+        means = sds = pd.DataFrame()
+        if not t.training.empty:
+            seeds = t.training[t.training["run"].isin(model.runs)].groupby("epoch")[
+                ["train_acc", "test_acc"]]
+            means, sds = seeds.mean(), seeds.std()
         for column, style in (("train_acc", "-"), ("test_acc", "--")):
-            if column in curves:
-                ax.plot(curves.index, curves[column], style, color=colour,
-                        label=f"{model.arch} {column.split('_')[0]}")
+            if column in means:
+                query.mean_line(ax, means[column], sds[column], linestyle=style, color=colour,
+                                label=f"{model.arch} {column.split('_')[0]}")
         ax.set_ylim(-0.02, 1.02)
 
     def nc2(ax: Axes, model: query.Model, colour: object, metric: str) -> None:
-        curve = _layer_profile(model.last(t.metrics), metric)
-        ax.plot(curve.index, curve, "o-", ms=3, lw=1, color=colour, label=model.arch)
+        _layer_band(ax, model.last(t.metrics), metric, marker="o", ms=3, lw=1, color=colour,
+                    label=model.arch)
     return _appendix_figure(t, [("accuracy", accuracy, False), *[
         (f"NC2 {name}", lambda ax, m, c, metric=metric: nc2(ax, m, c, metric), True)
         for metric, name in NC2.items()]], "Figs. B.0.1, B.0.3, B.0.5, B.0.7")
@@ -299,19 +328,21 @@ def fig_b0_nc3_nc4(t: Tables) -> Figure:
     """Figs. B.0.2, B.0.4, B.0.6, B.0.8: NC3 (AvCosPABS; the share of Σσ in the top C singular
     values) and NC4 (NCC accuracy, train solid, test dashed) per layer at the last epoch."""
     def pabs(ax: Axes, model: query.Model, colour: object) -> None:
-        curve = _layer_profile(model.last(t.metrics), "nc3_pabs")
-        ax.plot(curve.index, curve, "o-", ms=3, lw=1, color=colour, label=model.arch)
+        _layer_band(ax, model.last(t.metrics), "nc3_pabs", marker="o", ms=3, lw=1,
+                    color=colour, label=model.arch)
 
     def top_c(ax: Axes, model: query.Model, colour: object) -> None:
-        top = _top_c_shares(*_sigma_shares(t, model))
-        if not top.empty:
-            ax.plot(top.columns, top.iloc[-1], "o-", ms=3, lw=1, color=colour, label=model.arch)
+        shares, classes = _sigma_shares(t, model)
+        top = _top_c_shares(shares, classes)
+        if not top.empty:  # the sd over the seeds of each one's own top-C share
+            seeds = _top_c_shares(_seed_sigma_shares(t, model, top.index[-1]), classes)
+            query.mean_line(ax, top.iloc[-1], seeds.std(), marker="o", ms=3, lw=1,
+                            color=colour, label=model.arch)
 
     def ncc(ax: Axes, model: query.Model, colour: object) -> None:
-        for split, style in (("train", "o-"), ("test", "s--")):
-            curve = _layer_profile(model.last(t.metrics, split), "ncc_accuracy")
-            ax.plot(curve.index, curve, style, ms=3, lw=1, color=colour,
-                    label=f"{model.arch} {split}")
+        for split, marker, ls in (("train", "o", "-"), ("test", "s", "--")):
+            _layer_band(ax, model.last(t.metrics, split), "ncc_accuracy", marker=marker,
+                        ls=ls, ms=3, lw=1, color=colour, label=f"{model.arch} {split}")
     return _appendix_figure(t, [("NC3 AvCosPABS", pabs, True),
                                 ("NC3 top-C share of Σσ", top_c, True),
                                 ("NC4 NCC accuracy", ncc, True)],

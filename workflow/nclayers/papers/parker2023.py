@@ -132,8 +132,8 @@ def curve(rows: pd.DataFrame, metric: str, epoch: int) -> pd.Series:
 
 def paper_figure(t: Tables, metric: str, activation: str, after: str = AFTER_TPT) -> Figure:
     """Parker et al.'s figure of ``metric`` (of METRICS) for ``activation``: one panel per model,
-    one curve per checkpoint (the paper's blue and red ones as there, the red one the ``after``
-    checkpoint after TPT); a placeholder if none."""
+    one curve per checkpoint, the seeds' mean in a ± sd band (the paper's blue and red ones as
+    there, the red one the ``after`` checkpoint after TPT); a placeholder if none."""
     column, title = METRICS[metric]
     number = figure_number(metric, activation)
     shown = [f for f in activation_models(t, activation, after)
@@ -155,10 +155,11 @@ def paper_figure(t: Tables, metric: str, activation: str, after: str = AFTER_TPT
     for (model, frame, tpt), (r, c) in zip(shown, places, strict=True):
         ax = axes[r, c]
         for epoch in sorted(frame.loc[frame["metric"] == column, "epoch"].unique()):
-            line = curve(frame, column, epoch)
+            stats = query.by_layer(frame[frame["epoch"] == epoch], column)  # as curve()'s
             style, z = ((INIT_STYLE, 3) if epoch == 0 else (TPT_STYLE, 4) if epoch == tpt else
                         ({"color": cmap(norm(epoch)), "linestyle": "-", "linewidth": 1.0}, 2))
-            ax.plot(line.index, line.to_numpy(), marker="o", markersize=2.2, zorder=z, **style)
+            query.mean_line(ax, stats["mean"], stats["sd"], marker="o", markersize=2.2,
+                            zorder=z, **style)
         ax.set_yscale("log" if metric == "nc1" else "linear")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
         ax.set_title(model.label + ("" if tpt is not None else " (no TPT)"), fontsize="small")

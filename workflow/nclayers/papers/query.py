@@ -181,10 +181,14 @@ def feature_table(t: Tables, name: str, run_ids: Iterable[str] | None = None) ->
 
 # --- words --------------------------------------------------------------------------------------
 
-def claim(text: str, where: str, measured: str, holds: bool | None) -> dict:
-    """One row of a claims table (:data:`nclayers.papers.CLAIM_COLUMNS`)."""
-    return {"claim": text, "where": where, "measured": measured,
-            "holds": None if holds is None else bool(holds)}
+def claim(text: str, where: str, measured: str, holds: bool | None, seeds: str | None = None
+          ) -> dict:
+    """One row of a claims table (:data:`nclayers.papers.CLAIM_COLUMNS`); ``seeds``: how a
+    claim that weighs its seeds itself used them (e.g. "3 together, by a t-interval"), which
+    :func:`nclayers.papers.seeds.over_seeds` then keeps instead of deciding it per seed."""
+    row = {"claim": text, "where": where, "measured": measured,
+           "holds": None if holds is None else bool(holds)}
+    return row if seeds is None else {**row, "seeds": seeds}
 
 
 def fmt(value: float, digits: int = 3) -> str:

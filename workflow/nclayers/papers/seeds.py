@@ -26,8 +26,10 @@ RULE = ("A claim is decided in each seed on its own and reported as holding in k
         "that can tell. It holds where it holds in every one of them (k = n), fails where it "
         "fails in every one (k = 0), and is not decided where the seeds disagree. A claim about "
         "the seeds together (e.g. that a layer is the same in every seed), which no seed can "
-        "tell alone, is decided on all of them. The measured numbers are means ± sd over those "
-        "seeds; with n = 1 there is no spread, and the verdict rests on one seed.")
+        "tell alone, is decided on all of them, and so is a claim that weighs its seeds itself "
+        "(the synthesis' shifts, by their 95 % t-interval over the seeds). The measured numbers "
+        "are means ± sd over those seeds; with n = 1 there is no spread, and the verdict rests "
+        "on one seed.")
 
 # A number in a measured text: not part of a word or a name (``layer3``, ``s0``).
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w.])")
@@ -61,6 +63,9 @@ def over_seeds(claims: Callable[[Tables], pd.DataFrame], t: Tables) -> pd.DataFr
     per_seed = {seed: _keyed(claims(seed_tables(t, seed))) for seed in seeds}
     rows = []
     for key, row in zip(_keys(together), together.itertuples(index=False), strict=True):
+        if isinstance(getattr(row, "seeds", None), str):  # it weighed its seeds itself
+            rows.append(row._asdict())
+            continue
         told = [(seed, found) for seed, table in per_seed.items()
                 if (found := table.get(key)) is not None and _decided(found["holds"])]
         k = sum(bool(found["holds"]) for _, found in told)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import combinations, groupby
 
 import numpy as np
@@ -86,14 +86,111 @@ def factors(t: Tables) -> dict[str, dict[str, object]]:
             if len(part.drop_duplicates()) == 1 and part.notna().all(axis=None)}
 
 
-def contrasts(t: Tables, recipes: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
-    """Per factor, the pairs of ``recipes`` that differ in that factor only."""
-    known = factors(t)
-    out: dict[str, list[tuple[str, str]]] = {f: [] for f in FACTORS}
-    for a, b in combinations([r for r in recipes if r in known], 2):
-        if len(differ := [f for f in FACTORS if known[a][f] != known[b][f]]) == 1:
-            out[differ[0]].append((a, b))
-    return out
+# The design columns that make up each factor: a contrast of two recipe models changes these,
+# and only these (a trailing "." is a prefix). Everything else in their resolved recipes, the lr
+# they were selected at included, must be equal.
+FACTOR_COLUMNS = {
+    "loss": ("train.loss", "train.mse_reduction", "train.mse_scale", "train.svsl_alpha",
+             "train.svsl_gamma"),
+    "schedule": ("train.schedule", "train.milestones", "train.lr_decay", "train.warmup_epochs",
+                 "train.onecycle_pct", "train.onecycle_div", "train.onecycle_final_div"),
+    "augment": ("train.augment.",),
+}
+# Design columns that are no setting of a recipe: a run's identity, and what is measured when.
+NOT_SETTINGS = ("run", "group", "seed", "selected_axes", "compared_axes", "device",
+                "train.checkpoints", "train.epoch_metrics.")
+
+
+class ContrastError(ValueError):
+    """Two recipe models that are no one-factor contrast; the message names what differs."""
+
+
+def _part_of(column: str, names: Sequence[str]) -> bool:
+    return any(column == n or (n.endswith(".") and column.startswith(n)) for n in names)
+
+
+def _factor_of(column: str) -> str:
+    """The factor a design column belongs to, or the column itself."""
+    return next((f for f, names in FACTOR_COLUMNS.items() if _part_of(column, names)), column)
+
+
+def _same(a: object, b: object) -> bool:
+    return (pd.isna(a) and pd.isna(b)) if pd.isna(a) or pd.isna(b) else str(a) == str(b)
+
+
+def differences(t: Tables, a: Model, b: Model) -> dict[str, tuple[object, object]]:
+    """The settings in which the resolved recipes (design rows) of two models differ."""
+    design = t.design.set_index("run") if "run" in t.design else pd.DataFrame()
+    if not {a.runs[0], b.runs[0]} <= set(design.index):
+        return {}
+    ra, rb = design.loc[a.runs[0]], design.loc[b.runs[0]]
+    return {c: (ra[c], rb[c]) for c in design.columns
+            if not _part_of(c, NOT_SETTINGS) and not _same(ra[c], rb[c])}
+
+
+def contrast(t: Tables, a: Model, b: Model) -> str:
+    """The one factor (of :data:`FACTORS`) in which models ``a`` and ``b`` differ; a
+    :class:`ContrastError` names everything they differ in where it is more, or nothing."""
+    diff = differences(t, a, b)
+    named = list(dict.fromkeys(_factor_of(c) for c in diff))
+    if len(named) == 1 and named[0] in FACTORS:
+        return named[0]
+    words = [FACTORS.get(n, n) for n in named]
+    values = [f"{c} {va} vs {vb}" for c, (va, vb) in diff.items() if _factor_of(c) not in FACTORS]
+    raise ContrastError(
+        f"{_name(a, False)}, {_recipe(a)} vs {_recipe(b)}: " + ("the same recipe" if not named else
+                                         f"not a one-factor contrast: they differ in "
+                                         f"{_and_list(words)}" + (f" ({'; '.join(values)})"
+                                                                if values else "")))
+
+
+def _and_list(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def contrasts(t: Tables, models: Sequence[Model]
+              ) -> tuple[dict[str, list[tuple[Model, Model]]], dict[str, list[str]]]:
+    """Per factor, the pairs of ``models`` (same dataset, architecture and selected axes, e.g.
+    the lr) that differ in it only; and per factor, the refusals of pairs that differ in it
+    and in something else."""
+    pairs: dict[str, list[tuple[Model, Model]]] = {f: [] for f in FACTORS}
+    refused: dict[str, list[str]] = {f: [] for f in FACTORS}
+    for a, b in combinations(models, 2):
+        if _setting(a) != _setting(b):  # another dataset, architecture or lr: no candidate
+            continue
+        try:
+            pairs[contrast(t, a, b)].append((a, b))
+        except ContrastError as why:
+            for factor in dict.fromkeys(map(_factor_of, differences(t, a, b))):
+                if factor in FACTORS:
+                    refused[factor].append(str(why))
+    return pairs, refused
+
+
+def _setting(m: Model) -> dict:
+    """A model's key less its recipe: dataset, architecture and the selected axes' values."""
+    return {k: v for k, v in m.key.items() if k != "group"}
+
+
+def _selected_axes(t: Tables) -> list[str]:
+    """The axes any group selects over (the design's ``selected_axes``, e.g. lr)."""
+    if "selected_axes" not in t.design:
+        return []
+    named = t.design["selected_axes"].dropna().astype(str).str.split(",").explode()
+    return list(dict.fromkeys(a.strip() for a in named if a.strip()))
+
+
+def contrast_models(t: Tables) -> list[tuple[Model, Depths]]:
+    """The recipe models at each value of the selected axes (each lr of a sweep), from every
+    run that did not diverge, selected or not, with their depths: two recipes meet at each lr
+    they share, so a contrast never compares two lrs (each recipe's own best would)."""
+    runs, rank = query.runs(t, selected=None), _order(t)
+    runs = runs[query.etf_layers(runs) == 0]
+    axes = [a for a in _selected_axes(t) if a in runs]
+    found = query.models(runs, by=("group", "dataset", "arch", *axes),
+                         label=lambda k: vocabulary.model_label(str(k["dataset"]), str(k["arch"])))
+    found.sort(key=lambda m: (m.label, [str(m.key[a]) for a in axes], rank(_recipe(m))))
+    return [(m, depths(curves(t.metrics, m), t.thresholds)) for m in found]
 
 
 def _order(t: Tables) -> Callable[[str], tuple[int, str]]:
@@ -112,8 +209,12 @@ def _recipe(model: Model) -> str:
 
 
 def _name(model: Model, recipe: bool = True) -> str:
-    """Its name in the claims' texts: ``mse_step digits/mlp`` (``recipe``) or ``digits/mlp``."""
-    return f"{_recipe(model) + ' ' if recipe else ''}{model.dataset}/{model.arch}"
+    """Its name in the claims' texts: ``mse_step digits/mlp`` (``recipe``) or ``digits/mlp``,
+    then its selected axes' values where it has them (``lr 0.03``, :func:`contrast_models`)."""
+    axes = "".join(f" {k} {v:g}" if isinstance(v, float) else f" {k} {v}"
+                   for k, v in model.key.items()
+                   if k not in ("group", "dataset", "arch", "etf_layers"))
+    return f"{_recipe(model) + ' ' if recipe else ''}{model.dataset}/{model.arch}{axes}"
 
 
 def curves(table: pd.DataFrame, model: Model) -> pd.DataFrame:
@@ -173,6 +274,64 @@ def settle_epoch(series: pd.Series) -> float:
     return float(same[::-1].cummin()[::-1].idxmax())  # the first of the last run of "same"
 
 
+@dataclass(frozen=True)
+class Effect:
+    """The shift of a depth between two models over their seeds (paired by seed)."""
+
+    n: int  # seeds where at least one of the two reaches the depth
+    mean: float
+    sd: float  # over the seeds (ddof 1); NaN with one
+    low: float  # the 95 % t-interval of the mean (the mean itself with one seed)
+    high: float
+    moved: bool | None  # interval excludes 0: True; within ±MOVE: False; else not decided
+
+    def text(self, symbol: str = "Δℓ*") -> str:
+        if self.n == 0:
+            return f"{symbol}: neither reaches it in any seed"
+        if self.n == 1:
+            return f"{symbol} = {self.mean:+g} (n = 1)"
+        return (f"{symbol} = {self.mean:+.3g} ± {self.sd:.2g} (95 % CI {self.low:+.3g} to "
+                f"{self.high:+.3g}, n = {self.n})")
+
+
+def effect(deltas: Sequence[float]) -> Effect:
+    """The mean shift, its sd and 95 % t-interval over seeds, and whether it moves: the interval
+    excludes 0 (True), lies within ±MOVE (False), or neither (None: not decided)."""
+    from scipy.stats import t as student
+
+    n = len(deltas)
+    if n == 0:
+        return Effect(0, math.nan, math.nan, math.nan, math.nan, None)
+    mean = float(np.mean(deltas))
+    sd = float(np.std(deltas, ddof=1)) if n > 1 else math.nan
+    half = float(student.ppf(0.975, n - 1)) * sd / math.sqrt(n) if n > 1 else 0.0
+    low, high = mean - half, mean + half
+    moved = True if low > 0 or high < 0 else False if low > -MOVE and high < MOVE else None
+    return Effect(n, mean, sd, low, high, moved)
+
+
+def seed_lstars(t: Tables, model: Model) -> dict[int, tuple[float, float]]:
+    """Seed → (ℓ*, L) of each of ``model``'s runs alone (ℓ* NaN: not reached)."""
+    seeds = t.runs.set_index("run")["seed"]
+    out = {}
+    for run in model.runs:
+        d = depths(curves(t.metrics, replace(model, runs=(run,))), t.thresholds)
+        out[int(seeds[run])] = (d.collapse, d.last)
+    return out
+
+
+def lstar_shift(t: Tables, a: Model, b: Model) -> Effect:
+    """ℓ*(b) − ℓ*(a) over the seeds both trained, paired by seed; a model that does not reach
+    ℓ* counts it at L + 1 (one past its deepest layer); a seed where neither does, none."""
+    la, lb = seed_lstars(t, a), seed_lstars(t, b)
+
+    def at(depth: tuple[float, float]) -> float:
+        return depth[1] + 1 if math.isnan(depth[0]) else depth[0]
+
+    return effect([at(lb[s]) - at(la[s]) for s in sorted(la.keys() & lb.keys())
+                   if not (math.isnan(la[s][0]) and math.isnan(lb[s][0]))])
+
+
 def _interpolation(t: Tables, model: Model) -> float:
     """The mean interpolation epoch of ``model``'s runs (NaN if any never interpolates)."""
     epochs = query.derived(t, "interpolation_epoch").reindex(list(model.runs))
@@ -182,7 +341,8 @@ def _interpolation(t: Tables, model: Model) -> float:
 # --- tables ----------------------------------------------------------------------------------
 
 def depths_table(t: Tables) -> pd.DataFrame:
-    """Q1, Q2: per recipe model at the last epoch, its recipe, its deepest layer L, the three
+    """Q1, Q2: per recipe model at the last epoch, its recipe, the paper whose loss, schedule and
+    augmentation it has (a contrast recipe shares them with one), its deepest layer L, the three
     depths, when it interpolates and its final accuracies."""
     known, rows = factors(t), []
     for m, d in recipe_models(t):
@@ -192,9 +352,9 @@ def depths_table(t: Tables) -> pd.DataFrame:
                      f.get("loss", ""), SCHEDULES.get(schedule, schedule), d.last, d.collapse,
                      d.ncc, d.effective, _interpolation(t, m), m.final(t, "final_train_acc"),
                      m.final(t, "final_test_acc")))
-    return pd.DataFrame(rows, columns=["dataset", "arch", "recipe", "paper", "loss", "schedule",
-                                       "L", "ℓ*", "ℓ_NCC", "ℓ_eff", "interpolation epoch",
-                                       "train acc", "test acc"])
+    return pd.DataFrame(rows, columns=["dataset", "arch", "recipe", "factors of", "loss",
+                                       "schedule", "L", "ℓ*", "ℓ_NCC", "ℓ_eff",
+                                       "interpolation epoch", "train acc", "test acc"])
 
 
 @dataclass(frozen=True)
@@ -288,46 +448,52 @@ def _gaps(pairs: Iterable[tuple[float, float]]) -> list[float]:
 
 
 def _row(text: str, where: str, holds: bool | None, answer: str, details: Sequence[str],
-         criterion: str) -> dict:
+         criterion: str, seeds: str | None = None) -> dict:
     """A claims row whose measured text gives the answer ("Yes"/"No"), the numbers, then the
-    criterion."""
+    criterion; ``seeds``: how it weighed the seeds itself (``query.claim``)."""
     yes = "Cannot tell" if holds is None else ("Yes" if holds else "No")
     numbers = " (" + "; ".join(details) + ")" if details else ""
-    return query.claim(text, where, f"{yes}: {answer}{numbers}. Criterion: {criterion}", holds)
+    return query.claim(text, where, f"{yes}: {answer}{numbers}. Criterion: {criterion}", holds,
+                       seeds)
 
 
 def _told(text: str, where: str, told: Sequence[bool], yes: str, no: str, cases: str, none: str,
-          details: Sequence[str], criterion: str, more: str = "") -> dict:
+          details: Sequence[str], criterion: str, more: str = "", seeds: str | None = None
+          ) -> dict:
     """A claims row that holds when more than half of the cases ``told`` do; its answer: ``yes``
     or ``no`` in "k of n" ``cases`` (those that side with it), then ``more``; ``none`` without
     a case."""
     holds = query.majority(told)
     sided = sum(told) if holds else len(told) - sum(told)
     answer = f"{yes if holds else no} in {sided} of {len(told)} {cases}{more}" if told else none
-    return _row(text, where, holds, answer, details, criterion)
+    return _row(text, where, holds, answer, details, criterion, seeds)
 
 
 def q1_rows(t: Tables) -> list[dict]:
-    """Q1: per factor, does ℓ* move between recipes that differ in it only?"""
-    found = recipe_models(t)
-    lstar = {(_recipe(m), _name(m, False)): d.collapse for m, d in found}
-    names = list(dict.fromkeys(_name(m, False) for m, _ in found))
-    pairs = contrasts(t, list(dict.fromkeys(_recipe(m) for m, _ in found)))
+    """Q1: per factor, does ℓ* move between recipe models that differ in it only?"""
+    found = dict(contrast_models(t))
+    pairs, refused = contrasts(t, list(found))
     rows = []
     for factor, words in FACTORS.items():
-        compared = [(a, b, lstar[a, name], lstar[b, name], name) for a, b in pairs[factor]
-                    for name in names if (a, name) in lstar and (b, name) in lstar]
+        shifts = [(a, b, lstar_shift(t, a, b)) for a, b in pairs[factor]]
+        told = [e.moved for *_, e in shifts if e.moved is not None]
+        open_ = sum(e.moved is None and e.n > 0 for *_, e in shifts)
         rows.append(_told(
             f"The collapse layer ℓ* depends on {words}",
-            "Q1; Parker §3, Rangamani §5, Galanti §4, Ben-Shaul §6",
-            [g >= MOVE for g in _gaps((la, lb) for _, _, la, lb, _ in compared)],
-            f"ℓ* moves with {words}", f"ℓ* does not move with {words}", "comparisons",
-            "no recipe of these pairs has a collapse layer" if pairs[factor] else
-            f"no two recipes differ in {words} only",
-            [f"{name}: {a} {layer_text(la)} vs {b} {layer_text(lb)}"
-             for a, b, la, lb, name in compared],
-            f"ℓ* differs by ≥ {MOVE} layer (or exists in one only) in more than half of the "
-            "comparisons of recipes that differ in this factor only"))
+            "Q1; Parker §3, Rangamani §5, Galanti §4, Ben-Shaul §6", told,
+            f"ℓ* moves with {words}", f"ℓ* does not move with {words}", "decided contrasts",
+            ("no recipe of these contrasts has a collapse layer, or their seeds do not settle "
+             "it" if pairs[factor] else f"no two recipe models differ in {words} only"),
+            [f"{_name(a, False)}: {_recipe(a)} {layer_text(found[a].collapse)} → {_recipe(b)} "
+             f"{layer_text(found[b].collapse)}, {e.text()}" for a, b, e in shifts]
+            + [f"refused, {why}" for why in refused[factor]],
+            f"per contrast (two recipe models of one dataset and architecture whose resolved "
+            f"recipes, the lr included, differ in {words} only), ℓ*'s shift over the seeds "
+            f"(paired by seed; not reached: L + 1) moves when its 95 % t-interval excludes 0 and "
+            f"stays when it lies within ±{MOVE}, else it is not decided; ℓ* depends on {words} "
+            "when it moves in more than half of the decided contrasts",
+            f"; {open_} not decided" if open_ else "",
+            seeds=f"{max((e.n for *_, e in shifts), default=0)} together, by t-interval"))
     return rows
 
 
