@@ -128,6 +128,21 @@ def test_runs_tex_shows_the_axes_that_tell_runs_apart():
     assert "group" not in tex  # one group: no column
 
 
+def test_runs_tex_shows_each_settings_test_accuracy_over_its_seeds():
+    """What select_best compares: the mean ± sd of a setting's seeds that did not diverge."""
+    runs = pd.DataFrame({
+        "run": ["g-lr0.1-s0", "g-lr0.1-s1", "g-lr0.3-s0", "g-lr0.3-s1"], "group": ["g"] * 4,
+        "dataset": ["digits"] * 4, "arch": ["mlp"] * 4, "seed": [0, 1, 0, 1],
+        "lr": [0.1, 0.1, 0.3, 0.3], "weight_decay": [5e-4] * 4,
+        "diverged": [False, False, False, True], "final_epoch": [3, 3, 3, 2],
+        "final_train_acc": [1.0] * 4, "final_test_acc": [0.90, 0.94, 0.95, float("nan")],
+        "selected": [True, True, False, False]})
+    tex = runs_tex(runs)
+    assert "Over seeds (n)" in tex
+    assert tex.count(r"92.0 $\pm$ 2.8 (2)") == 2  # both seeds of lr 0.1
+    assert tex.count("95.0 (1)") == 2  # lr 0.3: its seed that did not diverge
+
+
 def test_report_sections_hold_the_feature_analysis_where_it_ran_then_the_papers():
     text = sections(True, ["parker2023"])
     assert text.startswith("\\input{sections/features.tex}\n\\section*{How the papers' claims")

@@ -143,10 +143,15 @@ def seeds_note(runs: pd.DataFrame) -> str:
 
 
 def note_seeds(fig: Figure, runs: pd.DataFrame) -> None:
-    """Say under the figure how many seeds its curves average (:func:`seeds_note`); the report
-    says once that a curve over seeds is their mean in a band of ± 1 sd."""
-    if note := seeds_note(runs):
-        fig.supxlabel(note, fontsize="small", color="0.35")
+    """Say in the figure's title how many seeds its curves average (:func:`seeds_note`); the
+    report says once that a curve over seeds is their mean in a band of ± 1 sd."""
+    if not (note := seeds_note(runs)):
+        return
+    title = getattr(fig, "_suptitle", None)  # matplotlib keeps the suptitle's Text here
+    if title is not None and title.get_text():
+        title.set_text(f"{title.get_text()}\n({note})")  # a second line: legends sit below
+    else:
+        fig.suptitle(f"({note})", fontsize="small")
 
 
 def placeholder(message: str) -> Figure:

@@ -141,20 +141,28 @@ def _run_axes(runs: pd.DataFrame) -> list[str]:
 
 def runs_tex(runs: pd.DataFrame) -> str:
     """Every run with its outcome (selected for the figures, not selected, or diverged), its
-    lr, weight decay and the axes that tell it apart from the others."""
+    lr, weight decay and the axes that tell it apart from the others, and its setting's test
+    accuracy over seeds (mean ± sd of the runs that did not diverge, and their number n): what
+    the selection of the best setting compares."""
     axes = _run_axes(runs) if {"group", "seed", "diverged"} <= set(runs.columns) else []
+    setting = runs["run"].astype(str).str.replace(r"-s\d+$", "", regex=True)
+    kept = runs[~runs["diverged"].astype(bool)]
+    over_seeds = (100 * kept["final_test_acc"]).groupby(setting[kept.index])
     rows = []
     order = [c for c in ("group", "dataset", "arch", *axes, "lr", "weight_decay", "seed")
              if c in runs.columns]
-    for r in runs.sort_values(list(dict.fromkeys(order))).to_dict("records"):
+    for index, r in runs.sort_values(list(dict.fromkeys(order))).iterrows():
         status = (f"diverged (epoch {r['final_epoch']})" if r["diverged"]
                   else "selected" if r["selected"] else "")
+        accs = over_seeds.get_group(setting[index]) if setting[index] in over_seeds.groups \
+            else pd.Series(dtype=float)
+        mean = f"{mean_sd(accs, '{:.1f}')} ({len(accs)})" if len(accs) else "--"
         rows.append([tex_escape(r["run"]), *[_cell(r[a]) for a in axes], f"{r['lr']:g}",
                      f"{r['weight_decay']:g}", f"{100 * r['final_train_acc']:.1f}",
-                     f"{100 * r['final_test_acc']:.1f}", status])
+                     f"{100 * r['final_test_acc']:.1f}", mean, status])
     header = ["Run", *map(tex_escape, axes), "lr", "wd", "Train acc. (\\%)",
-              "Test acc. (\\%)", "Status"]
-    return booktabs(header, rows, "l" * (1 + len(axes)) + "llrrl")
+              "Test acc. (\\%)", "Over seeds (n)", "Status"]
+    return booktabs(header, rows, "l" * (1 + len(axes)) + "llrrrl")
 
 
 def _last_layer(final: pd.DataFrame) -> pd.DataFrame:

@@ -231,14 +231,15 @@ def fig2_traces(t: Tables) -> Figure:
                           "split, last epoch (Rangamani et al. Figs. 2, 9)", NO_FREE)
     for (raw, norm), model in panels:
         rows = model.last(t.metrics, logits=False)
-        total = query.by_layer(rows, "tr_sigma_t")["mean"]
         for metric, name, style in (("tr_sigma_w", "Tr Σ_W", ":"), ("tr_sigma_b", "Tr Σ_B", "--"),
                                     ("tr_sigma_t", "Tr Σ_T", "-")):
-            stats = query.by_layer(rows, metric)
-            _line(raw, stats, name, color="k", linestyle=style)
-            if metric != "tr_sigma_t":
-                _line(norm, pd.DataFrame({"mean": stats["mean"] / total}), f"{name} / Tr Σ_T",
-                      color="k", linestyle=style)
+            _line(raw, query.by_layer(rows, metric), name, color="k", linestyle=style)
+        # Each run's Tr Σ_W / Tr Σ_T is its NC1 ratio, and Tr Σ_B / Tr Σ_T = 1 − it (Σ_T :=
+        # Σ_W + Σ_B): their seed means and sd, the curve ℓ* is read from.
+        ratio = query.by_layer(rows, "nc1_ratio")
+        _line(norm, ratio, "Tr Σ_W / Tr Σ_T", color="k", linestyle=":")
+        _line(norm, ratio.assign(mean=1 - ratio["mean"]), "Tr Σ_B / Tr Σ_T", color="k",
+              linestyle="--")
         raw.set_yscale("log")
         lstar = _lstar(t, model.runs)
         for ax, what, eps in ((raw, "traces", None),

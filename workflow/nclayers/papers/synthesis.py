@@ -18,12 +18,17 @@ and whose NCC train accuracy reaches ``thresholds.ncc`` (the effective depth ℓ
 
 A claim holds ("Yes") when its criterion holds in more than half of the cases that can tell:
 
-Q1. ℓ* depends on the loss, the schedule, augmentation: per model and pair of recipes that
-    differ in that factor only, ℓ* moves by ≥ :data:`MOVE` layers or exists in one only.
+Q1. ℓ* depends on the loss, the schedule, augmentation: per *contrast*, two recipe models of one
+    dataset, architecture and selected-axis value (each lr both trained, selected or not:
+    :func:`contrast_models`) whose resolved recipes (the design table) differ in that factor's
+    settings (:data:`FACTOR_COLUMNS`) and nothing else (a pair that differs in more is refused,
+    :class:`ContrastError`, and listed), ℓ*'s shift over the seeds (:func:`lstar_shift`) moves
+    when its 95 % t-interval excludes 0, stays within ±:data:`MOVE`, else is not decided.
 Q2. ℓ_NCC is at ℓ*, and at ℓ_eff: within :data:`SAME` layers per recipe model (one missing:
     not); through training, ℓ_NCC settles (keeps its final value) no later than ℓ*.
-Q3. Top k layers fixed to simplex ETFs move ℓ* (as in Q1) against the free model (same group,
-    dataset and tapped layers); fixing only k ≤ k* = L − ℓ*(free) + 1 layers leaves it.
+Q3. Top k layers fixed to simplex ETFs move ℓ* (its shift over seeds, as in Q1) against the free
+    model (same group, dataset and tapped layers); fixing only k ≤ k* = L − ℓ*(free) + 1
+    layers leaves it.
 Q4. Hierarchy retention (Lindegaard eq. 4.1, feature analysis, per clustering method) is higher
     over ℓ → ℓ+1 with ℓ ≥ ℓ* than with ℓ < ℓ*; across models (three or more with ℓ*),
     Spearman ρ(ℓ*/L, mean retention) < 0: a deeper collapse, less retention.
@@ -217,11 +222,21 @@ def _name(model: Model, recipe: bool = True) -> str:
     return f"{_recipe(model) + ' ' if recipe else ''}{model.dataset}/{model.arch}{axes}"
 
 
-def curves(table: pd.DataFrame, model: Model) -> pd.DataFrame:
-    """Seed means per layer index (rows) of each metric (columns) of ``model``'s train rows of
-    ``table`` without the logits, at each run's last epoch there."""
+def curves(table: pd.DataFrame, model: Model, how: str = "mean") -> pd.DataFrame:
+    """Seed means (``how="std"``: their sd, ddof 1) per layer index (rows) of each metric
+    (columns) of ``model``'s train rows of ``table`` without the logits, at each run's last
+    epoch there."""
     return model.last(table, logits=False).astype({"layer_index": int}).pivot_table(
-        index="layer_index", columns="metric", values="value", aggfunc="mean").sort_index()
+        index="layer_index", columns="metric", values="value", aggfunc=how,
+        dropna=False).sort_index()
+
+
+def _ratio_line(ax: Axes, t: Tables, model: Model, **style) -> pd.Series:
+    """``model``'s NC1 ratio per layer, its seeds' mean in a ± sd band; the mean."""
+    ratio = curves(t.metrics, model).get("nc1_ratio", pd.Series(dtype=float))
+    spread = curves(t.metrics, model, "std").get("nc1_ratio")
+    query.mean_line(ax, ratio, spread, marker=".", **style)
+    return ratio
 
 
 # The depths are of seed-mean curves without the logits, so computed here (nclayers.derived's
@@ -365,6 +380,7 @@ class EtfCase:
     lstar: float  # ℓ* with k layers fixed
     free_lstar: float
     kstar: float  # L − ℓ*(free) + 1: the linear layers that read collapsed layers
+    shift: Effect  # ℓ*(fixed) − ℓ*(free) over the seeds both trained
 
 
 def etf_cases(t: Tables) -> list[EtfCase]:
@@ -382,7 +398,8 @@ def etf_cases(t: Tables) -> list[EtfCase]:
         chosen = [(f, fd) for f, fd in fits if f.arch == model.arch] or fits
         ref, ref_d = chosen[0] if len(chosen) == 1 else (None, Depths(*[math.nan] * 4))
         out.append(EtfCase(model, int(model.key["etf_layers"]), ref, d.collapse,
-                           ref_d.collapse, ref_d.last - ref_d.collapse + 1))
+                           ref_d.collapse, ref_d.last - ref_d.collapse + 1,
+                           lstar_shift(t, ref, model) if ref is not None else effect([])))
     return out
 
 
@@ -405,6 +422,7 @@ class Retention:  # of one analysed recipe model under one clustering method
     method: str
     depths: Depths
     curve: pd.Series  # seed-mean retention ℓ → ℓ+1 by ℓ, the last analysed epoch
+    spread: pd.Series  # its sd over the seeds (NaN with one)
     before: float  # mean over ℓ < ℓ*
     after: float  # mean over ℓ ≥ ℓ*
 
@@ -418,12 +436,13 @@ def measured_retention(t: Tables) -> list[Retention]:
     for model, d in recipe_models(t):
         for method in RETENTION_METHODS:
             rows = table[table["run"].isin(model.runs) & (table["method"] == method)]
-            curve = rows.groupby("index_from")["retention"].mean().sort_index().astype(float)
+            by_layer = rows.groupby("index_from")["retention"]
+            curve = by_layer.mean().sort_index().astype(float)
             known = curve.dropna()  # ℓ* NaN: no transition on either side (means NaN)
             before, after = known[known.index < d.collapse], known[known.index >= d.collapse]
             if not curve.empty:
-                out.append(Retention(model, method, d, curve, float(before.mean()),
-                                     float(after.mean())))
+                out.append(Retention(model, method, d, curve, by_layer.std().sort_index(),
+                                     float(before.mean()), float(after.mean())))
     return out
 
 
@@ -482,8 +501,9 @@ def q1_rows(t: Tables) -> list[dict]:
             f"The collapse layer ℓ* depends on {words}",
             "Q1; Parker §3, Rangamani §5, Galanti §4, Ben-Shaul §6", told,
             f"ℓ* moves with {words}", f"ℓ* does not move with {words}", "decided contrasts",
-            ("no recipe of these contrasts has a collapse layer, or their seeds do not settle "
-             "it" if pairs[factor] else f"no two recipe models differ in {words} only"),
+            (f"no contrast is decided ({open_} whose interval covers 0 but not only ±{MOVE}; "
+             "the others: ℓ* reached by neither)" if pairs[factor] else
+             f"no two recipe models differ in {words} only"),
             [f"{_name(a, False)}: {_recipe(a)} {layer_text(found[a].collapse)} → {_recipe(b)} "
              f"{layer_text(found[b].collapse)}, {e.text()}" for a, b, e in shifts]
             + [f"refused, {why}" for why in refused[factor]],
@@ -555,24 +575,27 @@ def q3_rows(t: Tables) -> list[dict]:
 
     def text(c: EtfCase) -> str:
         return (f"{_name(c.model, False)} k={c.k}: ℓ* {layer_text(c.free_lstar)} → "
-                f"{layer_text(c.lstar)}, k* = {layer_text(c.kstar)}, test acc "
+                f"{layer_text(c.lstar)}, {c.shift.text()}, k* = {layer_text(c.kstar)}, test acc "
                 f"{c.free.final(t, 'final_test_acc'):.3f} → "
                 f"{c.model.final(t, 'final_test_acc'):.3f}")
 
+    seeds = f"{max((c.shift.n for c in cases), default=0)} together, by t-interval"
+    rule = (f"ℓ*'s shift over the seeds (paired by seed; not reached: L + 1) moves when its 95 % "
+            f"t-interval excludes 0, stays when it lies within ±{MOVE}, else it is not decided")
     return [
         _told("Fixing the top linear layers to simplex ETFs moves the collapse layer", where,
-              [g >= MOVE for g in _gaps((c.free_lstar, c.lstar) for c in cases)],
-              "fixing top layers moves ℓ*", "fixing top layers leaves ℓ* in place", "ETF runs",
-              none if cases else "no ETF run (an etf_layers axis) with a free model",
-              [text(c) for c in cases], f"ℓ* with k layers fixed differs by ≥ {MOVE} layer "
-              "from the free model's (or exists in one only) in more than half of the ETF runs"),
+              [c.shift.moved for c in cases if c.shift.moved is not None],
+              "fixing top layers moves ℓ*", "fixing top layers leaves ℓ* in place",
+              "decided ETF runs", none if cases else "no ETF run (an etf_layers axis) with a "
+              "free model", [text(c) for c in cases], f"per ETF run against its free model, "
+              f"{rule}; it moves in more than half of the decided ETF runs", seeds=seeds),
         _told("Fixing only the layers that read collapsed layers (k ≤ k* = L − ℓ* + 1) leaves "
               "the collapse layer in place", where,
-              [g < MOVE for g in _gaps((c.free_lstar, c.lstar) for c in inside)],
-              "ℓ* stays", "ℓ* moves", "ETF runs with k ≤ k*", none if inside else
+              [not c.shift.moved for c in inside if c.shift.moved is not None],
+              "ℓ* stays", "ℓ* moves", "decided ETF runs with k ≤ k*", none if inside else
               "no ETF run fixes only layers that read collapsed layers (k ≤ k*)",
-              [text(c) for c in inside], f"ℓ* moves by less than {MOVE} layer in more than "
-              "half of the ETF runs with k ≤ k*")]
+              [text(c) for c in inside], f"per ETF run with k ≤ k*, {rule}; it stays in more "
+              "than half of the decided ones", seeds=seeds)]
 
 
 def q4_rows(t: Tables) -> list[dict]:
@@ -641,16 +664,16 @@ def q1_collapse_by_recipe(t: Tables) -> Figure:
     if not models:
         return placeholder(NO_MODEL)
     styles = _styles(t, [_recipe(m) for found in models.values() for m, _ in found])
-    fig, axes = query.grid(len(names), 2, "Q1: where variability collapses under each paper's "
-                           f"recipe (NC1 ratio, train split, last epoch){more}",
+    fig, axes = query.grid(len(names), 2, "Q1: where variability collapses under each recipe\n"
+                           f"(NC1 ratio, train split, last epoch){more}",
                            panel=(4.4, 3.0))
     for ax, name in zip(axes.flat, names, strict=False):
         for model, d in models[name]:
-            if (ratio := curves(t.metrics, model).get("nc1_ratio")) is None:
+            if "nc1_ratio" not in curves(t.metrics, model):
                 continue
             colour, style = styles[_recipe(model)]
-            ax.plot(ratio.index, ratio, marker=".", color=colour, linestyle=style,
-                    label=f"{_recipe(model)} (ℓ* = {layer_text(d.collapse)})")
+            ratio = _ratio_line(ax, t, model, color=colour, linestyle=style,
+                                label=f"{_recipe(model)} (ℓ* = {layer_text(d.collapse)})")
             if not math.isnan(d.collapse):
                 ax.plot([d.collapse], [ratio.loc[d.collapse]], "o", markersize=8, zorder=5,
                         color=colour, markeredgecolor="black")
@@ -751,10 +774,9 @@ def q3_etf_collapse(t: Tables) -> Figure:
         lines = [(0, free, group[0].free_lstar),
                  *((c.k, c.model, c.lstar) for c in sorted(group, key=lambda c: c.k))]
         for i, (k, model, lstar) in enumerate(lines):
-            ratio = curves(t.metrics, model).get("nc1_ratio", pd.Series(dtype=float))
             colour = "black" if k == 0 else colormaps["viridis"](i / max(len(lines) - 1, 1))
-            curve_ax.plot(ratio.index, ratio, marker=".", color=colour,
-                          label=f"k = {k} (ℓ* = {layer_text(lstar)})")
+            _ratio_line(curve_ax, t, model, color=colour,
+                        label=f"k = {k} (ℓ* = {layer_text(lstar)})")
             if not math.isnan(lstar):
                 curve_ax.axvline(lstar, color=colour, linestyle=":", linewidth=1)
         curve_ax.axhline(t.thresholds.collapse_eps, color="crimson", linewidth=1)
@@ -768,8 +790,10 @@ def q3_etf_collapse(t: Tables) -> Figure:
         k_ax.axvline(group[0].kstar, color="green", alpha=0.4, linewidth=3,
                      label="k*: linear layers reading collapsed layers (free)")
         acc_ax = k_ax.twinx()
-        acc_ax.plot(ks, [m.final(t, "final_test_acc") for _, m, _ in lines], "s--",
-                    color="tab:blue", label="test accuracy")
+        accuracy = [t.runs.loc[t.runs["run"].isin(m.runs), "final_test_acc"] for _, m, _ in lines]
+        query.mean_line(acc_ax, pd.Series([a.mean() for a in accuracy], index=ks),
+                        pd.Series([a.std() for a in accuracy], index=ks), marker="s",
+                        linestyle="--", color="tab:blue", label="test accuracy")
         acc_ax.set_ylim(0, 1.02)
         acc_ax.set_ylabel("test accuracy", fontsize="small")
         labels(k_ax, "top linear layers fixed to ETFs (k)", "ℓ*",
@@ -795,8 +819,9 @@ def q4_retention(t: Tables) -> Figure:
         for ax, method in zip(row[:2], RETENTION_METHODS, strict=True):
             for r in (r for r in mine if r.method == method):
                 colour, style = styles[_recipe(r.model)]
-                ax.plot(r.curve.index + 0.5, r.curve, marker=".", color=colour,
-                        linestyle=style, label=_recipe(r.model))
+                query.mean_line(ax, r.curve.set_axis(r.curve.index + 0.5),
+                                r.spread.set_axis(r.spread.index + 0.5), marker=".",
+                                color=colour, linestyle=style, label=_recipe(r.model))
                 if not math.isnan(r.depths.collapse):
                     ax.axvline(r.depths.collapse, color=colour, linestyle=":", linewidth=1.2)
             ax.set_ylim(0, 1.05)
