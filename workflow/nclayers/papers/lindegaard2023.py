@@ -302,8 +302,9 @@ def fig4_1_3_nc3_by_layer(t: Tables) -> Figure:
 
 
 def fig_b0_accuracy_nc2(t: Tables) -> Figure:
-    """Figs. B.0.1, B.0.3, B.0.5, B.0.7: accuracy through training (train solid, test dashed)
-    and the NC2 measures per layer at the last epoch of every model's best run."""
+    """Figs. B.0.1, B.0.3, B.0.5, B.0.7 ("Accuracy and NC1-2"): accuracy through training (train
+    solid, test dashed), and NC1 (the relative trace Tr Σ_W / Tr Σ_T) and the NC2 measures per
+    layer at the last epoch of every model's best run."""
     def accuracy(ax: Axes, model: query.Model, colour: object) -> None:
         means = sds = pd.DataFrame()
         if not t.training.empty:
@@ -316,11 +317,12 @@ def fig_b0_accuracy_nc2(t: Tables) -> Figure:
                                 label=f"{model.arch} {column.split('_')[0]}")
         ax.set_ylim(-0.02, 1.02)
 
-    def nc2(ax: Axes, model: query.Model, colour: object, metric: str) -> None:
+    def per_layer(ax: Axes, model: query.Model, colour: object, metric: str) -> None:
         _layer_band(ax, model.last(t.metrics), metric, marker="o", ms=3, lw=1, color=colour,
                     label=model.arch)
-    return _appendix_figure(t, [("accuracy", accuracy, False), *[
-        (f"NC2 {name}", lambda ax, m, c, metric=metric: nc2(ax, m, c, metric), True)
+    return _appendix_figure(t, [("accuracy", accuracy, False), (
+        "NC1 Tr Σ_W / Tr Σ_T", lambda ax, m, c: per_layer(ax, m, c, "nc1_ratio"), True), *[
+        (f"NC2 {name}", lambda ax, m, c, metric=metric: per_layer(ax, m, c, metric), True)
         for metric, name in NC2.items()]], "Figs. B.0.1, B.0.3, B.0.5, B.0.7")
 
 
