@@ -203,7 +203,8 @@ def test_recipes_swept_over_the_lr_are_contrasted_at_each_lr_they_share():
     assert refused["loss"] == []  # lr 0.3: no ce_step to meet, no refusal either
     loss = claim(syn.claims(t), "depends on the loss")
     assert loss["holds"] and "Yes: ℓ* moves with the loss in 2 of 2 decided" in loss["measured"]
-    assert "digits/mlp lr 0.1: ce_step 3 → svsl_step 5, Δℓ* = +2 (n = 1)" in loss["measured"]
+    assert ("digits/mlp lr 0.1: ℓ* per seed ce_step 3 → svsl_step 5, Δℓ* = +2 (n = 1)"
+            in loss["measured"])
 
 
 def test_the_shift_of_the_collapse_layer_over_seeds_has_a_t_interval():
@@ -253,7 +254,7 @@ def test_q1_says_yes_when_the_collapse_layer_moves_with_the_loss_and_no_when_it_
                                              "mse_onecycle": 4})))
     loss = claim(moving, "depends on the loss")
     assert loss["holds"] and loss["measured"].startswith("Yes: ℓ* moves with the loss in 2 of 3")
-    assert "digits/mlp: mse_step 4 → ce_step 2, Δℓ* = -2 (n = 1)" in loss["measured"]
+    assert "digits/mlp: ℓ* per seed mse_step 4 → ce_step 2, Δℓ* = -2 (n = 1)" in loss["measured"]
     schedule = claim(moving, "depends on the schedule")
     assert schedule["holds"] is False
     assert schedule["measured"].startswith("No: ℓ* does not move with the schedule in 1 of 1")
@@ -318,7 +319,8 @@ def test_q3_finds_the_free_model_and_says_whether_etf_layers_move_the_collapse_l
     moves = claim(table, "moves the collapse layer")
     assert moves["holds"] is False  # one of two moved: not more than half
     # not reached with k = 6: at L + 1 = 7, four layers past the free model's ℓ* = 3
-    assert ("digits/mlp_etf k=6: ℓ* 3 → none, Δℓ* = +4 (n = 1), k* = 4, test acc 0.950 → 0.500"
+    assert ("digits/mlp_etf k=6: ℓ* per seed 3 → none, Δℓ* = +4 (n = 1), k* = 4, test acc "
+            "0.950 → 0.500"
             in moves["measured"])
     inside = claim(table, "k ≤ k*")
     assert inside["holds"] and inside["measured"].startswith("Yes: ℓ* stays in 1 of 1 decided")
@@ -476,3 +478,14 @@ def test_every_figure_draws_within_the_page(make, name):
     width, height = fig.get_size_inches()
     assert width <= 9.5 and height <= 11.0
     fig.savefig(__import__("io").BytesIO(), format="png", dpi=40)
+
+
+def test_a_question_without_a_decided_case_says_why():
+    assert syn._undecided(1, 2, "contrast") == (
+        "no contrast is decided: 1 with a shift whose 95 % interval covers 0 and reaches past "
+        "±1, 1 where neither model reaches ℓ*")
+    assert syn._undecided(0, 1, "ETF run") == (
+        "no ETF run is decided: 1 where neither model reaches ℓ*")
+    shown = syn._refusals([f"pair {i}" for i in range(5)], "the loss")
+    assert shown == ["refused, pair 0", "refused, pair 1", "refused, pair 2",
+                     "2 more pairs refused: they differ in the loss and in more"]

@@ -335,6 +335,12 @@ def seed_lstars(t: Tables, model: Model) -> dict[int, tuple[float, float]]:
     return out
 
 
+def seed_lstar_text(t: Tables, model: Model) -> str:
+    """``model``'s ℓ* in each seed, in seed order ("4, 5"; "none": not reached)."""
+    found = seed_lstars(t, model)
+    return ", ".join(layer_text(found[seed][0]) for seed in sorted(found))
+
+
 def lstar_shift(t: Tables, a: Model, b: Model) -> Effect:
     """ℓ*(b) − ℓ*(a) over the seeds both trained, paired by seed; a model that does not reach
     ℓ* counts it at L + 1 (one past its deepest layer); a seed where neither does, none."""
@@ -488,6 +494,24 @@ def _told(text: str, where: str, told: Sequence[bool], yes: str, no: str, cases:
     return _row(text, where, holds, answer, details, criterion, seeds)
 
 
+REFUSALS_SHOWN = 3  # refused pairs a claim lists by name (the rest counted)
+
+
+def _refusals(refused: list[str], words: str) -> list[str]:
+    """The first :data:`REFUSALS_SHOWN` refused pairs by name, the others counted."""
+    more = len(refused) - REFUSALS_SHOWN
+    return ([f"refused, {why}" for why in refused[:REFUSALS_SHOWN]]
+            + [f"{more} more pairs refused: they differ in {words} and in more"] * (more > 0))
+
+
+def _undecided(wide: int, cases: int, what: str) -> str:
+    """Why no case decides: ``wide`` of the ``cases`` have a shift whose interval covers 0 and
+    reaches past ±MOVE; in the others neither model reaches ℓ*."""
+    parts = [f"{wide} with a shift whose 95 % interval covers 0 and reaches past ±{MOVE}"] * bool(
+        wide) + [f"{cases - wide} where neither model reaches ℓ*"] * bool(cases - wide)
+    return f"no {what} is decided: " + ", ".join(parts)
+
+
 def q1_rows(t: Tables) -> list[dict]:
     """Q1: per factor, does ℓ* move between recipe models that differ in it only?"""
     found = dict(contrast_models(t))
@@ -501,12 +525,11 @@ def q1_rows(t: Tables) -> list[dict]:
             f"The collapse layer ℓ* depends on {words}",
             "Q1; Parker §3, Rangamani §5, Galanti §4, Ben-Shaul §6", told,
             f"ℓ* moves with {words}", f"ℓ* does not move with {words}", "decided contrasts",
-            (f"no contrast is decided ({open_} whose interval covers 0 but not only ±{MOVE}; "
-             "the others: ℓ* reached by neither)" if pairs[factor] else
+            (_undecided(open_, len(shifts), "contrast") if pairs[factor] else
              f"no two recipe models differ in {words} only"),
-            [f"{_name(a, False)}: {_recipe(a)} {layer_text(found[a].collapse)} → {_recipe(b)} "
-             f"{layer_text(found[b].collapse)}, {e.text()}" for a, b, e in shifts]
-            + [f"refused, {why}" for why in refused[factor]],
+            [f"{_name(a, False)}: ℓ* per seed {_recipe(a)} {seed_lstar_text(t, a)} → "
+             f"{_recipe(b)} {seed_lstar_text(t, b)}, {e.text()}" for a, b, e in shifts]
+            + _refusals(refused[factor], words),
             f"per contrast (two recipe models of one dataset and architecture whose resolved "
             f"recipes, the lr included, differ in {words} only), ℓ*'s shift over the seeds "
             f"(paired by seed; not reached: L + 1) moves when its 95 % t-interval excludes 0 and "
@@ -571,11 +594,16 @@ def q3_rows(t: Tables) -> list[dict]:
     collapsed layers (k ≤ k*) leave it in place?"""
     cases = [c for c in etf_cases(t) if c.free is not None]
     inside = [c for c in cases if c.k <= c.kstar]  # k* NaN: none
-    where, none = "Q3; Rangamani §5.3, Fig. 7", "neither the free nor the fixed models collapse"
+    where = "Q3; Rangamani §5.3, Fig. 7"
+
+    def none(found: list[EtfCase]) -> str:
+        return _undecided(sum(c.shift.moved is None and c.shift.n > 0 for c in found),
+                          len(found), "ETF run")
 
     def text(c: EtfCase) -> str:
-        return (f"{_name(c.model, False)} k={c.k}: ℓ* {layer_text(c.free_lstar)} → "
-                f"{layer_text(c.lstar)}, {c.shift.text()}, k* = {layer_text(c.kstar)}, test acc "
+        return (f"{_name(c.model, False)} k={c.k}: ℓ* per seed {seed_lstar_text(t, c.free)} → "
+                f"{seed_lstar_text(t, c.model)}, {c.shift.text()}, k* = {layer_text(c.kstar)}, "
+                "test acc "
                 f"{c.free.final(t, 'final_test_acc'):.3f} → "
                 f"{c.model.final(t, 'final_test_acc'):.3f}")
 
@@ -586,13 +614,14 @@ def q3_rows(t: Tables) -> list[dict]:
         _told("Fixing the top linear layers to simplex ETFs moves the collapse layer", where,
               [c.shift.moved for c in cases if c.shift.moved is not None],
               "fixing top layers moves ℓ*", "fixing top layers leaves ℓ* in place",
-              "decided ETF runs", none if cases else "no ETF run (an etf_layers axis) with a "
-              "free model", [text(c) for c in cases], f"per ETF run against its free model, "
-              f"{rule}; it moves in more than half of the decided ETF runs", seeds=seeds),
+              "decided ETF runs", none(cases) if cases else
+              "no ETF run (an etf_layers axis) with a free model", [text(c) for c in cases],
+              f"per ETF run against its free model, {rule}; it moves in more than half of the "
+              "decided ETF runs", seeds=seeds),
         _told("Fixing only the layers that read collapsed layers (k ≤ k* = L − ℓ* + 1) leaves "
               "the collapse layer in place", where,
               [not c.shift.moved for c in inside if c.shift.moved is not None],
-              "ℓ* stays", "ℓ* moves", "decided ETF runs with k ≤ k*", none if inside else
+              "ℓ* stays", "ℓ* moves", "decided ETF runs with k ≤ k*", none(inside) if inside else
               "no ETF run fixes only layers that read collapsed layers (k ≤ k*)",
               [text(c) for c in inside], f"per ETF run with k ≤ k*, {rule}; it stays in more "
               "than half of the decided ones", seeds=seeds)]
