@@ -68,6 +68,7 @@ def test_seeds_that_agree_decide_the_claim_and_equal_numbers_stay_as_they_are():
     assert r"\textbf{does not hold}" in claims_tex(fails)
     one = over_seeds(claims, tables({0: 0.1}))
     assert one.loc[0, "seeds"] == "1 of 1" and one["holds"].tolist()[0] is True
+    assert one.loc[1, "seeds"] == "none tells"  # one seed: nothing about seeds to tell
     assert one.loc[0, "measured"] == "ratio 0.100 (ε = 0.2)"
 
 

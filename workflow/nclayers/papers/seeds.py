@@ -73,7 +73,8 @@ def over_seeds(claims: Callable[[Tables], pd.DataFrame], t: Tables) -> pd.DataFr
             measured = _mean_sd([found["measured"] for _, found in told]) or row.measured
             tally, holds = f"{k} of {len(told)}", verdict(k, len(told))
         else:  # no seed tells alone: a claim about the seeds together, or none can tell
-            measured, tally, holds = row.measured, "all together", row.holds
+            measured, holds = row.measured, row.holds
+            tally = "all together" if _decided(holds) else "none tells"
         rows.append({"claim": row.claim, "where": row.where, "measured": measured,
                      "seeds": tally, "holds": None if not _decided(holds) else bool(holds)})
     return pd.DataFrame(rows, columns=SEED_CLAIM_COLUMNS)
