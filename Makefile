@@ -11,7 +11,7 @@ WORKERS ?= 2
 PYTEST  := pytest -n $(WORKERS) --dist loadscope
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test test-all install latex lint bench smoke clean
+.PHONY: run test test-all install latex lint bench smoke evidence clean
 
 run: $(VENV)/.installed latex
 	snakemake --cores $(CORES)
@@ -47,6 +47,11 @@ lint: $(VENV)/.installed-test
 # Every paper preset at smoke scale, each to results/<paper>-smoke/report.pdf (scripts/smoke.sh).
 smoke: $(VENV)/.installed latex
 	bash scripts/smoke.sh
+
+# Every paper's MNIST preset on real MNIST, then docs/evidence.md (scripts/evidence.sh):
+# MNIST_ROOT=<root with MNIST/raw/>, or MNIST_RAW=<folder of the t10k files> (no train set).
+evidence: $(VENV)/.installed latex
+	MNIST_ROOT="$(MNIST_ROOT)" MNIST_RAW="$(MNIST_RAW)" bash scripts/evidence.sh
 
 bench: $(VENV)/.installed
 	python benchmarks/bench_measure.py
