@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -161,3 +162,16 @@ def tiny_run(tmp_path_factory) -> Path:
     built = json.loads((workdir / "fingerprint.json").read_text())
     assert _shared_state(workdir) == built, \
         "a test changed the shared tiny run's results: copy it first (copy_experiment)"
+
+
+def bands_at(ax, x: float) -> list[tuple[float, float]]:
+    """(low, high) at ``x`` of each ± sd band (fill_between's polygon) of ``ax``: what
+    ``query.mean_line`` drew there."""
+    from matplotlib.collections import PolyCollection
+
+    out = []
+    for band in (c for c in ax.collections if isinstance(c, PolyCollection)):
+        vertices = band.get_paths()[0].vertices
+        ys = vertices[np.isclose(vertices[:, 0], x), 1]
+        out.append((ys.min(), ys.max()))
+    return out

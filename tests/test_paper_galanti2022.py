@@ -10,8 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_on_page
-from matplotlib.collections import PolyCollection
+from conftest import assert_on_page, bands_at
 from matplotlib.figure import Figure
 
 from nclayers.papers import CLAIM_COLUMNS, Tables
@@ -301,13 +300,8 @@ def test_the_test_cdnv_is_the_test_splits_own_and_missing_is_said():
 
 
 def _bands(ax) -> list[tuple[float, float]]:
-    """(low, high) at the last epoch of each ± sd band (fill_between's polygon) of ``ax``."""
-    out = []
-    for band in (c for c in ax.collections if isinstance(c, PolyCollection)):
-        vertices = band.get_paths()[0].vertices
-        ys = vertices[np.isclose(vertices[:, 0], LAST), 1]
-        out.append((ys.min(), ys.max()))
-    return out
+    """(low, high) at the last epoch of each ± sd band of ``ax``."""
+    return bands_at(ax, LAST)
 
 
 def test_seed_means_are_drawn_in_a_band_of_one_sd_and_one_seed_has_none():
