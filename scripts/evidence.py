@@ -63,7 +63,8 @@ def data_line(results: Path) -> str:
     return "; ".join(parts)
 
 
-def section(paper: str, results: Path, seconds: float | None, known: list[dict]) -> list[str]:
+def section(paper: str, results: Path, seconds: float | None,
+            known: list[dict]) -> tuple[list[str], pd.Series]:
     claims = pd.read_csv(results / "tables" / paper / "claims.csv")
     if "seeds" not in claims:
         claims["seeds"] = ""
@@ -73,16 +74,23 @@ def section(paper: str, results: Path, seconds: float | None, known: list[dict])
              + (f"{seconds:.0f} s." if seconds is not None else "not recorded."), "",
              "| claim | where | measured (over the seeds) | seeds | verdict |",
              "|---|---|---|---|---|"]
-    failed, told = [], []
+    failed, told, unmeasured = [], [], []
     for r in claims.to_dict("records"):
         said = verdict(r["holds"], r["seeds"])
         told.append(said.strip("*"))
+        if said == "not measured":
+            unmeasured.append(f"- {cell(r['claim'])} ({cell(r['where'])})")
+            continue
         lines.append(f"| {cell(r['claim'])} | {cell(r['where'])} | {cell(r['measured'])} | "
                      f"{cell(r['seeds'])} | {said} |")
-        if said != "holds":
+        if said in ("**does not hold**", "not decided"):
             failed.append((r["claim"], said))
     counts = pd.Series(told).value_counts()
     lines += ["", "Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".", ""]
+    if unmeasured:
+        lines += [f"Not measured here, each needing what this preset leaves out (another dataset "
+                  f"or network); `results/{paper}-mnist/tables/{paper}/claims.csv` says what:",
+                  "", *unmeasured, ""]
     if failed:
         lines += ["Claims that do not hold or are not decided, and why:", ""]
         for claim, said in failed:
@@ -91,7 +99,7 @@ def section(paper: str, results: Path, seconds: float | None, known: list[dict])
                    "not investigated yet")
             lines.append(f"- *{cell(claim)}* ({said.strip('*')}): {why}")
         lines.append("")
-    return lines
+    return lines, counts
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -110,12 +118,22 @@ def main(argv: list[str] | None = None) -> None:
              "results of each paper's `mnist.yaml`; edit the presets or "
              "docs/evidence_causes.yaml, not this page.", "",
              f"Data: {args.source}.", "", f"How a claim is decided: {RULE}", ""]
+    sections, summary = [], ["| paper | holds | does not hold | not decided | not measured | "
+                             "wall time |", "|---|---|---|---|---|---|"]
     for paper in papers:
         results = args.results / f"{paper}-mnist"
         if not (results / "tables" / paper / "claims.csv").exists():
-            lines += [f"## {paper}", "", f"No results in {results}: run `make evidence`.", ""]
+            sections += [f"## {paper}", "", f"No results in {results}: run `make evidence`.", ""]
+            summary.append(f"| {paper} | no results | | | | |")
             continue
-        lines += section(paper, results, times.get(paper), known.get(paper, []))
+        seconds = times.get(paper)
+        body, counts = section(paper, results, seconds, known.get(paper, []))
+        sections += body
+        summary.append(f"| {paper} | " + " | ".join(
+            str(counts.get(v, 0)) for v in ("holds", "does not hold", "not decided",
+                                            "not measured"))
+            + f" | {f'{seconds:.0f} s' if seconds is not None else 'not recorded'} |")
+    lines += ["Claims per paper:", "", *summary, "", *sections]
     tmp = args.out.with_name(args.out.name + ".tmp")
     tmp.write_text("\n".join(lines))
     tmp.replace(args.out)

@@ -224,6 +224,14 @@ def test_the_dataset_claims_cannot_tell_without_mnist_and_cifar10():
     assert holds(make_tables(drop_runs=(CIFAR_MLP,)))[4:8] == [None, None, None, True]
 
 
+def test_an_mnist_collapse_far_from_the_theses_decides_the_depth_claim_alone():
+    near = paper.claims(make_tables(drop_runs=(CIFAR_MLP,))).iloc[4]
+    assert near["holds"] is None  # MNIST's ℓ* = 2 is near the thesis' 3; CIFAR10 is missing
+    assert "measured: ℓ* MNIST 2 (thesis 3); no CIFAR10 model;" in near["measured"]
+    never = paper.claims(make_tables(nc1={MNIST_MLP: NEVER}, drop_runs=(CIFAR_MLP,))).iloc[4]
+    assert never["holds"] is False and "ℓ* MNIST none (thesis 3)" in never["measured"]
+
+
 def test_the_seeds_and_architectures_claims_cannot_tell_with_one_each():
     told = holds(make_tables(drop_runs=(GRID_BEST_S1, MNIST_CONVNET)))
     assert told[8] is None and told[10] is None

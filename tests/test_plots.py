@@ -261,3 +261,30 @@ def test_a_figure_says_how_many_seeds_each_model_averages():
     runs.loc[1, "diverged"] = True
     assert seeds_note(runs) == "n = 1–2 seeds per model"
     assert seeds_note(runs.iloc[[0, 4]]) == "n = 1 seed per model: no spread to show"
+
+
+def test_a_finished_figure_keeps_its_title_and_legend_within_its_width():
+    """A narrow figure's long title wraps and its figure legend takes fewer columns, every key
+    kept, so that nothing runs off the page's sides."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.lines import Line2D
+
+    fig = Figure(figsize=(3, 4), layout="constrained")
+    fig.add_subplot().plot([0, 1])
+    fig.suptitle("NCC mismatch per layer, CE (solid) against SVSL (dashed) (Ben-Shaul & Dekel "
+                 "Fig. 2)")
+    labels = [f"Layer{i}" for i in range(1, 9)]
+    fig.legend(handles=[Line2D([], [], label=label) for label in labels],
+               loc="outside lower center", ncol=8, fontsize="small")
+    runs = pd.DataFrame({"run": ["a-s0", "a-s1"], "selected": True, "diverged": False})
+    plots.finish(fig, runs)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    title, (legend,) = fig._suptitle, fig.legends
+    for artist in (title, legend):
+        box = artist.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= fig.bbox.width
+    assert title.get_text().endswith("\n(n = 2 seeds per model)") and title.get_text().count(
+        "\n") >= 2
+    assert [t.get_text() for t in legend.texts] == labels and legend._ncols < 8
+    assert legend.get_window_extent(renderer).y1 < fig.axes[0].get_window_extent(renderer).y0

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pandas as pd
 
 from nclayers.papers import Tables, claims_frame, query
-from nclayers.papers.seeds import RULE, SEED_CLAIM_COLUMNS, over_seeds, seed_tables, verdict
+from nclayers.papers.seeds import (
+    RULE,
+    SEED_CLAIM_COLUMNS,
+    _mean_sd,
+    over_seeds,
+    seed_tables,
+    verdict,
+)
 from nclayers.report import sections
 from nclayers.tables import claims_tex, tex_escape
 
@@ -70,6 +77,14 @@ def test_seeds_that_agree_decide_the_claim_and_equal_numbers_stay_as_they_are():
     assert one.loc[0, "seeds"] == "1 of 1" and one["holds"].tolist()[0] is True
     assert one.loc[1, "seeds"] == "none tells"  # one seed: nothing about seeds to tell
     assert one.loc[0, "measured"] == "ratio 0.100 (ε = 0.2)"
+
+
+def test_a_number_every_seed_writes_alike_is_kept_as_written():
+    # a label such as "eq. 2.20" must not come out as its value "2.2"
+    merged = _mean_sd(["eq. 2.20 0.30, layer 3", "eq. 2.20 0.50, layer 3"])
+    assert merged == "eq. 2.20 0.4 ± 0.14, layer 3"
+    assert _mean_sd(["ratio 0.10", "ratio 0.1"]) == "ratio 0.1"  # equal, written otherwise
+    assert _mean_sd(["at 3", "at layer 3"]) is None  # the texts differ beyond their numbers
 
 
 def test_a_seeds_tables_hold_its_runs_only():

@@ -205,7 +205,7 @@ def cmd_figure(args: argparse.Namespace) -> None:
         fig = plots.placeholder("no selected run: every run diverged (see tables/runs.csv)")
     else:
         fig = plots.FIGURES[args.name](metrics, training, spectra, collapse_eps=args.collapse_eps)
-        plots.note_seeds(fig, runs)
+        plots.finish(fig, runs)
     _save(fig, args.out)
 
 
@@ -290,7 +290,7 @@ def cmd_paper_figure(args: argparse.Namespace) -> None:
         fig = plots.placeholder("no selected run: every run diverged (see tables/runs.csv)")
     else:
         fig = paper(args.paper).FIGURES[args.name](tables)
-        plots.note_seeds(fig, tables.runs)
+        plots.finish(fig, tables.runs)
     _save(fig, args.out)
 
 

@@ -14,14 +14,18 @@ most ~9.5 in wide (fonts stay ≥ ~6.5 pt) and ~12 in tall; panels wrap into row
 from __future__ import annotations
 
 import colorsys
+import textwrap
 from collections.abc import Callable, Sequence
 
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
+from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
 from nclayers import vocabulary
@@ -142,16 +146,56 @@ def seeds_note(runs: pd.DataFrame) -> str:
             + ("" if high > 1 else ": no spread to show"))
 
 
+def finish(fig: Figure, runs: pd.DataFrame) -> None:
+    """What every saved figure gets: the number of seeds its curves average in its title
+    (:func:`note_seeds`), and its title and legends fitted to its width."""
+    note_seeds(fig, runs)
+    renderer = FigureCanvasAgg(fig).get_renderer()  # measures as the saved file draws
+    if (title := getattr(fig, "_suptitle", None)) is not None:  # matplotlib keeps it here
+        fit_title(fig, title, renderer)
+    for legend in list(fig.legends):  # a legend that is made again leaves the list
+        fit_legend(fig, legend, renderer)
+
+
 def note_seeds(fig: Figure, runs: pd.DataFrame) -> None:
     """Say in the figure's title how many seeds its curves average (:func:`seeds_note`); the
     report says once that a curve over seeds is their mean in a band of ± 1 sd."""
     if not (note := seeds_note(runs)):
         return
-    title = getattr(fig, "_suptitle", None)  # matplotlib keeps the suptitle's Text here
+    title = getattr(fig, "_suptitle", None)
     if title is not None and title.get_text():
         title.set_text(f"{title.get_text()}\n({note})")  # a second line: legends sit below
     else:
         fig.suptitle(f"({note})", fontsize="small")
+
+
+def _fits(fig: Figure, artist, renderer) -> bool:
+    return artist.get_window_extent(renderer).width <= 0.98 * fig.bbox.width
+
+
+def fit_title(fig: Figure, title: Text, renderer) -> None:
+    """Wrap each line of ``title`` at word breaks until it is no wider than the figure (a
+    one-panel figure's long title would otherwise run off both sides of the page)."""
+    lines = title.get_text().split("\n")
+    for width in range(max(map(len, lines)), 20, -4):
+        if _fits(fig, title, renderer):
+            return
+        title.set_text("\n".join(textwrap.fill(line, width) for line in lines))
+
+
+def fit_legend(fig: Figure, legend: Legend, renderer) -> None:
+    """Fewer columns until the figure-level ``legend`` is no wider than the figure: the legend
+    made again (a legend lays its box out once, when it is made) with its keys, place and font."""
+    ncols = legend._ncols
+    while not _fits(fig, legend, renderer) and ncols > 1:
+        ncols -= 1
+        where = next(name for name, code in Legend.codes.items() if code == legend._loc)
+        if getattr(legend, "_outside_loc", None):  # fig.legend(loc="outside ...")
+            where = f"outside {where}"
+        keys, labels = legend.legend_handles, [text.get_text() for text in legend.texts]
+        legend.remove()
+        legend = fig.legend(keys, labels, loc=where, ncols=ncols, prop=legend.prop,
+                            title=legend.get_title().get_text() or None)
 
 
 def placeholder(message: str) -> Figure:

@@ -28,7 +28,7 @@ read the post-TPT curve and hold, per activation, in more than half of the model
 5. NC4 plateaus (:func:`plateau_layer`) at a deeper layer than NC1 (§3).
 6. NC4 reaches zero (≤ :data:`NC4_ZERO`) by the middle hidden layer on MNIST and SVHN, but on
    CIFAR100 only after it (§3, after Fig. 4; Conclusion (3)); both sides in most of their
-   models; not told without models of both.
+   models; a side that fails decides it, one missing (and none failing) leaves it untold.
 7. The activations behave alike (App. B, C): claims 1-6 have one outcome over the activations.
 """
 
@@ -340,13 +340,15 @@ def _summary(found: list[tuple], key: str, metric: str) -> query.Verdict:
     text += f"; left out, no TPT: {no_tpt}" if no_tpt else ""
     if key != "NC4 zero":
         return text, query.majority([bool(v[3]) for v in told])
+    # both sides must hold: one that fails decides the claim even where the other is missing
     sides = [[bool(v[3]) for v in told if v[1] in kind] for kind in (SIMPLE, HARD)]
+    held = [bool(query.majority(side)) if side else None for side in sides]
     missing = [kind for kind, side in zip(("MNIST or SVHN", "CIFAR100"), sides, strict=True)
                if not side]
     if missing:
         missing_text = f"no {' and no '.join(missing)} model after TPT"
-        return (f"{text}; {missing_text}" if told else text.replace("0/0", missing_text)), None
-    return text, bool(query.majority(sides[0]) and query.majority(sides[1]))
+        text = f"{text}; {missing_text}" if told else text.replace("0/0", missing_text)
+    return text, False if False in held else None if missing else True
 
 
 def claims(t: Tables) -> pd.DataFrame:

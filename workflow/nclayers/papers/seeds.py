@@ -107,15 +107,19 @@ def _mean_sd(texts: list[str]) -> str | None:
     skeletons = {NUMBER.sub("#", text) for text in texts}
     if len(skeletons) != 1:
         return None
-    numbers = np.array([[float(x) for x in NUMBER.findall(text)] for text in texts])
+    tokens = [NUMBER.findall(text) for text in texts]
     parts = NUMBER.split(texts[0])
     out = [parts[0]]
-    for column, tail in zip(numbers.T, parts[1:], strict=True):
+    for column, tail in zip(zip(*tokens, strict=True), parts[1:], strict=True):
         out.append(_number(column) + tail)
     return "".join(out)
 
 
-def _number(values: np.ndarray) -> str:
+def _number(tokens: tuple[str, ...]) -> str:
+    """A number as every seed wrote it (e.g. "eq. 2.20", "layer 3"), else its mean ± sd."""
+    if len(set(tokens)) == 1:
+        return tokens[0]
+    values = np.array([float(x) for x in tokens])
     if np.all(values == values[0]):
         return f"{values[0]:.4g}"
     return f"{values.mean():.3g} ± {values.std(ddof=1):.2g}"
