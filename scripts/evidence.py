@@ -22,7 +22,8 @@ from nclayers.papers.seeds import RULE  # noqa: E402
 
 CAUSES = ROOT / "docs" / "evidence_causes.yaml"
 KINDS = {"fidelity": "a fidelity defect", "scale": "a scale effect",
-         "not reproduced": "the paper's claim not reproduced"}
+         "not reproduced": "the paper's claim not reproduced",
+         "seeds": "the seeds disagree"}
 VERDICT = {True: "holds", False: "**does not hold**", None: "not decided"}
 
 
@@ -94,7 +95,9 @@ def section(paper: str, results: Path, seconds: float | None,
     if failed:
         lines += ["Claims that do not hold or are not decided, and why:", ""]
         for claim, said in failed:
-            found = next((c for c in known if c["claim"] in claim), None)
+            # the longest entry that names it ("LeakyReLU: …" before "ReLU: …")
+            found = max((c for c in known if c["claim"] in claim),
+                        key=lambda c: len(c["claim"]), default=None)
             why = (f"{KINDS[found['kind']]}: {found['why']}" if found else
                    "not investigated yet")
             lines.append(f"- *{cell(claim)}* ({said.strip('*')}): {why}")

@@ -89,8 +89,9 @@ def test_the_page_is_written_from_the_results_with_each_failures_cause(tmp_path,
         {"claim": "ETF on CIFAR10", "where": "Fig. 7", "measured": "no CIFAR10 model",
          "seeds": "none tells", "holds": float("nan")}])
     causes = tmp_path / "causes.yaml"
-    causes.write_text("rangamani2023:\n  - claim: top C share\n    kind: scale\n"
-                      "    why: shown by a run at 4x the epochs\n")
+    causes.write_text("rangamani2023:\n  - claim: C share\n    kind: not reproduced\n"
+                      "    why: another claim's\n  - claim: top C share\n    kind: scale\n"
+                      "    why: shown by a run at 4x the epochs\n")  # the longest that names it
     monkeypatch.setattr(evidence, "CAUSES", causes)
     (tmp_path / "times.csv").write_text("paper,seconds\nrangamani2023,412\n")
     out = tmp_path / "evidence.md"
