@@ -418,7 +418,9 @@ def test_analyse_layers_tables(tables, tmp_path):
     assert r"\toprule" in tex and r"1 $\to$ 2" in tex
     clusters = clusters_tex(tables["clusters"])
     assert clusters.count(r"\multicolumn") == 2  # a heading per clustering method
-    assert r"2 & block2 & 10 & 8 & 100.0 & 0 \\" in clusters
+    assert r"2 & block2 & 10 & 8 & 100.0 & 0 of 80 \\" in clusters
+    # the accuracy covers the kept points only, and says so beside the excluded count
+    assert "Accuracy on the kept points" in clusters and "Excluded points" in clusters
 
 
 def test_feature_tex_has_a_block_per_run(tables):

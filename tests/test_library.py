@@ -54,6 +54,35 @@ def test_measure_matches_dense_reference_through_taps():
                     layer, split, metric)
 
 
+def test_layer_index_is_the_depth_with_the_input_at_zero_tapped_or_not():
+    net = small_net()
+    x, y = blobs(30, 0)
+    with_input = measure(net, [(x, y)], layers=["input", "1", "3"])
+    without = measure(net, [(x, y)], layers=["1", "3"])
+    depth = {"input": [0], "1": [1], "3": [2]}
+    for table in (with_input, without):
+        found = table.groupby("layer")["layer_index"].unique().map(list).to_dict()
+        assert found == {layer: depth[layer] for layer in found}
+    assert set(without["layer"]) == {"1", "3"}
+    with pytest.raises(ValueError, match="'input' must come first"):
+        measure(net, [(x, y)], layers=["1", "input"])
+
+
+def test_weight_spectra_reads_the_consumers_and_refuses_none():
+    from nclayers import find_consumers, weight_spectra
+
+    net = small_net()
+    x, _ = blobs(4, 0)
+    spectra = weight_spectra(net, find_consumers(net, ["1", "3"], x), ["1", "3"])
+    assert spectra.groupby("layer")["k"].count().to_dict() == {"1": 8, "3": 3}  # 8x16, 3x8
+    assert spectra.groupby("layer")["layer_index"].first().to_dict() == {"1": 1, "3": 2}
+    assert np.allclose(spectra.groupby("layer")["share"].sum(), 1.0)
+    with pytest.raises(TypeError, match="consumers must map layer names to modules, not a list"):
+        weight_spectra(net, [(x, None)], ["1", "3"])  # batches where the consumers go
+    with pytest.raises(ValueError, match=r"no consumer for any of the layers \['1', '3'\]"):
+        weight_spectra(net, {"5": net[4]}, ["1", "3"])
+
+
 def test_measure_restores_training_mode_and_needs_layers():
     net = small_net().train()
     x, y = blobs(30, 0)

@@ -19,7 +19,7 @@ from conftest import ROOT
 from nclayers.papers import CLAIM_COLUMNS, Tables, claims_frame, paper
 from nclayers.report import sections
 from nclayers.sweeps import analysed_runs
-from nclayers.tables import claims_tex, frame_tex, runs_tex, tex_escape
+from nclayers.tables import claims_tex, frame_tex, mean_sd, runs_tex, tex_escape
 from nclayers.vocabulary import FEATURE_PAPERS, PAPER_FIGURES, PAPER_TABLES, Thresholds
 
 PAPERS = sorted(PAPER_FIGURES)
@@ -110,6 +110,15 @@ def test_claims_tex_reads_verdicts_back_from_a_csv_as_well():
 def test_frame_tex_writes_numbers_to_three_digits_and_missing_values_as_dashes():
     tex = frame_tex(pd.DataFrame({"depth": [2, 16], "nc_1": [0.123456, float("nan")]}))
     assert r"depth & nc\_1 \\" in tex and "2 & 0.123" in tex and "16 & --" in tex
+
+
+@pytest.mark.parametrize("values, shown", [
+    ([1.0, 0.9992], r"0.9996 $\pm$ 0.0006"),  # not "1 ± 0.000563": the sd's first digit
+    ([11.76, 11.27], r"11.5 $\pm$ 0.3"),
+    ([1234, 1200], r"1220 $\pm$ 20"),  # rounded to tens like the sd
+    ([0.5, 0.5], "0.5"), ([0.3], "0.3"), ([float("nan")] * 2, "--")])
+def test_mean_sd_rounds_both_at_the_sds_first_significant_digit(values, shown):
+    assert mean_sd(pd.Series(values)) == shown
 
 
 def test_tex_escape_turns_specials_and_unicode_into_latex():

@@ -288,3 +288,45 @@ def test_a_finished_figure_keeps_its_title_and_legend_within_its_width():
         "\n") >= 2
     assert [t.get_text() for t in legend.texts] == labels and legend._ncols < 8
     assert legend.get_window_extent(renderer).y1 < fig.axes[0].get_window_extent(renderer).y0
+
+
+def test_log_spaced_checkpoints_get_colours_apart():
+    """Epochs 0 and 10 of 0 … 400 read alike on a linear viridis; on log(1 + epoch) they do
+    not (issue 29, the report's Figs. 2-3)."""
+    from matplotlib.colors import to_rgb
+
+    data = pd.DataFrame({"x": [0, 1] * 6, "y": range(12),
+                         "epoch": np.repeat([0, 10, 50, 100, 200, 400], 2)})
+
+    def gap(log_hue: bool) -> float:
+        ax = Figure().subplots()
+        plots.lines(ax, data, "x", "y", "epoch", palette="viridis", log_hue=log_hue)
+        first, second = (np.array(to_rgb(line.get_color())) for line in ax.lines[:2])
+        return float(np.abs(first - second).sum())
+
+    assert gap(False) < 0.15 < 0.5 < gap(True)
+
+
+def test_feature_figures_read_apart_where_the_report_ran_together():
+    """The default report's feature figures: integer cluster rows, the PCA's k in the legend
+    (not labels overprinting each other), wrong points in a colour no class has, drawn on top,
+    and the nonzero activations on a linear axis from 0 (no spikes of a band below zero)."""
+    tables = feature_tables(7)
+    heat = fp.cluster_heatmaps(tables["assignments"], "cosine")
+    for ax in heat.axes[:-1]:  # the last: the colour bar
+        ticks = [t for t in ax.get_yticks() if ax.get_ylim()[1] <= t <= ax.get_ylim()[0]]
+        assert all(float(t).is_integer() for t in ticks), ticks
+    pca = fp.pca_spectrum(tables["pca"])
+    labels = [t.get_text() for t in pca.legends[0].texts]
+    assert any(": k = " in label for label in labels) and not pca.axes[1].texts
+    umap = fp.umap_by_cluster(tables["umap"], tables["assignments"], "cosine")
+    assert fp.WRONG not in fp._palette(C) and fp.RIGHT not in fp._palette(C)
+    panels = [ax for ax in umap.axes if ax.get_visible() and ax.collections]
+    seen = 0
+    for ax in panels:  # black only in the error panels
+        wrong = [tuple(c[:3]) == (0.0, 0.0, 0.0) for c in ax.collections[0].get_facecolors()]
+        assert wrong == sorted(wrong)  # every wrong point after every other
+        seen += sum(wrong)
+    assert seen > 0  # the input layer's clusters mislabel some points
+    sparsity = fp.neuron_sparsity(tables["sparsity"])
+    assert all(ax.get_yscale() == "linear" for ax in sparsity.axes)

@@ -21,6 +21,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from nclayers import vocabulary
 from nclayers.cluster_matrix import cluster_class_matrix
@@ -28,7 +29,10 @@ from nclayers.plots import hue_circle
 
 Layers = Sequence[str | int] | None
 EXCLUDED = "#d9d9d9"  # points of clusters < 3 points
-CORRECT, WRONG = "#4c72b0", "#8e44ad"  # blue and purple as in Fig. C.2.4
+CORRECT = "#4c72b0"  # the lines and dots of the PCA and sparsity figures
+# The error panels of the UMAPs: wrong points black over pale blue right ones, colours no class
+# has (the thesis' Fig. C.2.4 uses blue and purple, which read alike and are classes' colours)
+RIGHT, WRONG = "#a6cee3", "#000000"
 WIDTH = 9.3  # in: the widest figure that reads at the report's text width (nclayers.plots)
 
 
@@ -140,11 +144,11 @@ def umap_by_cluster(umap: pd.DataFrame, assignments: pd.DataFrame, method: str =
             chosen[chosen["layer_index"] == index][["point", "induced"]], on="point")
         induced = part["induced"].to_numpy()
         _scatter(top, part, list(colours[induced]), _title(index, name))
-        state = np.where(induced < 0, EXCLUDED,
-                         np.where(induced == part["label"].to_numpy(), CORRECT, WRONG))
         wrong = (induced >= 0) & (induced != part["label"].to_numpy())
+        state = np.where(induced < 0, EXCLUDED, np.where(wrong, WRONG, RIGHT))
         scored = int((induced >= 0).sum())
-        _scatter(bottom, part, list(state),
+        order = np.argsort(wrong, kind="stable")  # the wrong points drawn last, on top
+        _scatter(bottom, part.iloc[order], list(state[order]),
                  f"wrong: {100 * wrong.sum() / scored:.1f}%" if scored else "all excluded")
     for row in range(rows):
         axes[2 * row, 0].set_ylabel("induced class")
@@ -153,7 +157,7 @@ def umap_by_cluster(umap: pd.DataFrame, assignments: pd.DataFrame, method: str =
         for r in (0, 1):
             axes[2 * (k // cols) + r, k % cols].set_visible(False)
     _class_legend(fig, num_classes, [("excluded (< 3)", EXCLUDED)])
-    fig.legend(handles=_dots([("correct", CORRECT), ("wrong", WRONG),
+    fig.legend(handles=_dots([("correct", RIGHT), ("wrong", WRONG),
                               ("excluded (< 3)", EXCLUDED)]),
                title="induced class", loc="outside right lower")
     fig.suptitle(f"UMAP coloured by agglomerative clustering "
@@ -193,6 +197,7 @@ def cluster_heatmaps(assignments: pd.DataFrame, method: str = "cosine", layers: 
             ax.axhline(edge, color="0.6", linewidth=0.4)
         ax.set_xticks(range(num_classes), [str(c) for c in range(num_classes)],
                       fontsize="x-small" if num_classes > 10 else None)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # a cluster's row, not 2.5
     for ax in axes.flat[len(pairs):]:
         ax.set_visible(False)
     if image is not None:
@@ -216,20 +221,20 @@ def pca_spectrum(pca: pd.DataFrame, layers: Layers = None) -> Figure:
         part = pca[pca["layer_index"] == index]
         # Round-off (~1e-16 of the largest) is no variance: left out, not drawn as a cliff.
         values = part["eigenvalue"].where(part["eigenvalue"] > 1e-12 * part["eigenvalue"].max())
-        ax_values.plot(part["component"], values, color=colour, label=_title(index, name))
+        below = part["component"][1 - part["cumulative"] < 0.01]
+        # k where it passes 0.01 (Fig. 4.4.1b): in the legend, as labels beside the dots
+        # overprint each other where layers pass it close together
+        label = _title(index, name) + (f": k = {int(below.iloc[0])}" if len(below) else "")
+        ax_values.plot(part["component"], values, color=colour, label=label)
         rest = (1 - part["cumulative"]).where(lambda r: r > 1e-12)
         ax_rest.plot(part["component"], rest, color=colour)
-        below = part["component"][1 - part["cumulative"] < 0.01]
-        if len(below):  # where it passes 0.01, labelled with the component, as Fig. 4.4.1b
-            k = int(below.iloc[0])
-            ax_rest.plot([k], [0.01], "o", color=colour)
-            ax_rest.annotate(str(k), (k, 0.01), textcoords="offset points", xytext=(2, 4),
-                             color=colour, fontsize="small")
+        if len(below):
+            ax_rest.plot([int(below.iloc[0])], [0.01], "o", color=colour)
     ax_values.set(yscale="log", xlabel="principal component", ylabel="eigenvalue (variance)",
                   title="Spectrum of the covariance")
     ax_rest.axhline(0.01, color="crimson", linestyle="--", linewidth=1, label="0.01")
     ax_rest.set(yscale="log", xlabel="principal component", ylabel="1 − cumulative share",
-                title="Unexplained share (k where it passes 0.01)")
+                title="Unexplained share (•: k where it passes 0.01)")
     ax_rest.legend()
     fig.legend(*ax_values.get_legend_handles_labels(), loc="outside lower center",
                ncol=min(4, len(pairs)))
@@ -301,7 +306,9 @@ def neuron_sparsity(sparsity: pd.DataFrame, layers: Layers = None, cols: int = 4
                             part["mean"] + part["std"], color="#55a868", alpha=0.3, lw=0)
         bottom.plot(part["unit_rank"], part["mean"], "o", markersize=1.5, color=CORRECT)
         if (part["mean"].dropna() > 0).all() and part["mean"].notna().any():
-            bottom.set_yscale("log")  # only the mean's dot; the band below 0 is clipped
+            # a linear axis from 0: on a log one, every unit whose sd exceeds its mean sends
+            # the band down in a spike
+            bottom.set_ylim(bottom=0, top=1.05 * (part["mean"] + part["std"]).max())
         bottom.set(xlabel="unit (sorted by sparsity)")
         if col == 0:  # the same on every panel: once a row
             top.set_ylabel("share of zeros")

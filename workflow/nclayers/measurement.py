@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -57,10 +57,12 @@ def measure(
     names or modules of ``model`` (``"input"`` taps the input); by default
     ``model.tapped_layers``. The number of classes is the width of the model's output.
 
-    Returns columns ``layer, layer_index, split, metric, value``; ``layer_index`` is the
-    position in ``layers``. Metrics of the class means alone (NC2, Tr Σ_B) and of the weights
-    (NC3) appear under ``split == "train"`` only. ``consumers`` maps a layer to the module that
-    reads its output (for NC3); by default :func:`nclayers.weights.find_consumers` finds them.
+    Returns columns ``layer, layer_index, split, metric, value``; ``layer_index`` is the depth,
+    as in the workflow's tables: 0 the input (tapped or not), then 1, 2, … for ``layers`` in
+    their order (:func:`layer_indices`). Metrics of the class means alone (NC2, Tr Σ_B) and
+    of the weights (NC3) appear under ``split == "train"`` only. ``consumers`` maps a layer to
+    the module that reads its output (for NC3); by default
+    :func:`nclayers.weights.find_consumers` finds them.
     ``metrics`` keeps only those rows; leaving out ``stable_rank`` also skips its sketch (the
     largest share of the arithmetic at large p) and leaving out the NC3 metrics their SVDs.
     ``on_logits(split, logits, labels)`` is called for every batch of the first reading of each
@@ -177,7 +179,7 @@ def measure_rows(
                                  on_logits if split == "test" else None)
                 stats = _split_stats(reading, data, names, geometry, split, wanted,
                                      kept if split == "train" else None)
-                for index, name in enumerate(names):
+                for index, name in zip(layer_indices(names), names, strict=True):
                     values = stats[name].compute()
                     if split == "train":
                         if wanted is None or wanted & set(MEAN_METRICS):
@@ -200,16 +202,38 @@ def _nc3(model: nn.Module, geometry: MeanGeometry, consumer: nn.Module | None) -
     return out
 
 
-def weight_spectra(model: nn.Module, consumers: dict[str, nn.Module],
+def layer_indices(names: Sequence[str]) -> list[int]:
+    """Each tapped layer's depth: 0 the input, 1, 2, … the others in order (the input need not
+    be tapped, but where it is, it comes first)."""
+    if "input" in names[1:]:
+        raise ValueError(f"layers {list(names)}: 'input' must come first (layers are listed "
+                         "in depth order)")
+    start = 0 if names and names[0] == "input" else 1
+    return list(range(start, start + len(names)))
+
+
+def weight_spectra(model: nn.Module, consumers: Mapping[str, nn.Module],
                    layers: Sequence[str]) -> pd.DataFrame:
-    """Singular values σ_k of each layer's consuming weight and their shares σ_k/Σσ."""
+    """Singular values σ_k of the weight that reads each of ``layers`` (module names, in depth
+    order, as :func:`measure` takes them) and their shares σ_k/Σσ: columns ``layer,
+    layer_index, k, sigma, share``. ``consumers`` maps a layer to the module that reads its
+    output: ``nclayers.find_consumers(model, layers, inputs)`` finds them from one batch of
+    inputs. A ValueError names the layers without a consumer where none has one."""
+    if not isinstance(consumers, Mapping):
+        raise TypeError(f"consumers must map layer names to modules, not a "
+                        f"{type(consumers).__name__}: nclayers.find_consumers(model, layers, "
+                        "inputs) finds them")
     rows = []
-    for index, name in enumerate(layers):
+    for index, name in zip(layer_indices(layers), layers, strict=True):
         if name in consumers:
             sigma = weights.spectrum(consumers[name])
             share = sigma / sigma.sum()
             rows += [(name, index, k, float(v), float(f))
                      for k, (v, f) in enumerate(zip(sigma, share, strict=True))]
+    if not rows:
+        raise ValueError(f"no consumer for any of the layers {list(layers)} (consumers has "
+                         f"{sorted(consumers) or 'none'}): nclayers.find_consumers(model, "
+                         "layers, inputs) finds the module that reads each layer")
     return pd.DataFrame(rows, columns=["layer", "layer_index", "k", "sigma", "share"])
 
 

@@ -76,21 +76,23 @@ def _level(value) -> str:
 
 def lines(ax, data: pd.DataFrame, x: str, y: str, hue: str, *, palette: str | None = None,
           hue_order: Sequence | None = None, style: str | None = None,
-          marker: str | None = None, legend: bool | str = True) -> None:
+          marker: str | None = None, legend: bool | str = True, log_hue: bool = False) -> None:
     """A line per ``hue`` level of the mean of ``y`` over the rows (seeds) at each ``x``, in a
     band of ± one standard deviation (ddof 1; none where one row), as seaborn's
     ``lineplot(errorbar="sd")`` draws it. ``palette``: a colormap for a numeric hue, spread
     over its range of values (else the colour cycle, in order of appearance or
     ``hue_order``); ``style``: a column whose levels get dashes. ``legend``: an entry per
     level (with >6 numeric levels, ~6 round values; "full": every level), under the hue's
-    name as title."""
+    name as title. ``log_hue``: a numeric hue's colours spread over log(1 + value), so that
+    log-spaced levels (checkpoints 0, 10, 50, … 400) get distinct colours."""
     data = data.dropna(subset=[x, y, hue])
     numeric = palette is not None and pd.api.types.is_numeric_dtype(data[hue])
     levels = list(hue_order) if hue_order is not None else list(
         np.sort(data[hue].unique()) if numeric else data[hue].unique())
     if numeric:
-        norm, cmap = Normalize(min(levels), max(levels)), colormaps[palette]
-        colour = {level: cmap(norm(level)) for level in levels}
+        scale = np.log1p if log_hue else float
+        norm, cmap = Normalize(scale(min(levels)), scale(max(levels))), colormaps[palette]
+        colour = {level: cmap(norm(scale(level))) for level in levels}
     else:
         cycle = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
         cycle = cycle if len(levels) <= len(cycle) else hue_circle(len(levels))
@@ -116,7 +118,7 @@ def lines(ax, data: pd.DataFrame, x: str, y: str, hue: str, *, palette: str | No
         whole = pd.api.types.is_integer_dtype(data[hue])  # epochs: no legend entry "2.5"
         ticks = MaxNLocator(nbins=BRIEF, integer=whole).tick_values(min(levels), max(levels))
         entries = [float(t) for t in ticks if min(levels) <= t <= max(levels)]
-        colour.update({t: cmap(norm(t)) for t in entries})
+        colour.update({t: cmap(norm(scale(t))) for t in entries})
     names = [_level(level) for level in entries]
 
     def proxy(label: str, **kw) -> None:  # labelled and empty: in the legend, not the plot
@@ -223,7 +225,7 @@ def _per_layer(metrics: pd.DataFrame, metric: str, title: str, hline: float | No
     for row, (model, part) in zip(axes, models, strict=True):
         for ax, split in zip(row, splits, strict=True):
             lines(ax, part[part["split"] == split], "layer_index", "value", "epoch",
-                  palette="viridis", marker="o", legend=split == splits[-1])
+                  palette="viridis", marker="o", legend=split == splits[-1], log_hue=True)
             if metric in vocabulary.LOG_METRICS:
                 ax.set_yscale("log")
             if hline is not None:
@@ -249,8 +251,8 @@ def nc1_ratio_by_layer(metrics, training, spectra=None, collapse_eps=COLLAPSE_EP
 
 
 def ncc_accuracy_by_layer(metrics, training, spectra=None, collapse_eps=COLLAPSE_EPS) -> Figure:
-    return _per_layer(metrics, "ncc_accuracy", "Nearest-class-mean accuracy by layer",
-                      ylim=(0, 1.02))
+    # the data's own range: on 0-1, every trained checkpoint is squeezed into 0.9-1
+    return _per_layer(metrics, "ncc_accuracy", "Nearest-class-mean accuracy by layer")
 
 
 def _long_curves(rows: pd.DataFrame) -> pd.DataFrame:

@@ -3,6 +3,7 @@ the measurements and those of the feature analysis)."""
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,12 +54,22 @@ def booktabs(header: Sequence[str], rows: Sequence[Sequence[str] | str], colspec
     return "\n".join(lines)
 
 
-def mean_sd(values: pd.Series, fmt: str = "{:.3g}") -> str:
+def mean_sd(values: pd.Series, fmt: str | None = None) -> str:
+    """Mean ± sd over seeds (one value: itself). By default both are rounded at the sd's first
+    significant digit (0.9999 ± 0.0006, 11.8 ± 0.4), the value alone to 3 significant digits;
+    ``fmt`` formats both the same way instead."""
     if values.isna().all():
         return "--"
-    if len(values) == 1:
-        return fmt.format(values.iloc[0])
-    return f"{fmt.format(values.mean())} $\\pm$ {fmt.format(values.std(ddof=1))}"
+    mean, sd = values.mean(), values.std(ddof=1) if len(values) > 1 else float("nan")
+    if fmt is not None:
+        return fmt.format(mean) if len(values) == 1 else \
+            f"{fmt.format(mean)} $\\pm$ {fmt.format(sd)}"
+    if not sd > 0:  # one value, or seeds that agree
+        return f"{mean:.3g}"
+    decimals = -math.floor(math.log10(sd))
+    if decimals >= 0:
+        return f"{mean:.{decimals}f} $\\pm$ {sd:.{decimals}f}"
+    return f"{round(mean, decimals):.0f} $\\pm$ {round(sd, decimals):.0f}"
 
 
 def _describe(entry: dict) -> str:
@@ -287,6 +298,12 @@ def _blocks(table: pd.DataFrame):
         yield ", ".join(f"{k} {tex_escape(v)}" for k, v in zip(several, values, strict=True)), part
 
 
+def _points(row) -> int:
+    """The points a clustering analysed: those in its clusters of ≥ 3, and those excluded."""
+    kept = row.clusters * row.avg_points if row.clusters else 0  # no cluster: no average
+    return round(kept + row.excluded)
+
+
 def clusters_tex(clusters: pd.DataFrame) -> str:
     """Thesis Table 4.3.1/C.2.1 as booktabs: a block per run (if several) and clustering
     method, a row per layer."""
@@ -296,10 +313,12 @@ def clusters_tex(clusters: pd.DataFrame) -> str:
             label = tex_escape(METHOD_LABELS.get(method, method))
             rows.append(rf"\textit{{{heading + ': ' if heading else ''}{label}}}")
             rows += [[str(int(r.layer_index)), tex_escape(r.layer), f"{int(r.clusters):,}",
-                      _num(r.avg_points), _pct(r.accuracy), f"{int(r.excluded):,}"]
+                      _num(r.avg_points), _pct(r.accuracy),
+                      f"{int(r.excluded):,} of {_points(r):,}"]
                      for r in block.sort_values("layer_index").itertuples()]
-    header = ["", "Layer", "Clusters ($\\geq 3$)", "Points per cluster", "Accuracy (\\%)",
-              "Excluded"]
+    # the accuracy counts the kept points only: beside the excluded ones, 100 % can mean little
+    header = ["", "Layer", "Clusters ($\\geq 3$)", "Points per cluster",
+              "Accuracy on the kept points (\\%)", "Excluded points"]
     return booktabs(header, rows, "rlrrrr")
 
 
