@@ -19,7 +19,7 @@ from conftest import ROOT
 from nclayers.papers import CLAIM_COLUMNS, Tables, claims_frame, paper
 from nclayers.report import sections
 from nclayers.sweeps import analysed_runs
-from nclayers.tables import claims_tex, frame_tex, mean_sd, runs_tex, tex_escape
+from nclayers.tables import claims_tex, frame_tex, mean_sd, per_run, runs_tex, tex_escape
 from nclayers.vocabulary import FEATURE_PAPERS, PAPER_FIGURES, PAPER_TABLES, Thresholds
 
 PAPERS = sorted(PAPER_FIGURES)
@@ -119,6 +119,13 @@ def test_frame_tex_writes_numbers_to_three_digits_and_missing_values_as_dashes()
     ([0.5, 0.5], "0.5"), ([0.3], "0.3"), ([float("nan")] * 2, "--")])
 def test_mean_sd_rounds_both_at_the_sds_first_significant_digit(values, shown):
     assert mean_sd(pd.Series(values)) == shown
+
+
+@pytest.mark.parametrize("values, words", [
+    ([6.0], "6"), ([6.0, 6.0], "6 in every run"), ([5.0, 6.0], "5 and 6 in the 2 runs"),
+    ([3.0, float("nan"), 4.0], "3, none and 4 in the 3 runs")])
+def test_the_abstract_quotes_each_runs_layer_not_a_mean(values, words):
+    assert per_run(pd.Series(values)) == words
 
 
 def test_tex_escape_turns_specials_and_unicode_into_latex():

@@ -48,6 +48,12 @@ def test_tiny_run_reaches_pdf(tiny_run):
     assert set(metrics["epoch"]) == {0, 3}
     assert set(metrics["split"]) == {"train", "test"}
     assert set(metrics["layer_index"].dropna()) == {0, 1, 2, 3}
+    # the abstract quotes the run's own collapse layer, the one aggregate derived
+    derived = metrics[(metrics["metric"] == "collapse_layer") & (metrics["epoch"] == 3)]
+    layer = derived["value"].iloc[0]
+    quoted = "none" if pd.isna(layer) else f"{layer:g}"
+    assert f"\\newcommand{{\\CollapseLayer}}{{{quoted}}}" in (
+        results / "tables" / "macros.tex").read_text()
     expected = {"nc1", "nc1_ratio", "tr_sigma_w", "tr_sigma_b", "tr_sigma_t", "cdnv",
                 "stable_rank", "nc2_equinorm", "nc2_equiangle", "nc2_maxangle",
                 "nc2_angle_shift", "nc3_pabs", "nc3_duality", "nc4_mismatch", "ncc_accuracy"}

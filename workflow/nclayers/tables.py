@@ -235,15 +235,11 @@ def macros(metrics: pd.DataFrame, training: pd.DataFrame, runs: pd.DataFrame,
     def value(metric: str, split: str = "train") -> float:
         return last[(last["metric"] == metric) & (last["split"] == split)]["value"].mean()
 
-    def derived(metric: str) -> str:
-        values = final[final["metric"] == metric]["value"]
-        if metric == "interpolation_epoch":
-            values = metrics[metrics["metric"] == metric]["value"]
-        return "never" if values.isna().all() else f"{values.mean():g}"
+    def derived(metric: str, none: str = "never") -> str:
+        """Each selected run's value (the abstract quotes no mean of layers or epochs)."""
+        rows = final if metric != "interpolation_epoch" else metrics
+        return per_run(rows[rows["metric"] == metric].groupby("run")["value"].first(), none)
 
-    ratio = final[(final["metric"] == "nc1_ratio") & (final["split"] == "train")]
-    below = ratio.groupby("layer_index")["value"].mean().lt(collapse_eps)
-    collapsed = [i for i in below.index if below.loc[i:].all()]
     defs = {
         "FinalTrainAcc": f"{100 * end['train_acc'].mean():.1f}\\%",
         "FinalTestAcc": f"{100 * end['test_acc'].mean():.1f}\\%",
@@ -252,14 +248,23 @@ def macros(metrics: pd.DataFrame, training: pd.DataFrame, runs: pd.DataFrame,
         "LastNCCTrain": f"{100 * value('ncc_accuracy'):.1f}\\%",
         "LastNCCTest": f"{100 * value('ncc_accuracy', 'test'):.1f}\\%",
         "CollapseEps": f"{collapse_eps:g}",
-        "CollapseLayer": f"{collapsed[0]:g}" if collapsed else "none",
-        "EffectiveDepth": derived("effective_depth"),
+        "CollapseLayer": derived("collapse_layer", "none"),
+        "EffectiveDepth": derived("effective_depth", "none"),
         "InterpolationEpoch": derived("interpolation_epoch"),
         "MainModel": tex_escape(model),
         **counts,
         "LastEpoch": str(int(final["epoch"].max())),
     }
     return "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in defs.items())
+
+
+def per_run(values: pd.Series, none: str = "none") -> str:
+    """Runs' values in words: "6", "6 in every run", "5 and 6 in the 2 runs" (``none`` for a
+    run without one)."""
+    words = [none if pd.isna(v) else f"{v:g}" for v in values]
+    if len(set(words)) == 1:
+        return words[0] + (" in every run" if len(words) > 1 else "")
+    return f"{', '.join(words[:-1])} and {words[-1]} in the {len(words)} runs"
 
 
 def write_all(metrics: pd.DataFrame, training: pd.DataFrame, runs: pd.DataFrame,
