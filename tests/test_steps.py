@@ -6,12 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import ROOT, tiny_config
 
 from nclayers import experiment, runs
 from nclayers.aggregate import aggregate
 from nclayers.io import TableError
-from nclayers.report import feature_macros, overfull_boxes
+from nclayers.report import feature_macros, figure_caption, overfull_boxes, rst_caption
 from nclayers.sweeps import analysed_runs, figure_run, only_selected
 from nclayers.vocabulary import SPECTRA_COLUMNS, TIDY_COLUMNS
 
@@ -148,3 +148,20 @@ def test_overfull_boxes_are_found_in_a_latex_log():
            "Overfull \\hbox (0.4pt too wide) in paragraph at lines 3--4\n"
            "Underfull \\hbox (badness 10000) in paragraph\n")
     assert overfull_boxes(log) == ["52.3pt too wide in alignment at lines 10--20"]
+
+
+def test_a_figures_caption_is_the_pdfs_as_plain_text(tmp_path):
+    """snakemake --report shows each figure with the caption the PDF gives it."""
+    tex = tmp_path / "section.tex"
+    tex.write_text(r"""\begin{figure}[htbp]
+  \includegraphics[width=\linewidth]{figures/p/fig2_traces.pdf}
+  \caption{The ratio $\mathrm{Tr}\,\Sigma_W/\mathrm{Tr}\,\Sigma_T$ per layer
+  (\textit{log} scale, $\varepsilon = 0.2$, \FinalTrainAcc{} train accuracy; Fig.~2).}
+\end{figure}""")
+    assert figure_caption(tex, "fig2_traces") == (
+        "The ratio Tr Σ_W/Tr Σ_T per layer (log scale, ε = 0.2, (see the PDF) train "
+        "accuracy; Fig. 2).")
+    assert rst_caption(tex, "fig2_traces").startswith(r"The ratio Tr Σ\_W/Tr Σ\_T")
+    assert figure_caption(tex, "traces") == ""  # another figure's name is not this one's
+    report = ROOT / "paper" / "report.tex"
+    assert "band over seeds" in figure_caption(report, "nc1_by_layer")

@@ -294,9 +294,13 @@ def test_html_report_holds_every_figure(tiny_copy):
     assert len(figures) == 6 + 8
     for figure in figures:
         assert figure.name in html, figure
-    for name in ("metrics.csv", "training.csv", "runs.csv", "report.pdf"):
+    for name in ("metrics.csv", "training.csv", "runs.csv", "report.pdf", "spectra.csv",
+                 "epoch_metrics.csv", "by_layer.tex", "last_layer.tex"):
         assert name in html, name
     assert "Feature-analysis figure" in html and "nc1_by_layer" in html  # captions
+    # each figure with its own caption, the PDF's (paper/report.tex, paper/sections/)
+    assert "Variability collapse grows with depth and with training" in html
+    assert "UMAP of each layer" in html
 
 
 def media_box(pdf: Path) -> tuple[float, float]:

@@ -83,3 +83,41 @@ def build_pdf(tex: Path, results: Path, out: Path, macros: dict[str, str] | None
         print(f"warning: overfull box in the report: {warning}", flush=True)
     with atomic_path(out) as tmp:
         shutil.copyfile(build / f"{tex.stem}.pdf", tmp)
+
+
+# LaTeX's math commands in the captions, as the HTML report shows them
+MATH = {"pm": "±", "Sigma": "Σ", "sigma": "σ", "mu": "μ", "varepsilon": "ε", "epsilon": "ε",
+        "ell": "ℓ", "geq": "≥", "leq": "≤", "times": "×", "cdot": "·", "to": "→", "alpha": "α",
+        "gamma": "γ", "Lambda": "Λ", "lambda": "λ", "theta": "θ", "approx": "≈", "dots": "…",
+        "ldots": "…", "sum": "Σ", "infty": "∞", "star": "*"}
+
+
+def figure_caption(tex: str | Path, name: str) -> str:
+    """The caption that ``tex`` (the report or one of its sections) gives the figure drawn from
+    ``name``.pdf, as plain text for ``snakemake --report`` (one source for both reports);
+    "" where it shows no such figure. Macros filled in by the PDF's tables read "(see the PDF)"."""
+    text = Path(tex).read_text()
+    found = re.search(r"\\includegraphics(?:\[[^\]]*\])?\{[^}]*\b" + re.escape(name)
+                      + r"\.pdf\}\s*\\caption\{", text)
+    if not found:
+        return ""
+    depth, start = 1, found.end()
+    for end in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[end], 0) if text[end - 1] != "\\" else 0
+        if depth == 0:
+            break
+    caption = " ".join(text[start:end].split())
+    for command, symbol in MATH.items():
+        caption = re.sub(r"\\" + command + r"(?![A-Za-z])", symbol, caption)
+    for pattern, plain in ((r"\\(?:textit|emph|texttt|textbf|mathrm|text)\{([^{}]*)\}", r"\1"),
+                           (r"\\[A-Z][A-Za-z]*\{\}", "(see the PDF)"), (r"\\label\{[^}]*\}", ""),
+                           (r"\$", ""), (r"~", " "), (r"\\[,;]", " "), (r"---", "—"),
+                           (r"--", "–"), (r"``", "“"), (r"''", "”"), (r"\\([%&_#])", r"\1")):
+        caption = re.sub(pattern, plain, caption)
+    return caption
+
+
+def rst_caption(tex: str | Path, name: str) -> str:
+    """:func:`figure_caption` with reStructuredText's inline markup escaped (``Σ_W``, ``ℓ^*``
+    are text, not a link or emphasis): what the rules hand ``workflow/report/*.rst``."""
+    return re.sub(r"([*_`|\\])", r"\\\1", figure_caption(tex, name))

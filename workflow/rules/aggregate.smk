@@ -15,8 +15,16 @@ rule aggregate:
             caption="../report/training.rst",
             category="Tables",
         ),
-        spectra=f"{RESULTS}/tables/spectra.csv",
-        epoch_metrics=f"{RESULTS}/tables/epoch_metrics.csv",
+        spectra=report(
+            f"{RESULTS}/tables/spectra.csv",
+            caption="../report/spectra.rst",
+            category="Tables",
+        ),
+        epoch_metrics=report(
+            f"{RESULTS}/tables/epoch_metrics.csv",
+            caption="../report/epoch_metrics.rst",
+            category="Tables",
+        ),
     params:
         design=json.dumps(DESIGN, sort_keys=True),
         out_dir=subpath(output.metrics, parent=True),

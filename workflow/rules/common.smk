@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 
 from nclayers.experiment import ConfigError, feature_epochs, resume_every
 from nclayers.preflight import prepare
+from nclayers.report import rst_caption
 from nclayers.sweeps import analysed_runs, figure_run
 from nclayers.vocabulary import (
     FEATURE_FIGURES,
@@ -51,10 +52,14 @@ NUMBA_CACHE = ".snakemake/nclayers/numba"
 FEATURES_ON = config["features"]["runs"] != "none"
 PAPERS = config["report"]["papers"]
 # The report's optional sections, in paper/sections/ (nclayers.report.sections).
-REPORT_SECTIONS = [
-    f"{workflow.basedir}/paper/sections/{name}.tex"
-    for name in (["features"] if FEATURES_ON else []) + PAPERS
-]
+REPORT_TEX = f"{workflow.basedir}/paper/report.tex"
+
+
+def section_tex(name):
+    return f"{workflow.basedir}/paper/sections/{name}.tex"
+
+
+REPORT_SECTIONS = [section_tex(name) for name in (["features"] if FEATURES_ON else []) + PAPERS]
 # What a paper's figure or table job reads: the aggregated tables (nclayers.papers.Tables).
 PAPER_INPUTS = {
     name: f"{RESULTS}/tables/{name}.csv"

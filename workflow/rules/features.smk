@@ -73,6 +73,7 @@ rule feature_figure:
         ),
     params:
         dir=subpath(input[0], parent=True),
+        caption=lambda w: rst_caption(section_tex("features"), w.feature),
     log:
         f"{RESULTS}/logs/figures/features/{{run}}/epoch{{epoch}}/{{feature}}.log",
     conda:

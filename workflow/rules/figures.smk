@@ -13,6 +13,8 @@ rule figure:
         ),
     params:
         collapse_eps=config["report"]["collapse_eps"],
+        # the PDF's caption, for snakemake --report (workflow/report/figure.rst)
+        caption=lambda w: rst_caption(REPORT_TEX, w.name),
     log:
         f"{RESULTS}/logs/figures/{{name}}.log",
     conda:

@@ -18,6 +18,7 @@ rule paper_figure:
     params:
         tables=subpath(input.runs, parent=True),
         thresholds=THRESHOLD_ARGS,
+        caption=lambda w: rst_caption(section_tex(w.paper), w.figure),
     log:
         f"{RESULTS}/logs/figures/{{paper}}/{{figure}}.log",
     conda:

@@ -5,11 +5,23 @@ rule tables:
         runs=rules.select_best.output[0],
         infos=expand(f"{RESULTS}/runs/{{run}}/run.json", run=RUNS),
     output:
-        setup=f"{RESULTS}/tables/setup.tex",
-        last_layer=f"{RESULTS}/tables/last_layer.tex",
-        by_layer=f"{RESULTS}/tables/by_layer.tex",
+        setup=report(
+            f"{RESULTS}/tables/setup.tex", caption="../report/tex_table.rst", category="Tables"
+        ),
+        last_layer=report(
+            f"{RESULTS}/tables/last_layer.tex",
+            caption="../report/tex_table.rst",
+            category="Tables",
+        ),
+        by_layer=report(
+            f"{RESULTS}/tables/by_layer.tex",
+            caption="../report/tex_table.rst",
+            category="Tables",
+        ),
         macros=f"{RESULTS}/tables/macros.tex",
-        runs=f"{RESULTS}/tables/runs.tex",
+        runs=report(
+            f"{RESULTS}/tables/runs.tex", caption="../report/tex_table.rst", category="Tables"
+        ),
     params:
         collapse_eps=config["report"]["collapse_eps"],
         out_dir=subpath(output.setup, parent=True),
@@ -25,7 +37,7 @@ rule tables:
 
 rule report:
     input:
-        tex=f"{workflow.basedir}/paper/report.tex",
+        tex=REPORT_TEX,
         sections=REPORT_SECTIONS,
         runs=rules.select_best.output[0],
         tables=rules.tables.output,
