@@ -38,6 +38,7 @@ rule all:
     input:
         f"{RESULTS}/report.pdf",
         f"{RESULTS}/tables/design.csv",
+        expand(f"{RESULTS}/tables/{{table}}.csv", table=AGGREGATE_TABLES),
         rules.report.input.figures,
         rules.tables.output,
         rules.feature_tables.output if FEATURES_ON else [],

@@ -111,6 +111,17 @@ def test_a_plain_run_restores_every_deleted_figure_and_table(tiny_copy):
                                   "all": 1}
 
 
+def test_a_rebuilt_table_redraws_only_the_figures_that_read_it(tiny_copy):
+    """Each aggregated table is a job of its own and each figure waits for the tables it reads
+    (vocabulary.AGGREGATE_READS, FIGURE_TABLES): training.csv rebuilt redraws the training
+    curves, not the NC figures, the paper figures or the feature figures."""
+    (tiny_copy / "results" / "tiny" / "tables" / "training.csv").unlink()
+    proc = snakemake(tiny_copy, "-n")
+    assert planned_jobs(proc) == {"aggregate": 1, "figure": 1, "tables": 1, "report": 1,
+                                  "all": 1}
+    assert "wildcards: name=training_curves" in proc.stdout + proc.stderr
+
+
 def test_one_feature_figure_regenerates_alone(tiny_copy):
     target = "results/tiny/figures/features/digits-mlp6-s0/epoch3/pca_l1.pdf"
     (tiny_copy / target).unlink()

@@ -43,6 +43,6 @@ def test_an_edited_metrics_csv_names_the_file_and_line(finished):
     table.write_text("\n".join(lines) + "\n")
     proc = snakemake(finished, "--cores", "1", check=False)
     assert proc.returncode != 0
-    log = (finished / "results/tiny/logs/aggregate.log").read_text()
+    log = (finished / "results/tiny/logs/aggregate/metrics.log").read_text()
     assert f"{RUN / 'metrics.csv'}, line 4: value = 'lots' is not a number" in log
     assert "Traceback" not in log, log

@@ -19,8 +19,10 @@ from pathlib import Path
 from nclayers.errors import UserError
 from nclayers.io import read_csv, write_csv
 from nclayers.vocabulary import (
+    AGGREGATE_TABLES,
     COLLAPSE_EPS,
     FEATURE_FIGURES,
+    FIGURE_TABLES,
     FIGURES,
     INTERPOLATION_THRESHOLD,
     NCC_THRESHOLD,
@@ -153,14 +155,13 @@ def cmd_measure(args: argparse.Namespace) -> None:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
-    from nclayers.aggregate import aggregate
+    from nclayers.aggregate import aggregate_table
 
-    tables = aggregate(args.metrics, args.train_logs, args.spectra, _thresholds(args),
-                       epoch_metrics=args.epoch_metrics, design=args.design)
-    for name, table in tables.items():
-        write_csv(Path(args.out_dir) / f"{name}.csv", table)
-    print(f"{len(tables['metrics'])} metric rows from {len(args.metrics)} checkpoints of "
-          f"{len(args.train_logs)} runs", flush=True)
+    table = aggregate_table(args.table, metrics=args.metrics, train_logs=args.train_logs,
+                            spectra=args.spectra, epoch_metrics=args.epoch_metrics,
+                            thresholds=_thresholds(args), design=args.design)
+    write_csv(args.out, table)
+    print(f"{args.table}: {len(table)} rows", flush=True)
 
 
 def cmd_select(args: argparse.Namespace) -> None:
@@ -193,18 +194,25 @@ def _save(fig, out: str) -> None:
 
 
 def cmd_figure(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from nclayers import plots
     from nclayers.sweeps import only_selected
 
     runs = read_csv(args.runs_table)
-    metrics = only_selected(read_csv(args.metrics), runs)
-    training = only_selected(read_csv(args.training), runs)
-    spectra = only_selected(read_csv(args.spectra), runs)
+    # the tables the figure reads (FIGURE_TABLES; the workflow passes those alone)
+    tables = {name: only_selected(read_csv(path), runs) if path else pd.DataFrame()
+              for name in ("metrics", "training", "spectra")
+              for path in [getattr(args, name)]}
+    missing = [t for t in FIGURE_TABLES[args.name] if getattr(args, t) is None]
+    if missing:
+        raise StepError(f"figure {args.name} reads {', '.join(missing)}: pass "
+                        + " ".join(f"--{t} tables/{t}.csv" for t in missing))
     plots.use_style()
-    if metrics.empty:
+    if all(tables[t].empty for t in FIGURE_TABLES[args.name]):
         fig = plots.placeholder("no selected run: every run diverged (see tables/runs.csv)")
     else:
-        fig = plots.FIGURES[args.name](metrics, training, spectra, collapse_eps=args.collapse_eps)
+        fig = plots.FIGURES[args.name](*tables.values(), collapse_eps=args.collapse_eps)
         plots.finish(fig, runs)
     _save(fig, args.out)
 
@@ -350,15 +358,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--spectra", required=True, help="where the weight spectra go")
     p.set_defaults(func=cmd_measure, inputs=("info", "checkpoint"))
 
-    p = sub.add_parser("aggregate", help="collect all measurements into tidy tables")
-    p.add_argument("--metrics", nargs="+", required=True)
-    p.add_argument("--train-logs", nargs="+", required=True)
-    p.add_argument("--spectra", nargs="+", required=True)
+    p = sub.add_parser("aggregate", help="collect the runs' files into one tidy table")
+    p.add_argument("table", choices=AGGREGATE_TABLES)
+    p.add_argument("--metrics", nargs="+", default=[], help="the runs' metrics.csv")
+    p.add_argument("--train-logs", nargs="+", default=[], help="the runs' train_log.csv")
+    p.add_argument("--spectra", nargs="+", default=[], help="the runs' spectra.csv")
     p.add_argument("--epoch-metrics", nargs="+", default=[],
                    help="the runs' epoch_metrics.csv (metrics measured inside training)")
     p.add_argument("--design", type=_design, default=None, help=DESIGN_HELP)
     _threshold_options(p)
-    p.add_argument("--out-dir", required=True)
+    p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_aggregate,
                    inputs=("metrics", "train_logs", "spectra", "epoch_metrics"))
 
@@ -376,10 +385,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("figure", help="draw one figure from the tidy tables")
     p.add_argument("name", choices=FIGURES)
-    p.add_argument("--metrics", required=True)
-    p.add_argument("--training", required=True)
+    p.add_argument("--metrics", help="tables/metrics.csv, for the figures that read it")
+    p.add_argument("--training", help="tables/training.csv, for the figures that read it")
     p.add_argument("--runs-table", required=True, help="tables/runs.csv written by select")
-    p.add_argument("--spectra", required=True)
+    p.add_argument("--spectra", help="tables/spectra.csv, for the figures that read it")
     p.add_argument("--collapse-eps", type=float, default=COLLAPSE_EPS)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_figure, inputs=("metrics", "training", "runs_table", "spectra"))
@@ -460,7 +469,7 @@ def _parser() -> argparse.ArgumentParser:
 def _check_inputs(args: argparse.Namespace) -> None:
     for dest in getattr(args, "inputs", ()):
         value = getattr(args, dest)
-        for path in value if isinstance(value, list) else [value]:
+        for path in value if isinstance(value, list) else [] if value is None else [value]:
             if not Path(path).exists():
                 raise StepError(f"argument --{dest.replace('_', '-')}: {path} does not exist; an "
                                 "earlier step of the workflow writes it: check the path, or "

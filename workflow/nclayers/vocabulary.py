@@ -166,8 +166,17 @@ def by_model(table):
 
 # --- what the steps write ---------------------------------------------------------------------
 
+# The aggregate step's tables (tables/<name>.csv), a job each, and the per-run files each reads
+# (runs/<run>/<file>.csv): regenerating one leaves the others, and what does not read it, alone.
+AGGREGATE_READS = {"metrics": ("metrics", "train_log"), "training": ("train_log",),
+                   "spectra": ("spectra",), "epoch_metrics": ("epoch_metrics",)}
+AGGREGATE_TABLES = tuple(AGGREGATE_READS)
 FIGURES = ("training_curves", "nc1_by_layer", "nc1_ratio_by_layer", "ncc_accuracy_by_layer",
            "nc_metrics_final", "weight_spectra")
+# The aggregated tables each figure reads; its job waits for those alone.
+FIGURE_TABLES = {"training_curves": ("training",), "nc1_by_layer": ("metrics",),
+                 "nc1_ratio_by_layer": ("metrics",), "ncc_accuracy_by_layer": ("metrics",),
+                 "nc_metrics_final": ("metrics",), "weight_spectra": ("spectra",)}
 FEATURE_FIGURES = ("umap_class", "umap_cosine", "umap_ward", "clusters_cosine",
                    "clusters_ward", "pca_spectrum", "pca_l1", "neuron_sparsity")
 

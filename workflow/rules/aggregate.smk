@@ -1,44 +1,28 @@
+# One job per table (AGGREGATE_READS): regenerating one leaves the others, and the figures
+# that do not read it, as they are.
 rule aggregate:
     input:
-        metrics=expand(f"{RESULTS}/runs/{{run}}/metrics.csv", run=RUNS),
-        train_logs=expand(f"{RESULTS}/runs/{{run}}/train_log.csv", run=RUNS),
-        epoch_metrics=expand(f"{RESULTS}/runs/{{run}}/epoch_metrics.csv", run=RUNS),
-        spectra=expand(f"{RESULTS}/runs/{{run}}/spectra.csv", run=RUNS),
+        unpack(aggregate_inputs),
     output:
-        metrics=report(
-            f"{RESULTS}/tables/metrics.csv",
-            caption="../report/metrics.rst",
-            category="Tables",
-        ),
-        training=report(
-            f"{RESULTS}/tables/training.csv",
-            caption="../report/training.rst",
-            category="Tables",
-        ),
-        spectra=report(
-            f"{RESULTS}/tables/spectra.csv",
-            caption="../report/spectra.rst",
-            category="Tables",
-        ),
-        epoch_metrics=report(
-            f"{RESULTS}/tables/epoch_metrics.csv",
-            caption="../report/epoch_metrics.rst",
+        report(
+            f"{RESULTS}/tables/{{table}}.csv",
+            caption="../report/aggregated.rst",
             category="Tables",
         ),
     params:
+        files=lambda w, input: step_args(input),
         design=json.dumps(DESIGN, sort_keys=True),
-        out_dir=subpath(output.metrics, parent=True),
-        thresholds=THRESHOLD_ARGS,
+        # the thresholds derive metrics.csv's per-run rows; the other tables do not read them
+        thresholds=lambda w: THRESHOLD_ARGS if w.table == "metrics" else "",
     log:
-        f"{RESULTS}/logs/aggregate.log",
+        f"{RESULTS}/logs/aggregate/{{table}}.log",
+    wildcard_constraints:
+        table="|".join(AGGREGATE_TABLES),
     conda:
         "../../envs/nclayers.yaml"
     shell:
-        "python -m nclayers aggregate --metrics {input.metrics}"
-        " --train-logs {input.train_logs} --spectra {input.spectra}"
-        " --epoch-metrics {input.epoch_metrics} --design {params.design:q}"
-        " {params.thresholds}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m nclayers aggregate {wildcards.table} {params.files}"
+        " --design {params.design:q} {params.thresholds} --out {output} > {log} 2>&1"
 
 
 # A checkpoint: which run's feature figures the report shows depends on what it selects.

@@ -12,6 +12,9 @@ from nclayers.preflight import prepare
 from nclayers.report import rst_caption
 from nclayers.sweeps import analysed_runs, figure_run
 from nclayers.vocabulary import (
+    AGGREGATE_READS,
+    AGGREGATE_TABLES,
+    FIGURE_TABLES,
     FEATURE_FIGURES,
     FEATURE_PAPERS,
     FEATURE_TABLES,
@@ -100,6 +103,32 @@ def run_spec(wildcards):
     """The run's spec in one canonical form (sorted keys, defaults filled in): an edit of the
     config that does not change the run does not change this parameter, nor rerun the job."""
     return json.dumps(RUNS[wildcards.run], sort_keys=True)
+
+
+def aggregate_inputs(wildcards):
+    """Input function: the per-run files the table reads (AGGREGATE_READS), by the aggregate
+    step's option names (train_log.csv: --train-logs)."""
+    return {
+        ("train_logs" if stem == "train_log" else stem): expand(
+            f"{RESULTS}/runs/{{run}}/{stem}.csv", run=RUNS
+        )
+        for stem in AGGREGATE_READS[wildcards.table]
+    }
+
+
+def figure_inputs(wildcards):
+    """Input function: the aggregated tables the figure reads (FIGURE_TABLES)."""
+    return {name: f"{RESULTS}/tables/{name}.csv" for name in FIGURE_TABLES[wildcards.name]}
+
+
+def step_args(inputs, names=None):
+    """``--name path …`` for each named input (all by default): a step's options from the
+    job's inputs."""
+    args = []
+    for name in names or inputs.keys():
+        paths = inputs[name] if isinstance(inputs[name], list) else [inputs[name]]
+        args += [f"--{name.replace('_', '-')}", *map(str, paths)]
+    return " ".join(args)
 
 
 def feature_files(name):

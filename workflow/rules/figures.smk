@@ -1,9 +1,7 @@
 rule figure:
     input:
-        metrics=rules.aggregate.output.metrics,
-        training=rules.aggregate.output.training,
+        unpack(figure_inputs),
         runs=rules.select_best.output[0],
-        spectra=rules.aggregate.output.spectra,
     output:
         report(
             f"{RESULTS}/figures/{{name}}.pdf",
@@ -12,6 +10,7 @@ rule figure:
             labels={"figure": "{name}"},
         ),
     params:
+        tables=lambda w, input: step_args(input, FIGURE_TABLES[w.name]),
         collapse_eps=config["report"]["collapse_eps"],
         # the PDF's caption, for snakemake --report (workflow/report/figure.rst)
         caption=lambda w: rst_caption(REPORT_TEX, w.name),
@@ -20,7 +19,5 @@ rule figure:
     conda:
         "../../envs/nclayers.yaml"
     shell:
-        "python -m nclayers figure {wildcards.name} --metrics {input.metrics}"
-        " --training {input.training} --runs-table {input.runs}"
-        " --spectra {input.spectra} --collapse-eps {params.collapse_eps}"
-        " --out {output} > {log} 2>&1"
+        "python -m nclayers figure {wildcards.name} {params.tables} --runs-table {input.runs}"
+        " --collapse-eps {params.collapse_eps} --out {output} > {log} 2>&1"

@@ -1,7 +1,7 @@
 rule tables:
     input:
-        metrics=rules.aggregate.output.metrics,
-        training=rules.aggregate.output.training,
+        metrics=f"{RESULTS}/tables/metrics.csv",
+        training=f"{RESULTS}/tables/training.csv",
         runs=rules.select_best.output[0],
         infos=expand(f"{RESULTS}/runs/{{run}}/run.json", run=RUNS),
     output:
