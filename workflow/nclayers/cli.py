@@ -199,17 +199,16 @@ def cmd_figure(args: argparse.Namespace) -> None:
     from nclayers import plots
     from nclayers.sweeps import only_selected
 
-    runs = read_csv(args.runs_table)
-    # the tables the figure reads (FIGURE_TABLES; the workflow passes those alone)
-    tables = {name: only_selected(read_csv(path), runs) if path else pd.DataFrame()
-              for name in ("metrics", "training", "spectra")
-              for path in [getattr(args, name)]}
-    missing = [t for t in FIGURE_TABLES[args.name] if getattr(args, t) is None]
+    reads = FIGURE_TABLES[args.name]  # the workflow passes these tables alone
+    missing = [t for t in reads if getattr(args, t) is None]
     if missing:
         raise StepError(f"figure {args.name} reads {', '.join(missing)}: pass "
                         + " ".join(f"--{t} tables/{t}.csv" for t in missing))
+    runs = read_csv(args.runs_table)
+    tables = {t: only_selected(read_csv(getattr(args, t)), runs) if t in reads else pd.DataFrame()
+              for t in ("metrics", "training", "spectra")}
     plots.use_style()
-    if all(tables[t].empty for t in FIGURE_TABLES[args.name]):
+    if all(tables[t].empty for t in reads):
         fig = plots.placeholder("no selected run: every run diverged (see tables/runs.csv)")
     else:
         fig = plots.FIGURES[args.name](*tables.values(), collapse_eps=args.collapse_eps)
@@ -274,6 +273,7 @@ def cmd_feature_figure(args: argparse.Namespace) -> None:
         fig = plots.placeholder(f"no feature analysis: the run diverged ({args.dir})")
     else:
         fig = feature_plots.FEATURE_FIGURES[args.name](tables)
+        plots.fit_to_width(fig)
     _save(fig, args.out)
 
 

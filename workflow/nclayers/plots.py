@@ -149,9 +149,15 @@ def seeds_note(runs: pd.DataFrame) -> str:
 
 
 def finish(fig: Figure, runs: pd.DataFrame) -> None:
-    """What every saved figure gets: the number of seeds its curves average in its title
-    (:func:`note_seeds`), and its title and legends fitted to its width."""
+    """What every saved figure of runs gets: the number of seeds its curves average in its
+    title (:func:`note_seeds`), and its title and legends fitted to its width."""
     note_seeds(fig, runs)
+    fit_to_width(fig)
+
+
+def fit_to_width(fig: Figure) -> None:
+    """The figure's title wrapped and its figure legends in fewer columns until each is no
+    wider than the figure (:func:`fit_title`, :func:`fit_legend`)."""
     renderer = FigureCanvasAgg(fig).get_renderer()  # measures as the saved file draws
     if (title := getattr(fig, "_suptitle", None)) is not None:  # matplotlib keeps it here
         fit_title(fig, title, renderer)

@@ -73,9 +73,6 @@ SHADE_ALPHA = 0.12
 LAYER_NAMES = {"layer1": "Layer1", "layer2": "Layer2", "layer3": "Layer3", "layer4": "Layer4",
                "avgpool": "AvgPool", "classifier": "FC", "embeddings": "Emb", "pooler": "Pooler"}
 BERT_LAYER = re.compile(r"encoder\.layer\.(\d+)")  # transformer layer k: HF's hidden_states[k+1]
-DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion MNIST", "stl10": "STL10",
-                 "cifar10": "CIFAR10", "cifar100": "CIFAR100", "cola": "CoLA", "sst2": "SST-2",
-                 "mrpc": "MRPC", "rte": "RTE"}
 # The test metric: accuracy, but CoLA's Matthews correlation (§5.3 and Table 1's caption, × 100
 # there as here); its name in Table 1 and in Fig. 1.
 MCC_DATASETS = frozenset({"cola"})
@@ -179,7 +176,7 @@ def loss_curves(t: Tables) -> list[Curves]:
     def label(key: dict) -> str:
         extra = [str(key["group"])] if several and key["group"] != key["dataset"] else []
         extra += [f"{a}={vocabulary.shown_value(key[a])}" for a in axes if key[a] == key[a]]
-        return vocabulary.model_label(DATASET_NAMES.get(key["dataset"], key["dataset"]),
+        return vocabulary.model_label(query.DATASET_NAMES.get(key["dataset"], key["dataset"]),
                                       key["arch"], *extra)
 
     found = []
@@ -304,7 +301,7 @@ def fig1_accuracy(tables: Tables) -> Figure:
                            "(ce, svsl) and their training logs")
     test = {m: m.metric if all(m.metric in a and a[m.metric].notna().any()
                                for a in m.accuracy.values()) else "test_acc" for m in shown}
-    mcc = sorted({DATASET_NAMES.get(m.model.dataset, m.model.dataset) for m in shown
+    mcc = sorted({query.DATASET_NAMES.get(m.model.dataset, m.model.dataset) for m in shown
                   if test[m] == "test_mcc"})
     title = ("Train and test accuracy" + (f" ({', '.join(mcc)}: test MCC)" if mcc else "")
              + ", CE against SVSL\n(Ben-Shaul & Dekel Fig. 1; TPT: train accuracy ≥ "
@@ -390,7 +387,7 @@ def table1_accuracy(tables: Tables) -> pd.DataFrame:
         rows.append([m.model.label, "ours", METRIC_NAMES[m.metric][0], *pct[:5],
                      YES_NO[ce["best_in_tpt"]], pct[5], YES_NO[svsl["best_in_tpt"]]])
         if m.model.dataset in PAPER_TABLE1:
-            rows.append([DATASET_NAMES[m.model.dataset], "paper", METRIC_NAMES[m.metric][0],
+            rows.append([query.DATASET_NAMES[m.model.dataset], "paper", METRIC_NAMES[m.metric][0],
                          *PAPER_TABLE1[m.model.dataset].split()])
     return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
 
@@ -539,7 +536,7 @@ def mismatch_claims(found: list[Curves], split: str) -> list[dict]:
 def performance_claims(found: list[Curves]) -> list[dict]:
     """Claims 4-6 on the test metric (accuracy; CoLA's MCC): SVSL − CE at the EOT and at every
     stage, where both runs logged it; each run's best epoch against its IT."""
-    named = sorted({DATASET_NAMES.get(m.model.dataset, m.model.dataset) for m in found
+    named = sorted({query.DATASET_NAMES.get(m.model.dataset, m.model.dataset) for m in found
                     if m.metric == "test_mcc"})
     note = f"; {', '.join(named)}: MCC" if named else ""  # what is compared, if not accuracy
     both = [m for m in found if {"ce", "svsl"} <= set(m.runs)]

@@ -46,7 +46,6 @@ AROUND = 1  # "around layer 3" (§4.1.2): within this many layers of the thesis'
 SEED_SPREAD = 1  # "a similar layer of collapse" (§4.2): the seeds' ℓ* within this many layers
 RETENTION_BELOW = 0.9  # "significantly lower than 100 %" (§4.3.3; Table 4.3.2: ≤ 81 % before ℓ*)
 THESIS_LSTAR = {"mnist": 3, "cifar10": 5}  # the MLP-10's ℓ* (§4.1.2, §4.1.1)
-DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR10"}
 NC2 = {"nc2_angle_shift": "|eq. 2.19|", "nc2_equiangle": "eq. 2.20", "nc2_equinorm": "eq. 2.21"}
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 NO_SWEEP, NO_FEATURES = ("no measured best run of a sweep group",
@@ -607,10 +606,10 @@ def _collapse_depths(t: Tables, found: dict[str, query.Model]) -> Told:
     if not lstar:
         return [], []
     near = {name: abs(value - THESIS_LSTAR[name]) <= AROUND for name, value in lstar.items()}
-    text = "ℓ* " + ", ".join(f"{DATASET_NAMES[name]} {query.layer_text(value)} (thesis "
+    text = "ℓ* " + ", ".join(f"{query.DATASET_NAMES[name]} {query.layer_text(value)} (thesis "
                             f"{THESIS_LSTAR[name]})" for name, value in lstar.items())
     if len(lstar) < len(THESIS_LSTAR):
-        missing = " and ".join(DATASET_NAMES[d] for d in THESIS_LSTAR if d not in lstar)
+        missing = " and ".join(query.DATASET_NAMES[d] for d in THESIS_LSTAR if d not in lstar)
         return [f"{text}; no {missing} model"], [] if all(near.values()) else [False]
     return [text], [bool(lstar["mnist"] < lstar["cifar10"] and all(near.values()))]
 

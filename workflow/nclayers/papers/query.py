@@ -25,6 +25,10 @@ from nclayers.papers import Tables
 LOGITS = "classifier"  # a tapped network output: no feature layer (left out where asked)
 ETF_AXIS = "etf_layers"
 DERIVED = ("collapse_layer", "effective_depth", "interpolation_epoch")  # derived.py's rows
+# The datasets as the papers write them, in their texts and tables
+DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion MNIST", "stl10": "STL10",
+                 "cifar10": "CIFAR10", "cifar100": "CIFAR100", "cola": "CoLA", "sst2": "SST-2",
+                 "mrpc": "MRPC", "rte": "RTE"}
 
 Verdict = tuple[str, bool | None]  # what was measured, and whether the claim holds
 
