@@ -3,17 +3,26 @@
 #   snakemake results/default/figures/<name>.pdf   one figure, and only what it needs
 #   snakemake --directory .test --cores all        the tiny test experiment (.test/config.yaml)
 #   snakemake --report report.html                 Snakemake's HTML report of what was built
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-# A config given on the command line is the whole experiment (keys it leaves out take the
-# schema's defaults); only without one is the default experiment read.
-if not workflow.config_settings.configfiles:
-    from nclayers.preflight import check_yaml
+from nclayers.experiment import ConfigError
+from nclayers.preflight import check_yaml
 
-    check_yaml("config.yaml")  # a syntax error names the line and column
+# A config given on the command line is the whole experiment (keys it leaves out take the
+# schema's defaults); only without one is the default experiment read. Each file's text is
+# checked first: a syntax error names the line and column; a key given twice, YTE templating
+# (code) and alias bombs are refused. (Snakemake reads a --configfile itself, before this.)
+for path in workflow.config_settings.configfiles or ["config.yaml"]:
+    try:
+        check_yaml(path)
+    except ConfigError as error:
+        raise WorkflowError(f"invalid config: {error}") from None
+
+if not workflow.config_settings.configfiles:
 
     configfile: "config.yaml"
 

@@ -1,7 +1,8 @@
-"""Every command the README, docs/*.md and the report's §5 show, collected from the documents
-themselves and run exactly as written: the same words in the same order, no flag added, in a
-copy of the project, from a shell as the README leaves it (`make` without the environment on
-PATH; the Snakemake commands in the activated environment, as "Using the workflow" says).
+"""Every command the README, docs/*.md and the report's "Reproducing this report" show,
+collected from the documents themselves and run exactly as written: the same words in the
+same order, no flag added, in a copy of the project, from a shell as the README leaves it
+(`make` without the environment on PATH; the Snakemake commands in the activated environment,
+as "Using the workflow" says).
 
 A command that cannot run here (a SLURM cluster, the 30-minute `make evidence`) or that runs
 this very suite (`make test`) names the test or script that runs it as written instead; the
@@ -26,14 +27,15 @@ DOCUMENTS = ("README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "doc
              "paper/report.tex")
 COMMAND_WORDS = ("make", "snakemake", "python", "bash", "pip", "source", "export", ".venv/bin/")
 FENCE = re.compile(r"^```(bash|sh|shell|console)?\n(.*?)^```", re.M | re.S)
-VERBATIM = re.compile(r"\\section\{Reproducing this report\}\s*\\begin\{verbatim\}\n(.*?)"
+VERBATIM = re.compile(r"\\(?:sub)?section\{Reproducing this report\}.*?\\begin\{verbatim\}\n(.*?)"
                       r"\\end\{verbatim\}", re.S)
 
 
 def documented() -> list[tuple[str, str]]:
     """(document, command) for every command line of the documents' shell blocks (a fenced
-    block marked bash or unmarked in Markdown, the verbatim block of the report's §5): lines
-    joined at a trailing backslash, a trailing comment cut, in the documents' order."""
+    block marked bash or unmarked in Markdown, the verbatim block of the report's
+    "Reproducing this report"): lines joined at a trailing backslash, a trailing comment cut,
+    in the documents' order."""
     found = []
     for name in DOCUMENTS:
         text = (ROOT / name).read_text()

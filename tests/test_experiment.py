@@ -41,8 +41,8 @@ def test_the_default_run_ids_and_specs_are_unchanged():
     assert list(specs) == ["digits-mlp6-s0", "digits-mlp6-s1"]
     spec = specs["digits-mlp6-s1"]
     assert set(spec) == {"run", "dataset", "arch", "seed", "train", "device"}
-    assert spec["arch"] == {"label": "mlp6", "name": "mlp", "depth": 3, "width": 32,
-                            "batchnorm": True, "activation": "relu"}
+    # Options at their defaults (batchnorm: true, activation: relu) are left out.
+    assert spec["arch"] == {"label": "mlp6", "name": "mlp", "depth": 3, "width": 32}
     assert (spec["train"]["lr"], spec["train"]["checkpoints"]) == (0.1, [0, 3])
     # Sections that are off are left out: a new option of them reruns no finished run.
     assert not {"epoch_metrics", "augment", "resume_every", "tag"} & set(spec["train"])

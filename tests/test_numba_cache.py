@@ -58,3 +58,19 @@ def test_the_cache_folder_must_be_chosen_before_numba_is_imported(tmp_path):
             f"c.use_folder({str(tmp_path)!r})\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode != 0 and "numba is already imported" in proc.stderr
+
+
+def test_the_workflow_cache_is_one_per_user_and_can_be_moved(monkeypatch, tmp_path):
+    from nclayers.numba_cache import default_folder
+
+    monkeypatch.delenv("NCLAYERS_NUMBA_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_folder() == tmp_path / "home" / ".cache" / "nclayers" / "numba"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_folder() == tmp_path / "xdg" / "nclayers" / "numba"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba's"))
+    assert default_folder() == tmp_path / "numba's"
+    monkeypatch.setenv("NCLAYERS_NUMBA_CACHE", str(tmp_path / "mine"))
+    assert default_folder() == tmp_path / "mine"

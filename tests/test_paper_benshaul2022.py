@@ -16,6 +16,7 @@ from nclayers.design import design_row
 from nclayers.papers import CLAIM_COLUMNS, Tables
 from nclayers.papers import benshaul2022 as bs
 from nclayers.sweeps import run_records
+from nclayers.vocabulary import PAPER_FIGURE_READS
 
 LAYERS = ["input", "layer1", "layer2", "layer3", "layer4", "avgpool", "classifier"]
 EPOCHS = 12
@@ -268,7 +269,7 @@ def test_a_run_that_never_interpolates_has_no_tpt_and_is_left_out():
 
 @pytest.mark.parametrize("name", list(bs.FIGURES))
 def test_each_figure_draws_a_column_per_model_and_a_row_per_split(name):
-    fig = bs.FIGURES[name](make_tables())
+    fig = bs.FIGURES[name](make_tables().only(PAPER_FIGURE_READS["benshaul2022"][name], name))
     assert isinstance(fig, Figure)
     shown = [ax for ax in fig.axes if ax.get_visible()]
     assert len(shown) == 4

@@ -15,7 +15,13 @@ from matplotlib.figure import Figure
 
 from nclayers.papers import CLAIM_COLUMNS, Tables
 from nclayers.papers import galanti2022 as gl
-from nclayers.vocabulary import PAPER_FIGURES, PAPER_GROUPS, PAPER_TABLES, Thresholds
+from nclayers.vocabulary import (
+    PAPER_FIGURE_READS,
+    PAPER_FIGURES,
+    PAPER_GROUPS,
+    PAPER_TABLES,
+    Thresholds,
+)
 
 LAST = 10  # the last epoch of every synthetic run
 CURVE_EPOCHS = (0, 1, 3, LAST)
@@ -264,7 +270,7 @@ def test_every_figure_draws_on_its_group_and_says_what_is_missing_without_it(nam
                     *noise_runs([0.28, 0.6, 1.2, 1.5], [1.0, 0.95, 0.9, 0.8], [4, 6, 9, None],
                                 group="convnet_noise"),
                     *resnet_runs())
-    fig = gl.FIGURES[name](t)
+    fig = gl.FIGURES[name](t.only(PAPER_FIGURE_READS["galanti2022"][name], name))
     assert isinstance(fig, Figure) and len(fig.axes) > 4
     width, height = fig.get_size_inches()
     assert width <= 11.0 and height <= 11.0

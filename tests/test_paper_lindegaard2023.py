@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from nclayers.derived import derived_metrics
 from nclayers.papers import CLAIM_COLUMNS, Tables
 from nclayers.papers import lindegaard2023 as paper
-from nclayers.vocabulary import PAPER_FIGURES, PAPER_TABLES
+from nclayers.vocabulary import PAPER_FIGURE_READS, PAPER_FIGURES, PAPER_TABLES
 
 METRIC_COLUMNS = ["run", "dataset", "arch", "seed", "epoch", "layer", "layer_index", "split",
                   "metric", "value", "group"]
@@ -278,7 +278,8 @@ def test_collapse_layers_read_the_epoch_the_features_were_analysed_at():
 
 @pytest.mark.parametrize("name", list(paper.FIGURES))
 def test_figures_draw_within_the_page(name, tmp_path):
-    fig = paper.FIGURES[name](make_tables())
+    fig = paper.FIGURES[name](make_tables().only(PAPER_FIGURE_READS["lindegaard2023"][name],
+                                                 name))
     assert isinstance(fig, Figure)
     width, height = fig.get_size_inches()
     assert width <= 9.5 and height <= 11

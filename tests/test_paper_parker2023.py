@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from nclayers.derived import interpolation_epoch
 from nclayers.papers import CLAIM_COLUMNS, Tables
 from nclayers.papers import parker2023 as pk
-from nclayers.vocabulary import DEFAULT_THRESHOLDS, PAPER_FIGURES, PAPER_TABLES
+from nclayers.vocabulary import DEFAULT_THRESHOLDS, PAPER_FIGURE_READS, PAPER_FIGURES, PAPER_TABLES
 
 MAX_WIDTH, MAX_HEIGHT = 9.5, 11.0
 EPOCHS = (0, 5, 10, 20)
@@ -382,7 +382,7 @@ def paper_grid() -> Tables:
 
 @pytest.mark.parametrize("name", PAPER_FIGURES["parker2023"])
 def test_every_figure_draws_the_papers_grid_within_the_page(paper_grid, name):
-    fig = pk.FIGURES[name](paper_grid)
+    fig = pk.FIGURES[name](paper_grid.only(PAPER_FIGURE_READS["parker2023"][name], name))
     assert isinstance(fig, Figure)
     width, height = fig.get_size_inches()
     assert width <= MAX_WIDTH and height <= MAX_HEIGHT

@@ -16,7 +16,13 @@ from matplotlib.figure import Figure
 
 from nclayers.papers import CLAIM_COLUMNS, Tables, query
 from nclayers.papers import rangamani2023 as rg
-from nclayers.vocabulary import DEFAULT_SELECT, PAPER_FIGURES, PAPER_TABLES, Thresholds
+from nclayers.vocabulary import (
+    DEFAULT_SELECT,
+    PAPER_FIGURE_READS,
+    PAPER_FIGURES,
+    PAPER_TABLES,
+    Thresholds,
+)
 
 MAX_WIDTH, MAX_HEIGHT = 9.5, 11.0
 C = 4  # classes
@@ -441,7 +447,7 @@ def placeholder_text(fig: Figure) -> str:
 
 @pytest.mark.parametrize("name", PAPER_FIGURES["rangamani2023"])
 def test_every_figure_draws_on_the_experiment(name):
-    fig = rg.FIGURES[name](experiment())
+    fig = rg.FIGURES[name](experiment().only(PAPER_FIGURE_READS["rangamani2023"][name], name))
     check_figure(fig, draw=True)
     assert fig.axes, placeholder_text(fig)
 

@@ -15,7 +15,13 @@ from nclayers.derived import interpolation_epoch
 from nclayers.papers import Tables
 from nclayers.papers import synthesis as syn
 from nclayers.papers.seeds import SEED_CLAIM_COLUMNS
-from nclayers.vocabulary import DEFAULT_THRESHOLDS, PAPER_FIGURES, PAPER_TABLES, Thresholds
+from nclayers.vocabulary import (
+    DEFAULT_THRESHOLDS,
+    PAPER_FIGURE_READS,
+    PAPER_FIGURES,
+    PAPER_TABLES,
+    Thresholds,
+)
 
 LAYERS = 7  # the input and six hidden layers
 EPOCHS = (0, 2, 4, 6)
@@ -473,7 +479,7 @@ def test_every_table_is_built_and_every_claim_row_says_what_was_measured(make):
 @pytest.mark.parametrize("make", [full_tables, empty_tables])
 @pytest.mark.parametrize("name", PAPER_FIGURES["synthesis"])
 def test_every_figure_draws_within_the_page(make, name):
-    fig = syn.FIGURES[name](make())
+    fig = syn.FIGURES[name](make().only(PAPER_FIGURE_READS["synthesis"][name], name))
     assert isinstance(fig, Figure)
     width, height = fig.get_size_inches()
     assert width <= 9.5 and height <= 11.0

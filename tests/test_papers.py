@@ -16,11 +16,24 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from nclayers.papers import CLAIM_COLUMNS, Tables, claims_frame, paper
+from nclayers.papers import (
+    AGGREGATED,
+    CLAIM_COLUMNS,
+    FEATURE_PAPER_TABLES,
+    Tables,
+    claims_frame,
+    paper,
+)
 from nclayers.report import sections
 from nclayers.sweeps import analysed_runs
 from nclayers.tables import claims_tex, frame_tex, mean_sd, per_run, runs_tex, tex_escape
-from nclayers.vocabulary import FEATURE_PAPERS, PAPER_FIGURES, PAPER_TABLES, Thresholds
+from nclayers.vocabulary import (
+    FEATURE_PAPERS,
+    PAPER_FIGURE_READS,
+    PAPER_FIGURES,
+    PAPER_TABLES,
+    Thresholds,
+)
 
 PAPERS = sorted(PAPER_FIGURES)
 
@@ -226,3 +239,27 @@ def test_no_helper_is_defined_twice_in_the_papers_layer():
     twice = {n: where for n, where in names.items() if len(where) > 1 and n not in INTERFACE}
     assert twice == {}
     assert [where for where in bodies.values() if len(where) > 1] == []
+
+
+@pytest.mark.parametrize("name", PAPERS)
+def test_each_figure_declares_what_it_reads_and_features_only_where_its_jobs_get_them(name):
+    reads = PAPER_FIGURE_READS[name]
+    assert tuple(reads) == PAPER_FIGURES[name]
+    for figure, tables in reads.items():
+        assert set(tables) <= {*AGGREGATED, *FEATURE_PAPER_TABLES}, figure
+        if name not in FEATURE_PAPERS:
+            assert not set(tables) & set(FEATURE_PAPER_TABLES), figure
+
+
+def test_a_figure_reads_only_its_tables_and_any_other_fails_naming_it(tmp_path):
+    """Tables.read(reads=...) opens only those files (the others need not exist yet: the job
+    does not wait for them), and using another table fails with what to declare."""
+    pd.DataFrame({"run": ["a"], "selected": [True]}).to_csv(tmp_path / "runs.csv", index=False)
+    pd.DataFrame({"run": ["a"], "metric": ["nc1"], "value": [1.0]}).to_csv(
+        tmp_path / "metrics.csv", index=False)
+    t = Tables.read(tmp_path, reads=("metrics",), who="figure p/f")
+    assert t.metrics["value"].tolist() == [1.0] and t.selected(t.metrics)["run"].tolist() == ["a"]
+    for use in (lambda: t.spectra.empty, lambda: t.design["run"], lambda: len(t.training),
+                lambda: t.features["clusters"].empty, lambda: bool(t.epoch_metrics)):
+        with pytest.raises(LookupError, match="figure p/f reads the table .*PAPER_FIGURE_READS"):
+            use()

@@ -214,6 +214,22 @@ def test_resume_state_of_another_spec_is_discarded(tmp_path):
     assert info["final_epoch"] == 4
 
 
+@pytest.mark.parametrize("state", [b"not a torch file", "old-format", "a tensor"])
+def test_a_damaged_or_foreign_resume_state_is_discarded_with_a_line(tmp_path, capsys, state):
+    """A resume state that is damaged, of an older format (no spec) or not a dict trains the
+    run from the start, saying so, instead of a KeyError or an unpickling traceback."""
+    spec = run_spec(tmp_path, epochs=2, checkpoints=[0, 2])
+    path = tmp_path / runs.RESUME_DIR / "state.pt"
+    path.parent.mkdir()
+    if isinstance(state, bytes):
+        path.write_bytes(state)
+    else:
+        torch.save({"log": [{"epoch": 1}]} if state == "old-format" else torch.ones(3), path)
+    info = runs.train_run(spec, tmp_path, progress=False)
+    assert info["final_epoch"] == 2
+    assert f"discarding saved state {path}" in capsys.readouterr().out
+
+
 def test_divergence_is_recorded_and_every_output_still_written(tmp_path):
     spec = run_spec(tmp_path, lr=1e4, epochs=5, checkpoints=[0, 2, 5])
     spec["arch"]["batchnorm"] = False

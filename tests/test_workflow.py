@@ -147,6 +147,22 @@ def test_only_the_papers_that_read_the_feature_analysis_wait_for_it(tiny_copy):
     assert planned_jobs(lindegaard) == {"features": 1, "paper_figure": 1}
 
 
+def test_a_paper_figure_waits_only_for_the_tables_it_reads(tiny_copy):
+    """vocabulary.PAPER_FIGURE_READS: with spectra.csv gone, lindegaard2023's Fig. 4.1 (NC by
+    layer, which reads metrics.csv) plans its own job alone, its NC3 figure (which reads the
+    spectra) the table's aggregation first."""
+    config = yaml.safe_load((tiny_copy / "config.yaml").read_text())
+    config["report"]["papers"] = ["lindegaard2023"]
+    config["report"]["left_out"] = list(PAPER_GROUPS["lindegaard2023"])
+    write_config(tiny_copy, config)
+    (tiny_copy / "results/tiny/tables/spectra.csv").unlink()
+    figures = "results/tiny/figures/lindegaard2023"
+    by_layer = snakemake(tiny_copy, f"{figures}/fig4_1_nc_by_layer.pdf", "-n")
+    assert planned_jobs(by_layer) == {"paper_figure": 1}
+    nc3 = snakemake(tiny_copy, f"{figures}/fig_b0_nc3_nc4.pdf", "-n")
+    assert planned_jobs(nc3) == {"aggregate": 1, "paper_figure": 1}
+
+
 def test_same_config_same_numbers(tiny_run, tmp_path):
     """Determinism on CPU: a second run from scratch gives bitwise the same metrics."""
     config = write_config(tmp_path, tiny_config())

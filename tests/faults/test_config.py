@@ -9,6 +9,7 @@ reaches the user in one line, before any job, and nothing is written)."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from conftest import (
 from test_data import write_idx
 
 from nclayers.experiment import ConfigError
-from nclayers.preflight import coerce_numbers, prepare
+from nclayers.preflight import check_yaml, coerce_numbers, prepare
 from nclayers.vocabulary import PAPER_AXES, PAPER_GROUPS
 
 
@@ -125,6 +126,49 @@ CASES = {
                                  ["config key 'experiment'", "longer than 64"]),
     "label-too-long": (lambda c: c.update(datasets={"d" * 70: {"name": "digits"}}),
                        ["config key 'datasets'", "longer than 64"]),
+    # NaN and infinities would train (a NaN lr makes NaN weights) or pass a range check
+    "lr-nan": (lambda c: c["train"].update(lr=float("nan")),
+               ["config key 'train.lr'", "nan is not a finite number"]),
+    "lr-inf": (lambda c: c["train"].update(lr=float("inf")),
+               ["config key 'train.lr'", "inf is not a finite number"]),
+    "lr-list-with-inf": (lambda c: c["train"].update(lr=[0.1, float("-inf")]),
+                         ["config key 'train.lr'", "-inf is not a finite number"]),
+    "momentum-nan": (lambda c: c["train"].update(momentum=float("nan")),
+                     ["config key 'train.momentum'", "nan"]),
+    "label-noise-nan": (lambda c: c["datasets"].update(digits={"label_noise": float("nan")}),
+                        ["config key 'datasets.digits.label_noise'", "nan"]),
+    # what the train job would refuse, or silently ignore, refused before any job
+    "adamw-beta1-of-1": (lambda c: c["train"].update(optimizer="adamw", momentum=1.0),
+                         ["config key 'train.optimizer'", "momentum 1",
+                          "Invalid beta parameter"]),
+    "milestones-with-constant": (lambda c: c["train"].update(milestones=[2]),
+                                 ["config key 'train.milestones'", "constant schedule ignores",
+                                  "schedule: multistep"]),
+    "milestone-at-the-end": (lambda c: c["train"].update(schedule="multistep", milestones=[3]),
+                             ["config key 'train.milestones'", "[3]", "never decays"]),
+    "warmup-as-long-as-the-run": (lambda c: c["train"].update(
+        schedule="multistep", milestones=[2], warmup_epochs=3),
+        ["config key 'train.warmup_epochs'", "whole run of 3"]),
+    "onecycle-without-a-rising-step": (lambda c: c["train"].update(
+        schedule="onecycle", onecycle_pct=0.25, epochs=4, batch_size=2000, checkpoints=[0, 4]),
+        ["config key 'train.schedule'", "step 0 of 4", "division by zero"]),
+    "one-sample-last-batch-under-batchnorm": (lambda c: c["train"].update(batch_size=1256),
+                                              ["config key 'train.batch_size'", "1257",
+                                               "BatchNorm"]),
+    "class-without-samples": (lambda c: c.update(datasets={"blobs": {"name": "synthetic",
+                                                                     "n_train": 1}}),
+                              ["config key 'datasets.blobs'", "no sample of class 1"]),
+    "test-fraction-too-large": (lambda c: c["datasets"].update(digits={"test_fraction": 0.999}),
+                                ["config key 'datasets.digits'", "test_fraction"]),
+    "seed-too-large": (lambda c: c.update(seeds=[2**64]),
+                       ["config key 'seeds.0'", "<= 4294967295"]),
+    # names that would write outside results/ or cut the jobs' shell commands
+    "experiment-dotdot": (lambda c: c.update(experiment=".."), ["config key 'experiment'"]),
+    "experiment-dot": (lambda c: c.update(experiment="."), ["config key 'experiment'"]),
+    "experiment-trailing-newline": (lambda c: c.update(experiment="tiny\n"),
+                                    ["config key 'experiment'", "white space"]),
+    "label-trailing-newline": (lambda c: c.update(datasets={"digits\n": {}}),
+                               ["config key 'datasets'", "'digits\\n'"]),
 }
 
 
@@ -161,6 +205,55 @@ def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
     assert proc.returncode != 0 and "config.yaml, line" in out and "column" in out, out
 
 
+@pytest.mark.parametrize(("text", "needles"), [
+    ("experiment: a\nexperiment: b\n", ["line 2, column 1", "'experiment' is given twice",
+                                         "first on line 1"]),
+    ("train:\n  lr: 0.1\n  lr: 0.2\n", ["line 3", "'lr' is given twice"]),
+    ("", ["holds nothing", "not a mapping"]),
+    ("- experiment: a\n", ["holds a list", "not a mapping"]),
+    ("__use_yte__: true\nexperiment: a\n?if True:\n  seeds: [0]\n", ["__use_yte__", "runs Python"]),
+    ("lr: !!python/object/apply:os.system ['true']\n", ["line 1", "YAML syntax error"]),
+    ("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"{k}: &{k} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, k in zip("abcdefg", "bcdefgh", strict=True)), ["aliases expand", "alias bomb"]),
+], ids=["duplicate-top-key", "duplicate-nested-key", "empty", "list", "yte", "python-tag",
+        "alias-bomb"])
+def test_a_config_files_text_is_refused_before_it_is_used(tmp_path, text, needles):
+    """nclayers.preflight.check_yaml, which the Snakefile runs on each config file: what YAML
+    would silently accept or run, each refused naming the file (and line)."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        check_yaml(path)
+    for needle in [str(path), *needles]:
+        assert needle in str(caught.value), caught.value
+
+
+def test_a_config_file_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes("experiment: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        check_yaml(path)
+
+
+def test_a_duplicate_key_in_a_configfile_stops_the_dry_run(tmp_path):
+    """The wiring: the Snakefile checks each --configfile's text before the config is used."""
+    text = (ROOT / ".test" / "config.yaml").read_text() + "seeds: [0, 1]\n"
+    dry_run_refuses(tmp_path, text, "invalid config:", "'seeds' is given twice")
+
+
+@pytest.mark.parametrize("where", ["results", "results/tiny"])
+def test_a_file_where_the_results_folder_goes_stops_the_dry_run(tmp_path, where):
+    (tmp_path / where).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / where).write_text("somebody's notes\n")
+    config = tmp_path / "config.yaml"
+    config.write_text((ROOT / ".test" / "config.yaml").read_text())
+    proc = snakemake(tmp_path, "-n", "--configfile", str(config), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"{where} is a file" in out and "Traceback" not in out, out
+    assert (tmp_path / where).read_text() == "somebody's notes\n"
+
+
 def test_corrupt_idx_files_stop_the_dry_run(tmp_path):
     raw = tmp_path / "data" / "MNIST" / "raw"
     for prefix in ("train", "t10k"):
@@ -180,6 +273,35 @@ def test_scientific_notation_is_the_number_it_spells():
     fixed = coerce_numbers(config)
     assert fixed["train"] == {"lr": 0.001, "weight_decay": [5e-4, 0.01]}
     assert fixed["experiment"] == "1e3"
+
+
+def spelled(edits: list[tuple[str, str]]) -> dict:
+    """The tiny experiment's specs, as JSON, with ``edits`` (old → new text) made to its
+    YAML."""
+    config = tiny_yaml()
+    config.setdefault("measure", {})
+    out = dump(config)
+    for old, new in edits:
+        out = swap(out, old, new)
+    # as the train rule's params compare them (Python's 3.0 == 3 would hide a difference)
+    return {run: json.dumps(spec, sort_keys=True)
+            for run, spec in prepare(yaml.safe_load(out)).runs.items()}
+
+
+@pytest.mark.parametrize("edits", [
+    [("epochs: 3\n", "epochs: 3e0\n")],
+    [("epochs: 3\n", "epochs: 3.0\n")],
+    [("batch_size: 128\n", "batch_size: 128.0\n")],
+    [("lr: 0.1\n", "lr: 0.1\n  mse_scale: 1\n")],
+    [("digits: {}\n", "digits: {label_noise: 0.0, normalize: true, test_fraction: 0.3}\n")],
+    [("    batchnorm: true\n", "")],
+    [("    width: 32\n", "    width: 32\n    etf_layers: 0\n")],
+], ids=["epochs-3e0", "epochs-3.0", "batch-size-128.0", "mse-scale-1", "dataset-defaults",
+        "batchnorm-left-out", "etf-layers-0"])
+def test_a_number_spelled_otherwise_or_a_default_written_out_is_the_same_run(edits):
+    """Integer-valued floats are integers and options at their defaults are left out of the
+    spec, so that none of these edits changes a run (and none reruns it)."""
+    assert spelled(edits) == spelled([])
 
 
 def test_lr_written_1e_3_gives_runs_with_lr_0_001():
@@ -225,7 +347,14 @@ def tiny_yaml() -> dict:
     lambda c: dump(c).replace("train:\n", "train:\n  mse_scale: 1.0\n  amp: false\n"),
     lambda c: dump(c) + "data:\n  root: elsewhere\n",
     lambda c: dump(c).replace("train:\n", "train:\n  resume_every: 7\n"),
-], ids=["key-order", "defaults-written-out", "data-root-of-digits", "resume-every"])
+    lambda c: swap(swap(dump(c), "epochs: 3\n", "epochs: 3e0\n"), "batch_size: 1024\n",
+                   "batch_size: 1.024e3\n"),
+    lambda c: swap(swap(swap(dump(c), "digits: {}\n",
+                             "digits: {label_noise: 0.0, test_fraction: 0.3}\n"),
+                        "    batchnorm: true\n", ""),
+                   "    width: 32\n", "    width: 32\n    etf_layers: 0\n"),
+], ids=["key-order", "defaults-written-out", "data-root-of-digits", "resume-every",
+        "integer-valued-floats", "option-defaults"])
 def test_an_edit_that_changes_no_run_reruns_nothing(finished, text):
     (finished / "config.yaml").write_text(text(tiny_yaml()))
     proc = snakemake(finished, "-n")

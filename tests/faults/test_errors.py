@@ -77,6 +77,24 @@ def test_train_with_a_spec_lacking_a_key_names_it(tmp_path, spec, drop):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(("change", "says"), [
+    (lambda s: s["dataset"].update(name="imagenet"), "unknown dataset 'imagenet'"),
+    (lambda s: s["train"].update(lr=-1), "spec key 'train.lr': -1 is out of range"),
+    (lambda s: s["train"].update(epochs="3"), "spec key 'train.epochs': '3' is not of type"),
+    (lambda s: s["train"].update(optimizer="adamw", momentum=1), "Invalid beta parameter"),
+    (lambda s: s["arch"].update(width=0), "spec key 'arch.width': 0 is out of range"),
+], ids=["unknown-dataset", "negative-lr", "epochs-a-string", "adamw-beta1-of-1", "width-0"])
+def test_train_checks_its_spec_as_the_dry_run_checks_a_config(tmp_path, spec, change, says):
+    """`train --spec` runs nclayers.preflight.check_spec (the checks of `snakemake -n`) before
+    it writes anything: one line, no traceback, no run folder."""
+    bad = json.loads(json.dumps(spec))
+    change(bad)
+    proc = step("train", "--spec", json.dumps(bad), "--out-dir", str(tmp_path / "run"),
+                cwd=tmp_path)
+    assert says in one_error(proc, "train", 1)
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_with_a_spec_lacking_a_nested_key_names_it(tmp_path, spec):
     partial = {**spec, "train": {k: v for k, v in spec["train"].items() if k != "checkpoints"}}
     proc = step("train", "--spec", json.dumps(partial), "--out-dir", str(tmp_path / "run"),
@@ -100,6 +118,18 @@ def test_measure_with_an_unreadable_checkpoint_names_it_and_the_fix(tmp_path, in
     assert f"with `snakemake --cores all --forcerun {tmp_path}`" in line
 
 
+@pytest.mark.parametrize(("content", "held"), [(torch.ones(3), "holds a Tensor"),
+                                               ([1, 2], "holds a list"),
+                                               ({"weights": 1}, "holds a dict of weights")])
+def test_measure_with_a_checkpoint_of_something_else_names_it_and_the_fix(tmp_path, info,
+                                                                         content, held):
+    other = tmp_path / "epoch3.pt"
+    torch.save(content, other)
+    line = one_error(measure_step(tmp_path, info, str(other)), "measure", 1)
+    assert f"checkpoint {other} {held}, not the epoch and model weights" in line
+    assert "--forcerun" in line
+
+
 @pytest.mark.parametrize("size", ["0", "-3", "many"])
 def test_measure_with_a_batch_size_that_is_not_positive(tmp_path, info, size):
     proc = measure_step(tmp_path, info, "nowhere.pt", "--batch-size", size)
@@ -112,6 +142,15 @@ def test_features_with_zero_per_class(tmp_path, info):
                 "0", "--out-dir", str(tmp_path / "features"), cwd=tmp_path)
     assert "argument --per-class: must be a positive integer, got 0" in one_error(
         proc, "features", 2)
+    assert not (tmp_path / "features").exists()
+
+
+def test_features_with_an_unknown_ward_scaling(tmp_path, info):
+    proc = step("features", "--info", str(info), "--checkpoint", "nowhere.pt", "--per-class",
+                "5", "--ward-scaling", "bogus", "--out-dir", str(tmp_path / "features"),
+                cwd=tmp_path)
+    line = one_error(proc, "features", 2)
+    assert "--ward-scaling: invalid choice: 'bogus'" in line and "'mean_norm'" in line
     assert not (tmp_path / "features").exists()
 
 

@@ -234,3 +234,21 @@ def test_orphan_of_a_killed_snakemake_keeps_its_run(tmp_path):
     straight = straight_train_log(config, run_dir, tmp_path / "straight")
     pd.testing.assert_frame_equal(straight, pd.read_csv(run_dir / "train_log.csv"),
                                   check_exact=True)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_lock_that_is_not_a_plain_file_is_refused_and_left_alone(tmp_path, kind):
+    """A .train.lock that is a link is neither followed nor truncated (the file it points to
+    keeps its content), and a FIFO does not block: the trainer stops, saying what to do."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    precious = tmp_path / "precious.txt"
+    precious.write_text("finished results\n")
+    if kind == "symlink":
+        (run_dir / runs.LOCK_FILE).symlink_to(precious)
+    else:
+        os.mkfifo(run_dir / runs.LOCK_FILE)
+    with pytest.raises(runs.RunLocked, match="not a plain file.*remove it"), \
+            runs.hold_run(run_dir):
+        pass
+    assert precious.read_text() == "finished results\n"

@@ -26,8 +26,10 @@ from nclayers.vocabulary import (
     FIGURES,
     INTERPOLATION_THRESHOLD,
     NCC_THRESHOLD,
+    PAPER_FIGURE_READS,
     PAPER_FIGURES,
     PAPER_TABLES,
+    WARD_SCALINGS,
     Thresholds,
 )
 
@@ -135,9 +137,11 @@ def read_info(path: str | Path) -> dict:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from nclayers import runs
+    from nclayers.preflight import check_spec
 
-    info = runs.train_run(json.loads(args.spec), Path(args.out_dir),
-                          resume_every=args.resume_every)
+    spec = json.loads(args.spec)
+    check_spec(spec)  # what `snakemake -n` checks of a config's runs, before any file is written
+    info = runs.train_run(spec, Path(args.out_dir), resume_every=args.resume_every)
     print(f"done in {info['train_seconds']:.1f} s: train acc {info['final_train_acc']:.4f}, "
           f"test acc {info['final_test_acc']:.4f}" + (" (diverged)" if info["diverged"] else ""),
           flush=True)
@@ -231,8 +235,12 @@ def cmd_tables(args: argparse.Namespace) -> None:
 def cmd_features(args: argparse.Namespace) -> None:
     from nclayers import numba_cache
 
-    if args.numba_cache:  # before anything imports numba
-        numba_cache.use_folder(args.numba_cache)
+    folder = args.numba_cache or numba_cache.default_folder()
+    try:  # before anything imports numba
+        numba_cache.use_folder(folder)
+    except OSError as error:  # e.g. a read-only home: compile, as without a cache
+        print(f"warning: numba's cache folder {folder} cannot be used ({error}); UMAP's code is "
+              "compiled in this job; set NCLAYERS_NUMBA_CACHE to a writable folder", flush=True)
     from nclayers import runs
     from nclayers.features import save_sample
 
@@ -285,7 +293,11 @@ def _paper_tables(args: argparse.Namespace):
         raise StepError(f"argument name: {args.paper} has no {args.step[6:]} {args.name!r}; "
                         f"its {args.step[6:]}s: {', '.join(known)}")
     features = {name: getattr(args, name) for name in FEATURE_PAPER_TABLES}
-    return Tables.read(args.tables, features, _thresholds(args))
+    if args.step == "paper-table":  # a table reads every aggregated table
+        return Tables.read(args.tables, features, _thresholds(args))
+    return Tables.read(args.tables, features, _thresholds(args),
+                       reads=PAPER_FIGURE_READS[args.paper][args.name],
+                       who=f"figure {args.paper}/{args.name}")
 
 
 def cmd_paper_figure(args: argparse.Namespace) -> None:
@@ -408,12 +420,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--per-class", type=_positive_int, required=True)
     p.add_argument("--memory-gib", type=float, default=2.0,
                    help="the clustering's memory budget per layer (features.memory_gib)")
-    p.add_argument("--ward-scaling", default=None,
-                   help="how the ward clustering scales each layer (nclayers.features."
-                   "WARD_SCALINGS; default: features.DEFAULT_WARD_SCALING)")
+    p.add_argument("--ward-scaling", default=None, choices=WARD_SCALINGS,
+                   help="how the ward clustering scales each layer (default: nclayers."
+                   "features.DEFAULT_WARD_SCALING)")
     p.add_argument("--numba-cache", default=None,
                    help="numba's cache folder for UMAP's compiled code, shared by the jobs "
-                   "(default: numba's own, beside the installed sources)")
+                   "(default: the user's, nclayers.numba_cache.default_folder())")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_features, inputs=("info", "checkpoint"))
 

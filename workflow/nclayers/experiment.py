@@ -10,6 +10,7 @@ from nclayers.data import (
     DATASETS,
     DatasetUnavailable,
     check_available,
+    dataset_defaults,
     dataset_options,
     reads_files,
 )
@@ -239,15 +240,26 @@ def _spec(config: dict, run: str, ds_label: str, dataset: dict, arch_label: str,
     for section in OPTIONAL_SECTIONS:  # off: left out, so that a new option reruns nothing
         if not any(train.get(section, {}).values()):
             train.pop(section, None)
-    spec = {"run": run, "dataset": {"label": ds_label, **dataset},
-            "arch": {"label": arch_label, **arch}, "seed": seed, "train": train,
-            "device": config["device"]}
+    spec = {"run": run,
+            "dataset": {"label": ds_label, **_set(dataset, dataset_defaults(dataset["name"]))},
+            "arch": {"label": arch_label, **_set(arch, arch_options(arch["name"]))},
+            "seed": seed, "train": train, "device": config["device"]}
     if reads_files(dataset["name"]):
         spec["data"] = config["data"]
     global_mean = config.get("measure", {}).get("global_mean", "classes")
     if global_mean != "classes":  # the default left out: a new option reruns nothing
         spec["measure"] = {"global_mean": global_mean}
     return spec
+
+
+def _set(entry: dict, defaults: dict) -> dict:
+    """``entry`` without the options it sets to their default: writing a default out, or
+    leaving it out, gives the same spec, and reruns nothing."""
+    def default(key, value) -> bool:
+        return (key in defaults and value == defaults[key]
+                and isinstance(value, bool) == isinstance(defaults[key], bool))
+
+    return {key: value for key, value in entry.items() if key == "name" or not default(key, value)}
 
 
 def expand_runs(config: dict) -> dict[str, dict]:

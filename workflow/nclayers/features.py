@@ -37,7 +37,7 @@ from nclayers.cluster_matrix import MIN_CLUSTER
 from nclayers.io import atomic_path
 from nclayers.splits import SmallClass, balanced_index
 from nclayers.taps import layer_names, tap
-from nclayers.vocabulary import FEATURE_COLUMNS
+from nclayers.vocabulary import FEATURE_COLUMNS, WARD_SCALINGS
 
 # Clustering methods of the thesis: cosine + complete linkage at 0.7 (§4.3.2) and euclidean + ward
 # at 0.5 (App. C.2.2.1, which names no scaling of the features).
@@ -53,7 +53,7 @@ METHODS: dict[str, dict[str, Any]] = {
 #   1-sphere"), where ‖x − y‖² = 2 − 2 cos(x, y): ward on cosine geometry;
 # - "raw": the activations as they are (every point is its own cluster unless the network's
 #   activations are far smaller than the threshold, as the thesis' long-trained MLP's were).
-WARD_SCALINGS = ("mean_norm", "l2", "raw")
+# (vocabulary.WARD_SCALINGS: the command line offers them without importing this module)
 DEFAULT_WARD_SCALING = "mean_norm"
 UMAP_NEIGHBOURS = 20  # §4.3.1
 # From this many points on, umap-learn finds the neighbours approximately with PyNNDescent,

@@ -10,7 +10,9 @@ them, so concurrent jobs on a cold cache each compile and store an equal entry, 
 machines with other CPUs add entries of their own instead of reading a wrong one.
 
 The folder is ``NUMBA_CACHE_DIR``, read by numba when it is first imported: set it (as the
-workflow's ``features`` step does with ``--numba-cache``) before anything imports numba.
+``features`` step does, with ``--numba-cache`` or :func:`default_folder`) before anything
+imports numba. The default is one folder per user, so that a new clone or working directory
+finds the code compiled by an earlier one (for the same installed umap-learn).
 """
 
 from __future__ import annotations
@@ -21,6 +23,17 @@ from pathlib import Path
 
 PACKAGES = ("umap", "pynndescent")
 _enabled = False
+
+
+def default_folder() -> Path:
+    """The user's cache folder for UMAP's compiled code: ``$NCLAYERS_NUMBA_CACHE`` or numba's
+    own ``$NUMBA_CACHE_DIR`` if set, else ``nclayers/numba`` under ``$XDG_CACHE_HOME``
+    (default ``~/.cache``)."""
+    for variable in ("NCLAYERS_NUMBA_CACHE", "NUMBA_CACHE_DIR"):
+        if os.environ.get(variable):
+            return Path(os.environ[variable]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "nclayers" / "numba"
 
 
 def use_folder(folder: str | Path) -> None:

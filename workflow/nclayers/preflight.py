@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,10 @@ _DECIMAL = re.compile(r"[+-]?(\d+\.\d*|\.\d+)")
 def coerce_numbers(value, key: str = ""):
     """``value`` with strings that spell a number or a boolean turned into it: ``"1e-3"``
     (YAML 1.1's reading of ``1e-3``) and the untyped scalars of ``snakemake --config
-    "seeds=[0, 1]"`` or ``"train={epochs: 10}"``; the experiment name stays a string."""
+    "seeds=[0, 1]"`` or ``"train={epochs: 10}"``; the experiment name stays a string. A
+    float with an integer value is that integer (``epochs: 3e0`` is ``epochs: 3``,
+    ``label_noise: 0.0`` is ``label_noise: 0``), so that a run's spec, and whether it reruns,
+    does not depend on how a number is spelled; NaN and infinities are refused."""
     if isinstance(value, dict):
         return {k: v if k == "experiment" and not key else coerce_numbers(v, f"{key}.{k}")
                 for k, v in value.items()}
@@ -53,9 +57,25 @@ def coerce_numbers(value, key: str = ""):
         if _INTEGER.fullmatch(text):
             return int(text)
         if _SCIENTIFIC.fullmatch(text) or _DECIMAL.fullmatch(text):
-            return float(text)
+            return coerce_numbers(float(text), key)
         if text in ("true", "false"):
             return text == "true"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"config key '{key.lstrip('.')}': {value} is not a finite number; "
+                              "give a number")
+        return integral_floats(value)
+    return value
+
+
+def integral_floats(value):
+    """``value`` with every float that holds an integer turned into that integer."""
+    if isinstance(value, dict):
+        return {k: integral_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [integral_floats(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -83,29 +103,141 @@ def prepare(config: dict, *, local: bool = True, schema: str | Path = SCHEMA) ->
     problem = schema_error(config, yaml.safe_load(Path(schema).read_text()))
     if problem:
         raise ConfigError(problem)
+    _check_name_ends(config)
     # The schema's defaults, but not in the groups: a key a group leaves out takes the
     # top-level value (nclayers.experiment.groups), not the schema's default.
     group_entries = config.pop("groups", None)
     validate(config, str(Path(schema).resolve()))
     if group_entries is not None:
         config["groups"] = group_entries
+    config = integral_floats(config)  # the schema's defaults too: mse_scale 1.0 is 1
     check_config(config, local=local)
     return Experiment(config, expand_runs(config), run_design(config))
 
 
-def check_yaml(path: str | Path) -> None:
-    """Raise a ConfigError naming the file, line and column of a YAML syntax error."""
+# A config's values after YAML's aliases are expanded: more is an alias bomb, not a config.
+MAX_CONFIG_NODES = 100_000
+
+
+def _check_name_ends(config: dict) -> None:
+    """The schema's name patterns end in ``$``, which a trailing newline passes (``'tiny\n'``
+    would cut the jobs' shell commands): the names are whole here."""
+    names = [("experiment", config.get("experiment", ""))] + [
+        (section, label) for section in ("datasets", "architectures", "groups")
+        for label in config.get(section) or {}]
+    for key, name in names:
+        if isinstance(name, str) and name != name.rstrip():
+            raise ConfigError(f"config key '{key}': the name {name!r} ends in white space (a "
+                              "newline?); remove it")
+
+
+def check_spec(spec: dict, schema: str | Path = SCHEMA) -> None:
+    """A run's spec (``train --spec``, built by hand or by another tool) through the checks a
+    config's runs go through at `snakemake -n`: its train section against the schema's, its
+    dataset and architecture against the registries, then the same construction on the
+    dataset's shape (:func:`describe`, the model, the optimiser and schedule). A fault is a
+    :class:`ConfigError` naming the spec's key."""
     import yaml
 
-    if not Path(path).is_file():
+    from nclayers.experiment import _check_entry, _known
+
+    properties = yaml.safe_load(Path(schema).read_text())["properties"]
+    for section, part in (("train", properties["train"]),
+                          ("dataset", properties["datasets"]["additionalProperties"]),
+                          ("arch", properties["architectures"]["additionalProperties"])):
+        entry = {k: v for k, v in spec[section].items() if k != "label"}
+        problem = schema_error(entry, part)
+        if problem:
+            raise ConfigError("spec " + problem.replace("config key '", f"key '{section}.", 1)
+                              .replace(f"'{section}.(top level)'", f"'{section}'"))
+    if not isinstance(spec["train"]["epochs"], int):
+        raise ConfigError(f"spec key 'train.epochs': {spec['train']['epochs']!r} is one value, "
+                          "not a list of several (a spec is one run)")
+    dataset, arch = spec["dataset"], spec["arch"]
+    _known("datasets", dataset["label"], dataset["name"], data.DATASETS)
+    _check_entry("datasets", dataset["label"], dataset, data.DATASETS,
+                 data.dataset_options(dataset["name"]))
+    from nclayers.models import ARCHITECTURES, arch_options
+
+    _known("architectures", arch["label"], arch["name"], ARCHITECTURES)
+    _check_entry("architectures", arch["label"], arch, ARCHITECTURES,
+                 list(arch_options(arch["name"])))
+    shape = describe(dataset["label"], dataset, spec.get("data", {}).get("root"))
+    _check_schedule(spec["train"])
+    _check_recipe(spec["train"], shape, lambda name: f"train.{name}")
+    _check_model(dataset["label"], shape, arch["label"], arch, spec["train"])
+
+
+def check_yaml(path: str | Path) -> None:
+    """Raise a ConfigError naming the file (and the line and column) of what a config file
+    must not hold: a YAML syntax error or a tag such as ``!!python/object``, a key given twice
+    (YAML would keep the later silently), anything but a mapping of keys, YTE templating
+    (``__use_yte__``, which runs Python), or aliases that expand past
+    :data:`MAX_CONFIG_NODES` values. Reads the text only, never runs it."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
         return  # Snakemake says that it is missing
     try:
-        yaml.safe_load(Path(path).read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8"
+                          ) from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_nodes(path, root)
+        value = yaml.safe_load(text)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}{where}: YAML syntax error: {error.problem or error.context}"
                           ) from None
+    if not isinstance(value, dict):
+        held = "nothing" if value is None else f"a {type(value).__name__}, {repr(value)[:40]}"
+        raise ConfigError(f"{path}: holds {held}, not a mapping of config keys; a config "
+                          "reads e.g. `experiment: name` then `datasets:`, `architectures:`, "
+                          "... (see config.yaml)")
+    if value.get("__use_yte__"):
+        raise ConfigError(f"{path}: __use_yte__ turns on YTE templating, which runs Python "
+                          "code from the config file; this workflow does not take it: write "
+                          "the values out (or generate the file with a script)")
+
+
+def _check_nodes(path: Path, root) -> None:
+    """Duplicate keys of every mapping, and the number of values once aliases expand
+    (counted on the composed graph, where an alias is the same node again)."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+
+    def size(node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 1  # a recursive alias counts once
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                    if key.value in seen:
+                        mark = key.start_mark
+                        raise ConfigError(
+                            f"{path}, line {mark.line + 1}, column {mark.column + 1}: key "
+                            f"{key.value!r} is given twice (first on line {seen[key.value]}); "
+                            "YAML would keep the later silently: keep one")
+                    seen[key.value] = key.start_mark.line + 1
+                total += size(key) + size(value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        sizes[id(node)] = total
+        if total > MAX_CONFIG_NODES:
+            raise ConfigError(f"{path}: its aliases expand to more than {MAX_CONFIG_NODES:,} "
+                              "values (a YAML alias bomb?); write the config out")
+        return total
+
+    if root is not None:
+        size(root)
 
 
 def schema_error(config: dict, schema: dict) -> str | None:
@@ -204,7 +336,16 @@ def describe(label: str, entry: dict, root: str | None) -> DatasetShape:
     (per_class, test_per_class and resize applied); ConfigError if those cannot work."""
     name = entry["name"]
     options = {k: v for k, v in entry.items() if k not in ("name", "label")}
-    shape, classes, train, test = _raw_counts(name, options, Path(root or data.DEFAULT_ROOT))
+    try:
+        shape, classes, train, test = _raw_counts(name, options, Path(root or data.DEFAULT_ROOT))
+    except ValueError as error:  # e.g. a test_fraction that leaves too few samples
+        raise ConfigError(f"config key 'datasets.{label}': dataset {name!r} cannot be split "
+                          f"with {options}: {error}") from None
+    for split, counts in (("train", train), ("test", test)):
+        if counts is not None and min(counts) == 0:
+            raise ConfigError(f"config key 'datasets.{label}': the {split} split of {name!r} "
+                              f"has no sample of class {counts.index(0)} (class counts "
+                              f"{list(counts)}); give it more samples")
     for key, counts in (("per_class", train), ("test_per_class", test)):
         n = options.get(key)
         if n is not None and counts is not None and n > min(counts):
@@ -247,6 +388,8 @@ def _check_model(ds_label: str, shape: DatasetShape, arch_label: str, arch: dict
         raise ConfigError(f"config key 'architectures.{arch_label}': {arch['name']} cannot "
                           f"take dataset {ds_label!r} (input shape {shape.input_shape}, "
                           f"{shape.num_classes} classes): {error}") from None
+    if arch["name"] != "bert":
+        _check_last_batch(model, shape, arch_label, train.get("batch_size"))
     if train.get("loss") == "svsl" and tapped is not None:
         from nclayers.train import svsl_position
 
@@ -256,6 +399,23 @@ def _check_model(ds_label: str, shape: DatasetShape, arch_label: str, arch: dict
             raise ConfigError(f"config key '{gamma_key}' for architecture {arch_label!r} "
                               f"({len(tapped) - 1} hidden tapped layers): "
                               f"{error}") from None
+
+
+def _check_last_batch(model, shape: DatasetShape, arch_label: str, batch_size: int | None
+                      ) -> None:
+    """BatchNorm cannot train on a batch of one sample: refuse a split whose last batch (or
+    only batch) would hold one."""
+    import torch
+
+    if not shape.train_counts or not batch_size or not any(
+            isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return
+    size = sum(shape.train_counts)
+    if size % batch_size == 1:
+        raise ConfigError(f"config key 'train.batch_size': {batch_size} leaves one of the "
+                          f"{size} train samples alone in the last batch of every epoch, and "
+                          f"architecture {arch_label!r} has BatchNorm, which cannot train on "
+                          "one sample; change batch_size or the dataset's size")
 
 
 def check_device(device: str, local: bool) -> None:
@@ -299,7 +459,11 @@ def check_config(config: dict, local: bool = True) -> None:
                                       config["features"]["per_class"])
         train = {k: spec["train"].get(k) for k in ("loss", "svsl_gamma", "schedule",
                                                      "milestones", "warmup_epochs", "augment",
-                                                     "epoch_metrics")}
+                                                     "epoch_metrics", "epochs", "batch_size")}
+        recipe_key = json.dumps([ds_key, spec["train"]], sort_keys=True)
+        if recipe_key not in seen:
+            seen.add(recipe_key)
+            _check_recipe(spec["train"], shapes[ds_key], key)
         model_key = json.dumps([ds_key, spec["arch"], train, run["group"]], sort_keys=True)
         if model_key in seen:
             continue
@@ -310,6 +474,38 @@ def check_config(config: dict, local: bool = True) -> None:
         _check_augment(spec["train"].get("augment", {}), shapes[ds_key], dataset["label"],
                        key("augment"))
         _check_epoch_metrics(spec["train"].get("epoch_metrics"), key("epoch_metrics"))
+
+
+def _check_recipe(train: dict, shape: DatasetShape, key) -> None:
+    """The train job's own construction on a stand-in model: the recipe, the optimiser (torch
+    refuses e.g. AdamW's β1 = momentum = 1) and the learning rate of every step (sampled),
+    with the steps per epoch of this dataset where its size is known."""
+    import torch
+
+    from nclayers.runs import recipe
+    from nclayers.train import lr_factor, make_optimizer
+
+    try:
+        chosen = recipe({"train": train})
+        make_optimizer(chosen, torch.nn.Linear(2, 2))
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"config key '{key('optimizer')}' ({train.get('optimizer', 'sgd')}, "
+                          f"lr {train.get('lr')}, momentum {train.get('momentum')}, "
+                          f"weight_decay {train.get('weight_decay')}): the optimiser refuses "
+                          f"them: {error}") from None
+    size = sum(shape.train_counts) if shape.train_counts else chosen.batch_size
+    per_epoch = -(-size // chosen.batch_size)
+    total = chosen.epochs * per_epoch
+    for step in {*range(0, total, max(1, total // 1000)), total - 1} - {-1}:
+        try:
+            factor = lr_factor(chosen, step, per_epoch)
+        except (ZeroDivisionError, ValueError, OverflowError) as error:
+            factor, problem = None, error
+        if factor is None or not math.isfinite(factor):
+            raise ConfigError(f"config key '{key('schedule')}': the {chosen.schedule} schedule "
+                              f"has no learning rate at step {step} of {total} ({per_epoch} "
+                              f"per epoch): {problem if factor is None else factor}; check its "
+                              "options against epochs") from None
 
 
 def check_papers(config: dict, design: dict) -> None:
@@ -397,3 +593,17 @@ def _check_schedule(train: dict, key=lambda name: f"train.{name}") -> None:
         raise ConfigError(f"config key '{key('warmup_epochs')}': warm-up belongs to the "
                           f"multistep schedule, not {schedule}; remove it or set schedule: "
                           "multistep")
+    if train.get("milestones") and schedule != "multistep":
+        raise ConfigError(f"config key '{key('milestones')}': the {schedule} schedule ignores "
+                          f"milestones {train['milestones']}; remove them or set schedule: "
+                          "multistep")
+    epochs = train.get("epochs")
+    if epochs is not None and train.get("warmup_epochs", 0) >= epochs:
+        raise ConfigError(f"config key '{key('warmup_epochs')}': a warm-up of "
+                          f"{train['warmup_epochs']} epochs fills the whole run of {epochs}; "
+                          f"make it shorter than epochs")
+    late = [m for m in train.get("milestones") or [] if epochs is not None and m >= epochs]
+    if schedule == "multistep" and late:
+        raise ConfigError(f"config key '{key('milestones')}': milestones {late} come at or "
+                          f"after the last epoch ({epochs}), so the lr never decays there; "
+                          "drop them or lower them below epochs")

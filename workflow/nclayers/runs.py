@@ -7,6 +7,7 @@ model and a recipe, and names the files of a run directory. It never reads the c
 from __future__ import annotations
 
 import dataclasses
+import errno
 import fcntl
 import json
 import math
@@ -14,6 +15,7 @@ import os
 import pickle
 import shutil
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -116,11 +118,18 @@ def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     """The dict saved at a checkpoint: ``epoch``, ``model`` (a state dict, or None after a
     divergence) and ``diverged``."""
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location=device, weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
         raise CheckpointError(
             f"cannot read checkpoint {path} ({type(error).__name__}: {_gist(error)}): it is "
             f"damaged or incomplete; {_REBUILD.format(folder=Path(path).parent)}") from None
+    if not isinstance(state, dict) or not {"epoch", "model"} <= state.keys():
+        held = (f"a dict of {', '.join(map(str, list(state)[:4]))}" if isinstance(state, dict)
+                else f"a {type(state).__name__}")
+        raise CheckpointError(
+            f"checkpoint {path} holds {held}, not the epoch and model weights the train step "
+            f"saves; {_REBUILD.format(folder=Path(path).parent)}")
+    return state
 
 
 def load_checkpoint(spec: dict, path: str | Path,
@@ -233,6 +242,8 @@ RESUME_DIR = ".resume"  # inside a run directory; never a declared output, so it
 # (plus an epoch), and a run of many short epochs does not spend its time saving (the default
 # MLP saved 400 times in 57 s of training, 10 s of it).
 RESUME_MIN_SECONDS = 1.0
+# What a saved state holds besides the training state fit() restores from.
+RESUME_KEYS = {"spec", "log", "epoch", "model", "optimizer", "scheduler", "generator"}
 
 
 def saved_log(state: dict) -> list[dict]:
@@ -256,12 +267,19 @@ def _resume_state(state_dir: Path, spec: dict, device: torch.device) -> dict | N
     """The saved state of an interrupted run with the same spec, else None (and a clean slate)."""
     path = state_dir / "state.pt"
     if path.exists():
-        state = torch.load(path, map_location=device, weights_only=True)
-        if state["spec"] == spec:
-            state["log"] = saved_log(state)
-            print(f"resuming {spec['run']} after epoch {state['log'][-1]['epoch']}", flush=True)
-            return state
-        print(f"discarding saved state of {spec['run']}: its spec differs", flush=True)
+        try:
+            state = torch.load(path, map_location=device, weights_only=True)
+            usable = isinstance(state, dict) and state.keys() >= RESUME_KEYS
+            if usable and state["spec"] == spec:
+                state["log"] = saved_log(state)
+                print(f"resuming {spec['run']} after epoch {state['log'][-1]['epoch']}",
+                      flush=True)
+                return state
+            why = "its spec differs" if usable else "it is not a state this trainer wrote"
+        except Exception as error:  # torch.load's errors on a damaged file have no common type
+            why = f"it cannot be read ({type(error).__name__}: {str(error)[:120]})"
+        print(f"discarding saved state {path}: {why}; training {spec['run']} from the start",
+              flush=True)
     shutil.rmtree(state_dir, ignore_errors=True)
     return None
 
@@ -294,7 +312,18 @@ def hold_run(run_dir: str | Path) -> Iterator[None]:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a link: truncating it would truncate the file it points to
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        fd = None
+    if fd is None or not stat.S_ISREG(os.fstat(fd).st_mode):
+        if fd is not None:
+            os.close(fd)
+        raise RunLocked(f"{path} is not a plain file (a symbolic link or another kind of "
+                        "file), so this trainer will not use it as its lock, nor write into "
+                        "it; remove it and rerun")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -177,6 +177,8 @@ FIGURES = ("training_curves", "nc1_by_layer", "nc1_ratio_by_layer", "ncc_accurac
 FIGURE_TABLES = {"training_curves": ("training",), "nc1_by_layer": ("metrics",),
                  "nc1_ratio_by_layer": ("metrics",), "ncc_accuracy_by_layer": ("metrics",),
                  "nc_metrics_final": ("metrics",), "weight_spectra": ("spectra",)}
+# How the Ward clustering scales each layer (nclayers.features, features.ward_scaling).
+WARD_SCALINGS = ("mean_norm", "l2", "raw")
 FEATURE_FIGURES = ("umap_class", "umap_cosine", "umap_ward", "clusters_cosine",
                    "clusters_ward", "pca_spectrum", "pca_l1", "neuron_sparsity")
 
@@ -197,6 +199,37 @@ PAPER_FIGURES = {
     "galanti2022": ("fig1_mlp_depth", "fig2_convnet400_depth", "fig6_convnet100_depth",
                     "fig3_mlp_noise", "fig4_convnet_noise", "fig5_resnet18"),
     "benshaul2022": ("fig1_accuracy", "fig2_ncc_mismatch"),
+}
+# What each paper figure reads besides tables/runs.csv (which every one reads): aggregated
+# tables (tables/<name>.csv, AGGREGATE_TABLES and "design") and the feature analysis's tables
+# ("clusters", "retention", "pca_summary"). Its job waits for these alone, and the figure
+# step hands it these alone: reading another fails (nclayers.papers.Tables.only), so a
+# rebuilt table redraws only the figures that read it.
+
+
+def _reads(paper: str, reads: tuple[str, ...], **more: tuple[str, ...]) -> dict:
+    """``reads`` for each of the paper's figures, ``reads + more[figure]`` for those named."""
+    return {name: reads + more.get(name, ()) for name in PAPER_FIGURES[paper]}
+
+
+PAPER_FIGURE_READS = {
+    "rangamani2023": _reads("rangamani2023", ("metrics", "design"), fig6_ranks=("spectra",)),
+    "parker2023": _reads("parker2023", ("metrics", "design")),
+    "lindegaard2023": {
+        "fig4_1_nc_by_layer": ("metrics",),
+        "fig4_1_1_nc1_traces": ("metrics", "design"),
+        "fig4_1_2_nc2_by_layer": ("metrics", "design"),
+        "fig4_1_3_nc3_by_layer": ("metrics", "design", "spectra"),
+        "fig_b0_accuracy_nc2": ("metrics", "training"),
+        "fig_b0_nc3_nc4": ("metrics", "spectra"),
+        "fig4_2_1_collapse_vs_accuracy": ("metrics",),
+        "fig4_3_feature_shape": ("metrics", "pca_summary", "clusters", "retention"),
+    },
+    "synthesis": _reads("synthesis", ("metrics", "design"),
+                        q2_depths_through_training=("epoch_metrics",),
+                        q4_retention=("retention",)),
+    "galanti2022": _reads("galanti2022", ("epoch_metrics", "metrics", "training", "design")),
+    "benshaul2022": _reads("benshaul2022", ("epoch_metrics", "training", "design")),
 }
 # The papers whose figures or claims read the feature analysis (Tables.features); the jobs of
 # the others do not wait for it (a test holds the modules to this list).

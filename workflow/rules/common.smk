@@ -19,6 +19,7 @@ from nclayers.vocabulary import (
     FEATURE_PAPERS,
     FEATURE_TABLES,
     FIGURES,
+    PAPER_FIGURE_READS,
     PAPER_FIGURES,
     PAPER_TABLES,
     Thresholds,
@@ -41,6 +42,10 @@ RUNS = EXPERIMENT.runs
 DESIGN = EXPERIMENT.design
 
 RESULTS = f"results/{config['experiment']}"
+for folder in ("results", RESULTS):
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise WorkflowError(f"invalid config: {folder} is a file, where this experiment writes "
+                            f"its results folder; move it away (or set another experiment)")
 # How often each run's train job saves its state (its group's train.resume_every).
 RESUME_EVERY = resume_every(config)
 # Per run: its checkpoints, and those the feature analysis reads (default: the last one).
@@ -48,9 +53,6 @@ EPOCHS = {run: spec["train"]["checkpoints"] for run, spec in RUNS.items()}
 FEATURE_EPOCHS = {run: feature_epochs(config, spec) for run, spec in RUNS.items()}
 FEATURE_FIGURE = f"{RESULTS}/figures/features/{{run}}/epoch{{epoch}}/{{feature}}.pdf"
 CLUSTER_GPUS = config["cluster"]["gpus"]
-# UMAP's compiled code, shared by the features jobs of this working directory (and of a
-# cluster's nodes, on a shared file system): nclayers.numba_cache.
-NUMBA_CACHE = ".snakemake/nclayers/numba"
 # features.runs: none turns the feature analysis, and its section of the report, off.
 FEATURES_ON = config["features"]["runs"] != "none"
 PAPERS = config["report"]["papers"]
@@ -162,6 +164,16 @@ def paper_feature_files(name):
 PAPER_FEATURE_INPUTS = {
     name: paper_feature_files(name) for name in ("clusters", "retention", "pca_summary")
 }
+
+
+def paper_figure_inputs(wildcards):
+    """Input function: what a paper figure reads (PAPER_FIGURE_READS), runs.csv always; the
+    feature analysis's tables as lists, empty where the figure does not read them."""
+    reads = PAPER_FIGURE_READS[wildcards.paper][wildcards.figure]
+    inputs = {name: path for name, path in PAPER_INPUTS.items() if name == "runs" or name in reads}
+    for name, files in PAPER_FEATURE_INPUTS.items():
+        inputs[name] = files(wildcards) if name in reads else []
+    return inputs
 
 
 def paper_outputs(wildcards=None):

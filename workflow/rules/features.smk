@@ -13,7 +13,6 @@ rule features:
         per_class=config["features"]["per_class"],
         memory_gib=config["features"]["memory_gib"],
         ward_scaling=config["features"]["ward_scaling"],
-        numba_cache=NUMBA_CACHE,
         out_dir=subpath(output.sample, parent=True),
     log:
         f"{RESULTS}/logs/features/{{run}}/epoch{{epoch}}.log",
@@ -28,7 +27,7 @@ rule features:
         "python -m nclayers --threads {threads} features --info {input.info}"
         " --checkpoint {input.checkpoints}/epoch{wildcards.epoch}.pt --per-class {params.per_class}"
         " --memory-gib {params.memory_gib}"
-        " --ward-scaling {params.ward_scaling} --numba-cache {params.numba_cache}"
+        " --ward-scaling {params.ward_scaling}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 

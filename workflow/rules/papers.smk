@@ -1,12 +1,12 @@
 # The papers' sections of the report (report.papers): each paper's figures and tables, one job
 # each, drawn from the aggregated tables (nclayers.papers.<paper>); "claims" is the table of
-# the paper's claims checked against the measured numbers.
+# the paper's claims checked against the measured numbers. A figure's job waits for the tables
+# it reads (vocabulary.PAPER_FIGURE_READS), a table's for all of them.
 
 
 rule paper_figure:
     input:
-        **PAPER_INPUTS,
-        **PAPER_FEATURE_INPUTS,
+        unpack(paper_figure_inputs),
     output:
         report(
             f"{RESULTS}/figures/{{paper}}/{{figure}}.pdf",
@@ -16,7 +16,7 @@ rule paper_figure:
             labels={"paper": "{paper}", "figure": "{figure}"},
         ),
     params:
-        tables=subpath(input.runs, parent=True),
+        tables=f"{RESULTS}/tables",
         thresholds=THRESHOLD_ARGS,
         caption=lambda w: rst_caption(section_tex(w.paper), w.figure),
     log:

@@ -22,7 +22,7 @@ claim that does not hold is reported, never dropped.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -33,6 +33,8 @@ from nclayers.vocabulary import DEFAULT_THRESHOLDS, PAPER_FIGURES, Thresholds
 CLAIM_COLUMNS = ["claim", "where", "measured", "holds"]
 # The feature analysis's tables a paper's figures and claims may read (Tables.features).
 FEATURE_PAPER_TABLES = ("clusters", "retention", "pca_summary")
+# The aggregated tables (tables/<name>.csv) a paper may read besides runs.csv.
+AGGREGATED = ("metrics", "training", "spectra", "epoch_metrics", "design")
 
 
 @dataclass(frozen=True)
@@ -54,26 +56,52 @@ class Tables:
     # features.runs is none.
     features: dict[str, pd.DataFrame] = field(default_factory=dict)
 
+    def only(self, reads: tuple[str, ...], who: str) -> Tables:
+        """These tables with only ``reads`` (names of fields and of feature tables) and
+        ``runs`` left readable: any other fails when used, naming ``who`` and the table, so
+        that a step cannot read a table its job does not wait for."""
+        hidden = {name: Undeclared(name, who) for name in AGGREGATED if name not in reads}
+        features = {name: self.features.get(name, pd.DataFrame()) if name in reads
+                    else Undeclared(name, who) for name in FEATURE_PAPER_TABLES}
+        return replace(self, **hidden, features=features)
+
     def selected(self, table: pd.DataFrame) -> pd.DataFrame:
         """The rows of ``table`` that belong to selected runs."""
         return table[table["run"].isin(set(self.runs.loc[self.runs["selected"], "run"]))]
 
     @classmethod
     def read(cls, folder: str | Path, features: dict[str, list[str | Path]] | None = None,
-             thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Tables:
+             thresholds: Thresholds = DEFAULT_THRESHOLDS,
+             reads: tuple[str, ...] | None = None, who: str = "") -> Tables:
         """The tables the ``aggregate``, ``select`` and ``design`` steps wrote to ``folder``,
         and the feature analysis's CSVs ``features`` ({table: [one file per run and
-        epoch]})."""
+        epoch]}); with ``reads``, only those and runs.csv, for ``who`` (:meth:`only`)."""
         from nclayers.io import read_csv
 
         folder = Path(folder)
         read = {name: [read_csv(path) for path in paths]
                 for name, paths in (features or {}).items() if paths}
-        return cls(**{name: read_csv(folder / f"{name}.csv") for name in
-                      ("metrics", "training", "spectra", "epoch_metrics", "runs", "design")},
-                   features={name: pd.concat(frames, ignore_index=True)
-                             for name, frames in read.items()},
-                   thresholds=thresholds)
+        tables = cls(**{name: read_csv(folder / f"{name}.csv")
+                        if reads is None or name in (*reads, "runs")
+                        else pd.DataFrame() for name in (*AGGREGATED, "runs")},
+                     features={name: pd.concat(frames, ignore_index=True)
+                               for name, frames in read.items()},
+                     thresholds=thresholds)
+        return tables if reads is None else tables.only(reads, who)
+
+
+class Undeclared:
+    """A table a step was not given: using it in any way fails with what to declare."""
+
+    def __init__(self, name: str, who: str):
+        self._message = (f"{who} reads the table {name!r}, which nclayers.vocabulary."
+                         f"PAPER_FIGURE_READS does not list for it: add it there, so that its "
+                         f"job waits for the table")
+
+    def _refuse(self, *args, **kwargs):
+        raise LookupError(self._message)
+
+    __getattr__ = __getitem__ = __len__ = __iter__ = __bool__ = __contains__ = _refuse
 
 
 def paper(name: str) -> ModuleType:
