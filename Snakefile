@@ -47,6 +47,7 @@ rule all:
     input:
         f"{RESULTS}/report.pdf",
         f"{RESULTS}/tables/design.csv",
+        expand(f"{RESULTS}/runs/{{run}}/run.json", run=RUNS),
         expand(f"{RESULTS}/tables/{{table}}.csv", table=AGGREGATE_TABLES),
         rules.report.input.figures,
         rules.tables.output,

@@ -194,9 +194,9 @@ def test_expand_runs_one_per_dataset_arch_seed_with_first_and_last_checkpoint():
     specs = experiment.expand_runs(config)
     assert list(specs) == ["digits-mlp6-s3", "digits-mlp6-s7"]
     assert specs["digits-mlp6-s7"]["train"]["checkpoints"] == [0, 2, 3]
+    # batchnorm: true and activation: relu are the defaults, left out of the spec
     assert specs["digits-mlp6-s7"]["arch"] == {"label": "mlp6", "name": "mlp", "depth": 3,
-                                               "width": 32, "batchnorm": True,
-                                               "activation": "relu"}
+                                               "width": 32}
 
 
 @pytest.mark.parametrize(("key", "entry", "message"), [

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
+from nclayers.io import TABLE_COLUMNS
 from nclayers.papers import (
     AGGREGATED,
     CLAIM_COLUMNS,
@@ -196,12 +197,22 @@ def test_the_paper_figure_step_refuses_a_figure_the_paper_does_not_have(tmp_path
     assert not (tmp_path / "x.pdf").exists()
 
 
+def tidy_table(path: Path, **columns: list) -> None:
+    """A table at ``path`` with ``columns`` for runs a, b, ... and every other column the file
+    name asks for (nclayers.io.TABLE_COLUMNS) filled with a placeholder."""
+    n = len(next(iter(columns.values())))
+    table = pd.DataFrame({"run": list("abcdefgh"[:n]), **columns})
+    for column in TABLE_COLUMNS.get(path.name, []):
+        if column not in table:
+            table[column] = 0
+    table.to_csv(path, index=False)
+
+
 def test_tables_read_holds_the_aggregated_tables_and_the_selected_rows(tmp_path):
     runs = pd.DataFrame({"run": ["a", "b"], "selected": [True, False]})
     for name in ("metrics", "training", "spectra", "epoch_metrics", "design"):
-        pd.DataFrame({"run": ["a", "b"], "value": [1.0, 2.0]}).to_csv(
-            tmp_path / f"{name}.csv", index=False)
-    runs.to_csv(tmp_path / "runs.csv", index=False)
+        tidy_table(tmp_path / f"{name}.csv", value=[1.0, 2.0])
+    tidy_table(tmp_path / "runs.csv", selected=[True, False])
     tables = Tables.read(tmp_path, thresholds=Thresholds(collapse_eps=0.1))
     assert tables.thresholds.collapse_eps == 0.1
     assert list(tables.selected(tables.metrics)["run"]) == ["a"]
@@ -254,9 +265,8 @@ def test_each_figure_declares_what_it_reads_and_features_only_where_its_jobs_get
 def test_a_figure_reads_only_its_tables_and_any_other_fails_naming_it(tmp_path):
     """Tables.read(reads=...) opens only those files (the others need not exist yet: the job
     does not wait for them), and using another table fails with what to declare."""
-    pd.DataFrame({"run": ["a"], "selected": [True]}).to_csv(tmp_path / "runs.csv", index=False)
-    pd.DataFrame({"run": ["a"], "metric": ["nc1"], "value": [1.0]}).to_csv(
-        tmp_path / "metrics.csv", index=False)
+    tidy_table(tmp_path / "runs.csv", selected=[True])
+    tidy_table(tmp_path / "metrics.csv", metric=["nc1"], value=[1.0])
     t = Tables.read(tmp_path, reads=("metrics",), who="figure p/f")
     assert t.metrics["value"].tolist() == [1.0] and t.selected(t.metrics)["run"].tolist() == ["a"]
     for use in (lambda: t.spectra.empty, lambda: t.design["run"], lambda: len(t.training),

@@ -266,6 +266,25 @@ def test_corrupt_idx_files_stop_the_dry_run(tmp_path):
     refused(config, "train-labels-idx1-ubyte", "truncated")
 
 
+@pytest.mark.parametrize(("images", "labels", "says"), [
+    (np.zeros((20, 20, 20), np.uint8), np.arange(20, dtype=np.uint8) % 10,
+     ["train-images-idx3-ubyte", "20×20 per sample", "images of 28×28"]),
+    (np.zeros((20, 28, 28), np.uint8), np.arange(20, dtype=np.uint8) % 13,
+     ["train-labels-idx1-ubyte", "label 12, outside 0..9"]),
+], ids=["images-of-another-size", "labels-out-of-range"])
+def test_consistent_idx_files_of_another_dataset_are_refused(tmp_path, images, labels, says):
+    """Files whose headers match their lengths but hold what MNIST does not: refused at -n
+    naming the file (they were a traceback in the job, or "0 samples in the smallest
+    class")."""
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    for prefix in ("train", "t10k"):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    config = tiny_config(datasets={"mnist": {}}, data={"root": str(tmp_path / "data"),
+                                                       "download": False})
+    refused(config, *says)
+
+
 def test_scientific_notation_is_the_number_it_spells():
     """YAML 1.1 reads `lr: 1e-3` as the string "1e-3"; the workflow takes the number."""
     config = yaml.safe_load("experiment: 1e3\ntrain: {lr: 1e-3, weight_decay: [5e-4, 1E-2]}")
@@ -332,6 +351,21 @@ def test_a_refused_rerun_keeps_every_result(finished, case):
     proc = snakemake(finished, "--cores", "1", check=False)
     assert proc.returncode != 0
     assert checksums(finished) == before
+
+
+@pytest.mark.slow
+def test_a_deleted_run_json_is_rebuilt_and_its_training_published_not_redone(finished):
+    """`rule all` asks for every run.json; the train job finds the run's finished training
+    kept (runs/<run>/.finished) and publishes it again: the same checkpoints, byte for byte."""
+    run = finished / "results" / "tiny" / "runs" / "digits-mlp6-s0"
+    before = {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()}
+    (run / "run.json").unlink()
+    assert planned_jobs(snakemake(finished, "-n"))["train"] == 1
+    snakemake(finished, "--cores", "2")
+    assert (run / "run.json").is_file()
+    assert {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()} == before
+    log = (finished / "results" / "tiny" / "logs" / "train" / "digits-mlp6-s0.log").read_text()
+    assert "published again" in log
 
 
 def dump(config: dict) -> str:

@@ -19,6 +19,7 @@ from nclayers import experiment, measure
 from nclayers.cli import user_message
 from nclayers.io import TableError
 from nclayers.metrics import ClassMeans, MeanGeometry, SplitStats
+from nclayers.vocabulary import TIDY_COLUMNS
 
 # ------------------------------------------------------------------------------ the steps
 
@@ -184,6 +185,29 @@ def test_a_missing_csv_is_named_with_its_argument(tmp_path):
     line = one_error(proc, "feature-tables", 1)
     assert f"argument --clusters: {tmp_path / 'gone.csv'} does not exist" in line
     assert not any(path.exists() for path in outs.values())
+
+
+@pytest.mark.parametrize(("damage", "says"), [
+    (lambda text: text[:-7], "is cut short (its last line is incomplete)"),
+    (lambda text: text.replace(",metric,", ",what,", 1),
+     "lacks the column metric of a metrics.csv"),
+], ids=["cut", "no-metric-column"])
+def test_a_damaged_table_is_refused_where_it_is_read(tmp_path, damage, says):
+    """A figure step on a metrics.csv cut mid-line or without its metric column: one line
+    naming the file and the fix, before any drawing."""
+    metrics = tmp_path / "metrics.csv"
+    rows = [f"r,digits,mlp,0,3,layer{k},{k},train,nc1,{0.5 / k}" for k in (1, 2)]
+    metrics.write_text(",".join([*TIDY_COLUMNS, "group"]) + "\n"
+                       + "".join(f"{row},main\n" for row in rows))
+    metrics.write_text(damage(metrics.read_text()))
+    runs = tmp_path / "runs.csv"
+    runs.write_text("run,dataset,arch,seed,selected\nr,digits,mlp,0,True\n")
+    out = tmp_path / "nc1.pdf"
+    proc = step("figure", "nc1_by_layer", "--metrics", str(metrics), "--runs-table", str(runs),
+                "--out", str(out), cwd=tmp_path)
+    line = one_error(proc, "figure", 1)
+    assert f"{metrics} {says}" in line and "rerun the workflow to rebuild it" in line
+    assert not out.exists()
 
 
 def test_an_unreadable_csv_is_named_with_the_fix(tmp_path):

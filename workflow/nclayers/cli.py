@@ -147,6 +147,19 @@ def cmd_train(args: argparse.Namespace) -> None:
           flush=True)
 
 
+def cmd_check_config(args: argparse.Namespace) -> None:
+    import yaml
+
+    from nclayers.preflight import check_yaml, prepare
+
+    if not Path(args.config).is_file():
+        raise StepError(f"{args.config} does not exist (or is not a file)")
+    check_yaml(args.config)  # the file, line and column of what its text gets wrong
+    experiment = prepare(yaml.safe_load(Path(args.config).read_text()), local=not args.cluster)
+    print(f"{args.config}: valid; experiment {experiment.config['experiment']!r} of "
+          f"{len(experiment.runs)} runs", flush=True)
+
+
 def cmd_measure(args: argparse.Namespace) -> None:
     from nclayers import runs
 
@@ -388,6 +401,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--design", type=_design, default=None, help=DESIGN_HELP)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_select, inputs=("infos",))
+
+    p = sub.add_parser("check-config", help="check a config file as `snakemake -n` does, "
+                       "with the line and column of a YAML error")
+    p.add_argument("config", help="the config file (e.g. my_experiment.yaml)")
+    p.add_argument("--cluster", action="store_true",
+                   help="the jobs run elsewhere: skip the check of device: cuda on this machine")
+    p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("design", help="the resolved design: a row per run, every setting")
     p.add_argument("--infos", nargs="+", required=True, help="the runs' run.json files")

@@ -222,7 +222,7 @@ class TorchvisionDataset:
     def __call__(self, root: Path, download: bool) -> Splits:
         for rel, _ in self.files():  # torchvision reads a truncated IDX label file silently
             if rel.endswith("ubyte") and (root / rel).is_file():
-                _check_idx(self.name, root / rel)
+                _check_idx(self.name, root / rel, self.input_shape[1:])
         try:
             splits = [self._arrays(self.cls(str(root), download=download, **self._split(train)))
                       for train in (True, False)]
@@ -270,18 +270,26 @@ class TorchvisionDataset:
                                   f"{type(err).__name__}: {err}; {fix} (from {self.source()})")
 
 
-def _check_idx(name: str, path: Path) -> None:
+def _check_idx(name: str, path: Path, image_size: tuple[int, ...] = ()) -> None:
     """Raise unless an IDX file (magic 0 0 8 ndim, then ndim big-endian sizes, then uint8
-    values) is exactly as long as its header says."""
+    values) is exactly as long as its header says, and holds labels (one number each) or, for
+    an images file, images of ``image_size`` (height, width)."""
     size = path.stat().st_size
     with path.open("rb") as f:
         head = f.read(16)
     ndim = head[3] if len(head) >= 4 and head[:3] == b"\0\0\x08" else 0
     if 1 <= ndim <= 3 and len(head) >= 4 + 4 * ndim:
-        expected = 4 + 4 * ndim + math.prod(struct.unpack(f">{ndim}I", head[4:4 + 4 * ndim]))
-        if expected == size:
+        dims = struct.unpack(f">{ndim}I", head[4:4 + 4 * ndim])
+        expected = 4 + 4 * ndim + math.prod(dims)
+        wanted = image_size if "images" in path.name else ()
+        if expected != size:
+            problem = f"truncated or corrupt: its header promises {expected} bytes, it has {size}"
+        elif tuple(dims[1:]) != tuple(wanted):
+            what = f"images of {'×'.join(map(str, wanted))}" if wanted else "one label each"
+            problem = (f"a file of {'×'.join(map(str, dims[1:])) or 'single values'} per "
+                       f"sample, where {name} has {what}: not {name}'s file")
+        else:
             return
-        problem = f"truncated or corrupt: its header promises {expected} bytes, it has {size}"
     else:
         problem = "not an IDX ubyte file (bad header): corrupt"
     raise DatasetUnavailable(f"dataset {name!r}: {path} is {problem}; {_FIX_CORRUPT}")
@@ -348,7 +356,7 @@ def check_available(name: str, root: str | None, download: bool,
         raise _missing(reader, base, missing)
     for rel, _ in reader.files():
         if rel.endswith("ubyte"):
-            _check_idx(name, base / rel)
+            _check_idx(name, base / rel, reader.input_shape[1:])
     _check_md5(reader, base, cache)
 
 

@@ -323,6 +323,10 @@ def _raw_counts(name: str, options: dict, root: Path) -> tuple | None:
     if len(labels) == 2 and all((root / rel).is_file() for rel in labels):
         for i, rel in enumerate(sorted(labels, key=lambda r: "t10k" in r)):
             y = np.frombuffer((root / rel).read_bytes(), np.uint8, offset=8)
+            if len(y) and int(y.max()) >= reader.num_classes:
+                raise ConfigError(f"config key 'datasets': dataset {name!r}: {root / rel} holds "
+                                  f"label {int(y.max())}, outside 0..{reader.num_classes - 1}: "
+                                  f"not {name}'s labels; {data._FIX_CORRUPT}")
             counts[i] = _bincount(y, reader.num_classes)
     return reader.input_shape, reader.num_classes, *counts
 

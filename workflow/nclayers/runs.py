@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -74,10 +75,15 @@ def recipe(spec: dict) -> Recipe:
     return Recipe(**{k: v for k, v in spec["train"].items() if k in names})
 
 
+class DeviceUnavailable(UserError, RuntimeError):
+    """The spec asks for a device this machine lacks (a cluster node without a GPU, say)."""
+
+
 def resolve_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda was requested but torch sees no CUDA device; "
-                           "set device: auto or cpu in the config")
+        raise DeviceUnavailable("device: cuda was requested but torch sees no CUDA device on "
+                                "this machine; set device: auto or cpu in the config, or run "
+                                "the job where there is a GPU (its finished results are kept)")
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)
@@ -360,14 +366,85 @@ def train_run(spec: dict, out_dir: str | Path, progress: bool = True,
 
     After every ``resume_every`` epochs (at most once per :data:`RESUME_MIN_SECONDS`) the
     full state goes to ``out_dir/.resume``; a
-    rerun with the same spec continues from there, bitwise on CPU. A diverged run still writes
+    rerun with the same spec continues from there, bitwise on CPU. The files of a finished
+    training are also kept in ``out_dir/.finished`` (hard links): a rerun of that spec
+    publishes them again instead of training, and a training of another spec replaces them
+    only once it finishes (:data:`FINISHED_DIR`). A diverged run still writes
     every declared file (later checkpoints as markers without weights), so that the workflow
     goes on and reports it. One trainer at a time holds the run (:func:`hold_run`): while
     another process trains it, this raises :class:`RunLocked` before touching anything.
     """
     out = Path(out_dir)
     with hold_run(out):
-        return _train_held(spec, out, progress, resume_every)
+        info = _restore_finished(spec, out)
+        if info is None:
+            info = _train_held(spec, out, progress, resume_every)
+            _keep_finished(spec, out)
+        return info
+
+
+# Inside a run directory: the files of the last spec that finished training, as hard links
+# (no copy). Snakemake deletes a job's outputs before it runs it; these it does not know, so a
+# job that fails, or is interrupted, after a spec change takes nothing finished with it, and a
+# rerun of a spec that finished (e.g. after `--rerun-incomplete`) publishes them again.
+FINISHED_DIR = ".finished"
+FINISHED_FILES = ("run.json", "train_log.csv", "epoch_metrics.csv")
+
+
+def _finished_files(spec: dict) -> list[str]:
+    return [*FINISHED_FILES, *(f"checkpoints/epoch{e}.pt" for e in spec["train"]["checkpoints"])]
+
+
+def _restore_finished(spec: dict, out: Path) -> dict | None:
+    """The run.json record of ``spec``'s finished training, its files published again, if
+    ``out/.finished`` holds them all for this very spec; else None."""
+    kept = out / FINISHED_DIR
+    try:
+        info = json.loads((kept / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    files = _finished_files(spec)
+    if not isinstance(info, dict) or {key: info.get(key) for key in spec} != spec:
+        return None
+    try:
+        record = json.loads((kept / "manifest.json").read_text())
+        intact = all(record.get(name) == _sha256(kept / name) for name in files)
+    except (OSError, ValueError, AttributeError):
+        intact = False
+    if not intact:  # e.g. a checkpoint damaged in place: its hard link here is damaged too
+        print(f"run {spec['run']}: the files kept in {kept} are not those it finished with; "
+              "training it anew", flush=True)
+        return None
+    for name in files:
+        _publish(kept / name, out / name)
+        os.utime(out / name)  # as new as a training that ended now, for Snakemake's times
+    shutil.rmtree(out / RESUME_DIR, ignore_errors=True)
+    print(f"run {spec['run']}: its spec finished training before; published again from "
+          f"{kept} instead of training (delete that folder to train it anew)", flush=True)
+    return info
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _keep_finished(spec: dict, out: Path) -> None:
+    """Replace ``out/.finished`` by hard links to the files this training just wrote."""
+    staging, old = out / f"{FINISHED_DIR}.new", out / f"{FINISHED_DIR}.old"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    for name in _finished_files(spec):
+        _publish(out / name, staging / name)
+    (staging / "manifest.json").write_text(json.dumps(
+        {name: _sha256(staging / name) for name in _finished_files(spec)}, indent=1))
+    if (out / FINISHED_DIR).exists():
+        os.replace(out / FINISHED_DIR, old)
+    os.replace(staging, out / FINISHED_DIR)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def epoch_recorder(spec: dict) -> EpochMetrics | None:
