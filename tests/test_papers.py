@@ -209,7 +209,6 @@ def tidy_table(path: Path, **columns: list) -> None:
 
 
 def test_tables_read_holds_the_aggregated_tables_and_the_selected_rows(tmp_path):
-    runs = pd.DataFrame({"run": ["a", "b"], "selected": [True, False]})
     for name in ("metrics", "training", "spectra", "epoch_metrics", "design"):
         tidy_table(tmp_path / f"{name}.csv", value=[1.0, 2.0])
     tidy_table(tmp_path / "runs.csv", selected=[True, False])
