@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import (
+    planned_jobs,
     snakemake,
     snakemake_command,
     straight_train_log,
@@ -252,3 +253,33 @@ def test_a_lock_that_is_not_a_plain_file_is_refused_and_left_alone(tmp_path, kin
             runs.hold_run(run_dir):
         pass
     assert precious.read_text() == "finished results\n"
+
+
+@pytest.mark.slow
+def test_an_interrupted_snakemake_keeps_the_training_it_waited_for(tmp_path):
+    """`kill -INT` of Snakemake's pid alone: it waits for its train job, which finishes, then
+    marks the job's outputs incomplete. The README's `--rerun-incomplete` then publishes the
+    kept training again (runs/<run>/.finished) instead of training from scratch."""
+    config = long_config(epochs=150, checkpoints=[0, 20, 150])
+    path = write_config(tmp_path, config)
+    target = f"results/tiny/runs/{RUN}/run.json"
+    run_dir = tmp_path / "results/tiny/runs" / RUN
+    cmd, env = snakemake_command(tmp_path, target, "--cores", "1", "--configfile", str(path))
+    workflow = subprocess.Popen(cmd, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_epoch(run_dir, 10, lambda: workflow.poll() is None)
+        os.kill(workflow.pid, signal.SIGINT)  # Snakemake only, not its process group
+        workflow.wait(timeout=600)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(workflow.pid, signal.SIGKILL)
+    kept = (run_dir / runs.FINISHED_DIR / "train_log.csv").read_bytes()
+    assert json.loads((run_dir / runs.FINISHED_DIR / "run.json").read_text())[
+        "final_epoch"] == 150
+    plan = snakemake(tmp_path, target, "-n", "--rerun-incomplete", "--configfile", str(path))
+    assert planned_jobs(plan) == {"train": 1}  # Snakemake left it marked incomplete
+    snakemake(tmp_path, target, "--cores", "1", "--rerun-incomplete", "--configfile", str(path))
+    log = (tmp_path / f"results/tiny/logs/train/{RUN}.log").read_text()
+    assert "published again" in log and "resuming" not in log, log
+    assert (run_dir / "train_log.csv").read_bytes() == kept
