@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import tiny_config
 from torch import nn
 
@@ -415,3 +416,18 @@ def test_from_nclayers_import_measure_gives_the_function_in_either_order(order):
         assert nclayers.measure is direct and weight_spectra is spectra
         """)
     subprocess.run([sys.executable, "-c", check], check=True)
+
+
+def test_check_config_names_the_line_of_a_yaml_error_and_passes_a_good_file(tmp_path):
+    """`python -m nclayers check-config FILE`, what the README offers for a --configfile whose
+    YAML Snakemake reports in its own words."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiment: x\ntrain: {lr: [0.1\n")
+    line = one_error(step("check-config", str(bad), cwd=tmp_path), "check-config", 1)
+    assert f"{bad}, line 3, column 1: YAML syntax error" in line
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(tiny_config()))
+    proc = step("check-config", str(good), cwd=tmp_path)
+    assert proc.returncode == 0 and f"{good}: valid; experiment 'tiny' of 1 runs" in proc.stdout
+    gone = one_error(step("check-config", "gone.yaml", cwd=tmp_path), "check-config", 1)
+    assert "gone.yaml does not exist" in gone
