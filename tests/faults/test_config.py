@@ -154,7 +154,10 @@ CASES = {
         ["config key 'train.schedule'", "step 0 of 4", "division by zero"]),
     "one-sample-last-batch-under-batchnorm": (lambda c: c["train"].update(batch_size=1256),
                                               ["config key 'train.batch_size'", "1257",
-                                               "BatchNorm"]),
+                                               "cannot train on", "more than 1 value"]),
+    "batches-of-one-under-batchnorm": (lambda c: c["train"].update(batch_size=1),
+                                       ["config key 'train.batch_size'",
+                                        "every batch holds one sample"]),
     "class-without-samples": (lambda c: c.update(datasets={"blobs": {"name": "synthetic",
                                                                      "n_train": 1}}),
                               ["config key 'datasets.blobs'", "no sample of class 1"]),
@@ -213,11 +216,12 @@ def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
     ("- experiment: a\n", ["holds a list", "not a mapping"]),
     ("__use_yte__: true\nexperiment: a\n?if True:\n  seeds: [0]\n", ["__use_yte__", "runs Python"]),
     ("lr: !!python/object/apply:os.system ['true']\n", ["line 1", "YAML syntax error"]),
+    ("experiment: a\x07\n", ["not YAML text", "special characters are not allowed"]),
     ("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
         f"{k}: &{k} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
         for p, k in zip("abcdefg", "bcdefgh", strict=True)), ["aliases expand", "alias bomb"]),
 ], ids=["duplicate-top-key", "duplicate-nested-key", "empty", "list", "yte", "python-tag",
-        "alias-bomb"])
+        "control-character", "alias-bomb"])
 def test_a_config_files_text_is_refused_before_it_is_used(tmp_path, text, needles):
     """nclayers.preflight.check_yaml, which the Snakefile runs on each config file: what YAML
     would silently accept or run, each refused naming the file (and line)."""
@@ -270,7 +274,8 @@ def test_corrupt_idx_files_stop_the_dry_run(tmp_path):
     (np.zeros((20, 20, 20), np.uint8), np.arange(20, dtype=np.uint8) % 10,
      ["train-images-idx3-ubyte", "20×20 per sample", "images of 28×28"]),
     (np.zeros((20, 28, 28), np.uint8), np.arange(20, dtype=np.uint8) % 13,
-     ["train-labels-idx1-ubyte", "label 12, outside 0..9"]),
+     ["config key 'datasets': dataset 'mnist'", "train-labels-idx1-ubyte",
+      "label 12, outside 0..9"]),
 ], ids=["images-of-another-size", "labels-out-of-range"])
 def test_consistent_idx_files_of_another_dataset_are_refused(tmp_path, images, labels, says):
     """Files whose headers match their lengths but hold what MNIST does not: refused at -n
@@ -282,7 +287,15 @@ def test_consistent_idx_files_of_another_dataset_are_refused(tmp_path, images, l
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
     config = tiny_config(datasets={"mnist": {}}, data={"root": str(tmp_path / "data"),
                                                        "download": False})
-    refused(config, *says)
+    out = refused(config, *says)
+    assert "cannot be split" not in out  # said once, not wrapped in another message
+
+
+def test_a_convnet_trains_on_a_last_batch_of_one(tmp_path):
+    """BatchNorm2d normalises over the pixels too, so one sample trains: not refused."""
+    config = tiny_config(architectures={"cnn": {"name": "convnet", "depth": 2, "width": 4}})
+    config["train"]["batch_size"] = 4  # 1257 = 314 * 4 + 1
+    prepare(config)
 
 
 def test_scientific_notation_is_the_number_it_spells():

@@ -85,7 +85,10 @@ def test_train_with_a_spec_lacking_a_key_names_it(tmp_path, spec, drop):
     (lambda s: s["train"].update(epochs="3"), "spec key 'train.epochs': '3' is not of type"),
     (lambda s: s["train"].update(optimizer="adamw", momentum=1), "Invalid beta parameter"),
     (lambda s: s["arch"].update(width=0), "spec key 'arch.width': 0 is out of range"),
-], ids=["unknown-dataset", "negative-lr", "epochs-a-string", "adamw-beta1-of-1", "width-0"])
+    (lambda s: s["train"].update(checkpoints=[0, 3, 9]),
+     "spec key 'train.checkpoints': epochs [9] lie beyond train.epochs = 3"),
+], ids=["unknown-dataset", "negative-lr", "epochs-a-string", "adamw-beta1-of-1", "width-0",
+        "checkpoint-beyond-epochs"])
 def test_train_checks_its_spec_as_the_dry_run_checks_a_config(tmp_path, spec, change, says):
     """`train --spec` runs nclayers.preflight.check_spec (the checks of `snakemake -n`) before
     it writes anything: one line, no traceback, no run folder."""

@@ -114,3 +114,20 @@ def test_a_kept_checkpoint_damaged_in_place_is_trained_anew_not_published(tmp_pa
     again = declared(tmp_path)  # retrained: bitwise as before on the CPU, but its time
     assert {k: v for k, v in again.items() if k != "run.json"} == \
         {k: v for k, v in finished.items() if k != "run.json"}
+
+
+def test_a_file_system_without_hard_links_costs_the_kept_copy_not_the_run(tmp_path, capsys,
+                                                                          monkeypatch):
+    """Keeping links only (a copy would double a run's size): where the file system refuses
+    them, the run still ends complete, with a warning, and nothing half-kept is left."""
+    spec = run_spec(tmp_path, epochs=2, checkpoints=[0, 2])
+
+    def no_links(src, dst):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(runs.os, "link", no_links)
+    info = runs.train_run(spec, tmp_path, progress=False)
+    assert info["final_epoch"] == 2 and (tmp_path / "checkpoints" / "epoch2.pt").is_file()
+    assert "finished files are not kept" in capsys.readouterr().out
+    assert not (tmp_path / runs.FINISHED_DIR).exists()
+    assert not (tmp_path / f"{runs.FINISHED_DIR}.new").exists()

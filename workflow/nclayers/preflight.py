@@ -162,6 +162,11 @@ def check_spec(spec: dict, schema: str | Path = SCHEMA) -> None:
     _known("architectures", arch["label"], arch["name"], ARCHITECTURES)
     _check_entry("architectures", arch["label"], arch, ARCHITECTURES,
                  list(arch_options(arch["name"])))
+    epochs = spec["train"]["epochs"]
+    late = [e for e in spec["train"].get("checkpoints", []) if e > epochs]
+    if late:
+        raise ConfigError(f"spec key 'train.checkpoints': epochs {late} lie beyond train.epochs "
+                          f"= {epochs}")
     shape = describe(dataset["label"], dataset, spec.get("data", {}).get("root"))
     _check_schedule(spec["train"])
     _check_recipe(spec["train"], shape, lambda name: f"train.{name}")
@@ -193,6 +198,8 @@ def check_yaml(path: str | Path) -> None:
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}{where}: YAML syntax error: {error.problem or error.context}"
                           ) from None
+    except yaml.YAMLError as error:  # e.g. a control character (yaml.reader.ReaderError)
+        raise ConfigError(f"{path}: not YAML text: {error}") from None
     if not isinstance(value, dict):
         held = "nothing" if value is None else f"a {type(value).__name__}, {repr(value)[:40]}"
         raise ConfigError(f"{path}: holds {held}, not a mapping of config keys; a config "
@@ -342,6 +349,8 @@ def describe(label: str, entry: dict, root: str | None) -> DatasetShape:
     options = {k: v for k, v in entry.items() if k not in ("name", "label")}
     try:
         shape, classes, train, test = _raw_counts(name, options, Path(root or data.DEFAULT_ROOT))
+    except ConfigError:
+        raise
     except ValueError as error:  # e.g. a test_fraction that leaves too few samples
         raise ConfigError(f"config key 'datasets.{label}': dataset {name!r} cannot be split "
                           f"with {options}: {error}") from None
@@ -370,7 +379,8 @@ def describe(label: str, entry: dict, root: str | None) -> DatasetShape:
 
 
 def _check_model(ds_label: str, shape: DatasetShape, arch_label: str, arch: dict,
-                 train: dict, gamma_key: str = "train.svsl_gamma") -> None:
+                 train: dict, gamma_key: str = "train.svsl_gamma",
+                 batch_key: str = "train.batch_size") -> None:
     """Build the architecture for this dataset and push one sample through it (on the CPU:
     PyTorch's meta device would cost seconds of imports; a ResNet50 costs half a second)."""
     import torch
@@ -393,7 +403,7 @@ def _check_model(ds_label: str, shape: DatasetShape, arch_label: str, arch: dict
                           f"take dataset {ds_label!r} (input shape {shape.input_shape}, "
                           f"{shape.num_classes} classes): {error}") from None
     if arch["name"] != "bert":
-        _check_last_batch(model, shape, arch_label, train.get("batch_size"))
+        _check_last_batch(model, shape, arch_label, train.get("batch_size"), batch_key)
     if train.get("loss") == "svsl" and tapped is not None:
         from nclayers.train import svsl_position
 
@@ -405,21 +415,27 @@ def _check_model(ds_label: str, shape: DatasetShape, arch_label: str, arch: dict
                               f"{error}") from None
 
 
-def _check_last_batch(model, shape: DatasetShape, arch_label: str, batch_size: int | None
-                      ) -> None:
-    """BatchNorm cannot train on a batch of one sample: refuse a split whose last batch (or
-    only batch) would hold one."""
+def _check_last_batch(model, shape: DatasetShape, arch_label: str, batch_size: int | None,
+                      key: str) -> None:
+    """A batch of one sample, where the split's size and the batch size make one (its last
+    batch, or every batch at batch_size 1), trained through the model as the train job would:
+    BatchNorm on a layer of one value per channel cannot train on it, and says so."""
     import torch
 
-    if not shape.train_counts or not batch_size or not any(
-            isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+    if not shape.train_counts or not batch_size:
         return
     size = sum(shape.train_counts)
-    if size % batch_size == 1:
-        raise ConfigError(f"config key 'train.batch_size': {batch_size} leaves one of the "
-                          f"{size} train samples alone in the last batch of every epoch, and "
-                          f"architecture {arch_label!r} has BatchNorm, which cannot train on "
-                          "one sample; change batch_size or the dataset's size")
+    if batch_size != 1 and size % batch_size != 1:
+        return
+    try:
+        model.train()(torch.zeros(1, *shape.input_shape))
+    except ValueError as error:
+        alone = ("every batch holds one sample" if batch_size == 1 else
+                 f"{batch_size} leaves one of the {size} train samples alone in the last batch "
+                 "of every epoch")
+        raise ConfigError(f"config key '{key}': {alone}, which architecture {arch_label!r} "
+                          f"cannot train on ({error}); change batch_size or the dataset's "
+                          "size") from None
 
 
 def check_device(device: str, local: bool) -> None:
@@ -474,7 +490,7 @@ def check_config(config: dict, local: bool = True) -> None:
         seen.add(model_key)
         _check_schedule(spec["train"], key)
         _check_model(dataset["label"], shapes[ds_key], spec["arch"]["label"], spec["arch"],
-                     spec["train"], key("svsl_gamma"))
+                     spec["train"], key("svsl_gamma"), key("batch_size"))
         _check_augment(spec["train"].get("augment", {}), shapes[ds_key], dataset["label"],
                        key("augment"))
         _check_epoch_metrics(spec["train"].get("epoch_metrics"), key("epoch_metrics"))

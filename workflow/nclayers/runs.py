@@ -379,7 +379,12 @@ def train_run(spec: dict, out_dir: str | Path, progress: bool = True,
         info = _restore_finished(spec, out)
         if info is None:
             info = _train_held(spec, out, progress, resume_every)
-            _keep_finished(spec, out)
+            try:
+                _keep_finished(spec, out)
+            except OSError as error:  # e.g. no hard links here, or the disk is full
+                shutil.rmtree(out / f"{FINISHED_DIR}.new", ignore_errors=True)
+                print(f"warning: run {spec['run']}'s finished files are not kept in "
+                      f"{out / FINISHED_DIR} ({error}); the run itself is complete", flush=True)
         return info
 
 
@@ -433,12 +438,14 @@ def _sha256(path: Path) -> str:
 
 
 def _keep_finished(spec: dict, out: Path) -> None:
-    """Replace ``out/.finished`` by hard links to the files this training just wrote."""
+    """Replace ``out/.finished`` by hard links to the files this training just wrote; an
+    OSError (a file system without hard links, a full disk) leaves the old one in place."""
     staging, old = out / f"{FINISHED_DIR}.new", out / f"{FINISHED_DIR}.old"
     shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(old, ignore_errors=True)
-    for name in _finished_files(spec):
-        _publish(out / name, staging / name)
+    for name in _finished_files(spec):  # links only: a copy would double the run's size
+        (staging / name).parent.mkdir(parents=True, exist_ok=True)
+        os.link(out / name, staging / name)
     (staging / "manifest.json").write_text(json.dumps(
         {name: _sha256(staging / name) for name in _finished_files(spec)}, indent=1))
     if (out / FINISHED_DIR).exists():

@@ -169,7 +169,8 @@ PAPER_FEATURE_INPUTS = {
 def paper_figure_inputs(wildcards):
     """Input function: what a paper figure reads (PAPER_FIGURE_READS), runs.csv always; the
     feature analysis's tables as lists, empty where the figure does not read them."""
-    reads = PAPER_FIGURE_READS[wildcards.paper][wildcards.figure]
+    # A figure another paper draws: every table, and the step refuses it with the paper's list.
+    reads = PAPER_FIGURE_READS[wildcards.paper].get(wildcards.figure, tuple(PAPER_INPUTS))
     inputs = {name: path for name, path in PAPER_INPUTS.items() if name == "runs" or name in reads}
     for name, files in PAPER_FEATURE_INPUTS.items():
         inputs[name] = files(wildcards) if name in reads else []
