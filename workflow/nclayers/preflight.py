@@ -171,6 +171,7 @@ def check_spec(spec: dict, schema: str | Path = SCHEMA) -> None:
     _check_schedule(spec["train"])
     _check_recipe(spec["train"], shape, lambda name: f"train.{name}")
     _check_model(dataset["label"], shape, arch["label"], arch, spec["train"])
+    _check_last_batch(shape, arch, spec["train"]["batch_size"], "train.batch_size")
 
 
 def check_yaml(path: str | Path) -> None:
@@ -379,8 +380,7 @@ def describe(label: str, entry: dict, root: str | None) -> DatasetShape:
 
 
 def _check_model(ds_label: str, shape: DatasetShape, arch_label: str, arch: dict,
-                 train: dict, gamma_key: str = "train.svsl_gamma",
-                 batch_key: str = "train.batch_size") -> None:
+                 train: dict, gamma_key: str = "train.svsl_gamma") -> None:
     """Build the architecture for this dataset and push one sample through it (on the CPU:
     PyTorch's meta device would cost seconds of imports; a ResNet50 costs half a second)."""
     import torch
@@ -402,8 +402,6 @@ def _check_model(ds_label: str, shape: DatasetShape, arch_label: str, arch: dict
         raise ConfigError(f"config key 'architectures.{arch_label}': {arch['name']} cannot "
                           f"take dataset {ds_label!r} (input shape {shape.input_shape}, "
                           f"{shape.num_classes} classes): {error}") from None
-    if arch["name"] != "bert":
-        _check_last_batch(model, shape, arch_label, train.get("batch_size"), batch_key)
     if train.get("loss") == "svsl" and tapped is not None:
         from nclayers.train import svsl_position
 
@@ -415,25 +413,29 @@ def _check_model(ds_label: str, shape: DatasetShape, arch_label: str, arch: dict
                               f"{error}") from None
 
 
-def _check_last_batch(model, shape: DatasetShape, arch_label: str, batch_size: int | None,
-                      key: str) -> None:
+def _check_last_batch(shape: DatasetShape, arch: dict, batch_size: int, key: str) -> None:
     """A batch of one sample, where the split's size and the batch size make one (its last
     batch, or every batch at batch_size 1), trained through the model as the train job would:
-    BatchNorm on a layer of one value per channel cannot train on it, and says so."""
-    import torch
-
-    if not shape.train_counts or not batch_size:
+    BatchNorm on a layer of one value per channel cannot train on it, and says so. (The model
+    is built only in that case: it is rare.)"""
+    if not shape.train_counts or arch["name"] == "bert":
         return
     size = sum(shape.train_counts)
     if batch_size != 1 and size % batch_size != 1:
         return
+    import torch
+
+    from nclayers import models
+
+    options = {k: v for k, v in arch.items() if k not in ("name", "label")}
+    model = models.build(arch["name"], shape.input_shape, shape.num_classes, **options)
     try:
         model.train()(torch.zeros(1, *shape.input_shape))
     except ValueError as error:
         alone = ("every batch holds one sample" if batch_size == 1 else
                  f"{batch_size} leaves one of the {size} train samples alone in the last batch "
                  "of every epoch")
-        raise ConfigError(f"config key '{key}': {alone}, which architecture {arch_label!r} "
+        raise ConfigError(f"config key '{key}': {alone}, which architecture {arch['label']!r} "
                           f"cannot train on ({error}); change batch_size or the dataset's "
                           "size") from None
 
@@ -479,18 +481,24 @@ def check_config(config: dict, local: bool = True) -> None:
                                       config["features"]["per_class"])
         train = {k: spec["train"].get(k) for k in ("loss", "svsl_gamma", "schedule",
                                                      "milestones", "warmup_epochs", "augment",
-                                                     "epoch_metrics", "epochs", "batch_size")}
+                                                     "epoch_metrics")}
         recipe_key = json.dumps([ds_key, spec["train"]], sort_keys=True)
         if recipe_key not in seen:
             seen.add(recipe_key)
+            _check_schedule(spec["train"], key)
             _check_recipe(spec["train"], shapes[ds_key], key)
+        batch_key = json.dumps([ds_key, spec["arch"], spec["train"]["batch_size"]],
+                               sort_keys=True)
+        if batch_key not in seen:
+            seen.add(batch_key)
+            _check_last_batch(shapes[ds_key], spec["arch"], spec["train"]["batch_size"],
+                              key("batch_size"))
         model_key = json.dumps([ds_key, spec["arch"], train, run["group"]], sort_keys=True)
         if model_key in seen:
             continue
         seen.add(model_key)
-        _check_schedule(spec["train"], key)
         _check_model(dataset["label"], shapes[ds_key], spec["arch"]["label"], spec["arch"],
-                     spec["train"], key("svsl_gamma"), key("batch_size"))
+                     spec["train"], key("svsl_gamma"))
         _check_augment(spec["train"].get("augment", {}), shapes[ds_key], dataset["label"],
                        key("augment"))
         _check_epoch_metrics(spec["train"].get("epoch_metrics"), key("epoch_metrics"))
