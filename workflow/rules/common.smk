@@ -166,15 +166,33 @@ PAPER_FEATURE_INPUTS = {
 }
 
 
-def paper_figure_inputs(wildcards):
-    """Input function: what a paper figure reads (PAPER_FIGURE_READS), runs.csv always; the
-    feature analysis's tables as lists, empty where the figure does not read them."""
-    # A figure another paper draws: every table, and the step refuses it with the paper's list.
-    reads = PAPER_FIGURE_READS[wildcards.paper].get(wildcards.figure, tuple(PAPER_INPUTS))
-    inputs = {name: path for name, path in PAPER_INPUTS.items() if name == "runs" or name in reads}
-    for name, files in PAPER_FEATURE_INPUTS.items():
-        inputs[name] = files(wildcards) if name in reads else []
+def paper_figure_reads(wildcards):
+    """What the paper figure reads (PAPER_FIGURE_READS); for a figure another paper draws,
+    every aggregated table, and the step refuses it with the paper's list."""
+    return PAPER_FIGURE_READS[wildcards.paper].get(wildcards.figure, tuple(PAPER_INPUTS))
+
+
+def paper_figure_tables(wildcards):
+    """Input function: the aggregated tables the paper figure reads, runs.csv always."""
+    reads = paper_figure_reads(wildcards)
+    return {name: path for name, path in PAPER_INPUTS.items() if name == "runs" or name in reads}
+
+
+def paper_figure_feature_files(name):
+    """Input function: the feature analysis's ``name``.csv files where the paper figure reads
+    them, else none. One function per table, as for the tables' jobs: Snakemake defers each
+    until select_best has run (a checkpoint) without losing the input's name."""
+    files = paper_feature_files(name)
+
+    def inputs(wildcards):
+        return files(wildcards) if name in paper_figure_reads(wildcards) else []
+
     return inputs
+
+
+PAPER_FIGURE_FEATURE_INPUTS = {
+    name: paper_figure_feature_files(name) for name in ("clusters", "retention", "pca_summary")
+}
 
 
 def paper_outputs(wildcards=None):

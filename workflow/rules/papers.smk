@@ -6,7 +6,8 @@
 
 rule paper_figure:
     input:
-        unpack(paper_figure_inputs),
+        unpack(paper_figure_tables),
+        **PAPER_FIGURE_FEATURE_INPUTS,
     output:
         report(
             f"{RESULTS}/figures/{{paper}}/{{figure}}.pdf",
