@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 import torch
 from conftest import (
-    planned_jobs,
     snakemake,
     snakemake_command,
     straight_train_log,
@@ -277,9 +276,13 @@ def test_an_interrupted_snakemake_keeps_the_training_it_waited_for(tmp_path):
     kept = (run_dir / runs.FINISHED_DIR / "train_log.csv").read_bytes()
     assert json.loads((run_dir / runs.FINISHED_DIR / "run.json").read_text())[
         "final_epoch"] == 150
-    plan = snakemake(tmp_path, target, "-n", "--rerun-incomplete", "--configfile", str(path))
-    assert planned_jobs(plan) == {"train": 1}  # Snakemake left it marked incomplete
-    snakemake(tmp_path, target, "--cores", "1", "--rerun-incomplete", "--configfile", str(path))
+    # Snakemake marks the job incomplete when the interrupt outran its bookkeeping (seen here,
+    # not on every machine); then the rerun publishes the kept training, else it has nothing
+    # to do. Either way nothing is trained again.
+    rerun = snakemake(tmp_path, target, "--cores", "1", "--rerun-incomplete", "--configfile",
+                      str(path))
     log = (tmp_path / f"results/tiny/logs/train/{RUN}.log").read_text()
-    assert "published again" in log and "resuming" not in log, log
+    if "Nothing to be done" not in rerun.stdout + rerun.stderr:
+        assert "published again" in log, log
+    assert "resuming" not in log, log
     assert (run_dir / "train_log.csv").read_bytes() == kept

@@ -392,7 +392,9 @@ def _check_model(ds_label: str, shape: DatasetShape, arch_label: str, arch: dict
         if arch["name"] == "bert":  # pretrained: its config if cached, never its weights
             from nclayers.sequence import bert_tapped_layers
 
-            tapped = bert_tapped_layers(shape.input_shape, **options)
+            # the builder's defaults, which a spec leaves out (experiment._set)
+            defaults = {k: v for k, v in models.arch_options("bert").items() if v is not None}
+            tapped = bert_tapped_layers(shape.input_shape, **{**defaults, **options})
         else:
             model = models.build(arch["name"], shape.input_shape, shape.num_classes, **options)
             with torch.no_grad():
