@@ -8,6 +8,8 @@ import hashlib
 import os
 import pickle
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -320,3 +322,28 @@ def test_the_one_balanced_sampler_draws_n_of_each_class_in_the_splits_order():
     with pytest.raises(SmallClass) as small:
         balanced_index(y, 2, torch.Generator(), classes=range(4))
     assert (small.value.label, small.value.count) == (3, 0)
+
+
+@pytest.mark.parametrize("test_fraction", [0.3, 0.5])
+def test_digits_are_scikit_learns_split_read_without_importing_it(test_fraction, tmp_path,
+                                                                 monkeypatch):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    monkeypatch.chdir(tmp_path)  # the split's rows are kept under the working directory
+    x, y = load_digits(return_X_y=True)
+    parts = train_test_split((x / 16).astype(np.float32), y, test_size=test_fraction,
+                             stratify=y, random_state=0)
+    for splits in (data.load_digits(test_fraction=test_fraction),  # learns the split's rows
+                   data.load_digits(test_fraction=test_fraction)):  # reads them
+        got = (splits.x_train.reshape(-1, 64), splits.x_test.reshape(-1, 64), splits.y_train,
+               splits.y_test)
+        for tensor, want in zip(got, parts, strict=True):
+            assert torch.equal(tensor, torch.from_numpy(want).to(tensor.dtype))
+    # A later process (a job) takes the rows from the cache and never imports scikit-learn.
+    code = ("import sys; from nclayers import data; "
+            f"s = data.load_digits(test_fraction={test_fraction}); "
+            "print(len(s.y_train), 'sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == [str(len(parts[2])), "False"]

@@ -4,12 +4,14 @@ setting, defaults filled in, and which of its axes are selected and which compar
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import yaml
 from conftest import ROOT, tiny_config
 
-from nclayers.design import FRONT, design_table
+from nclayers.design import FRONT, design_table, option_defaults
 from nclayers.preflight import prepare
 
 
@@ -75,3 +77,25 @@ def test_the_design_step_writes_the_table(tmp_path):
     table = pd.read_csv(out, keep_default_na=False)
     assert list(table["run"]) == ["digits-mlp6-s0", "digits-mlp6-s1"]
     assert list(table["seed"]) == [0, 1]
+
+
+def test_the_design_job_takes_the_defaults_from_the_workflow_and_imports_no_torch(tmp_path):
+    experiment = prepare(tiny_config())
+    infos = []
+    for run, spec in experiment.runs.items():
+        path = tmp_path / f"{run}.json"
+        path.write_text(json.dumps(spec))
+        infos.append(str(path))
+    defaults = json.dumps(option_defaults(list(experiment.runs.values())))
+    design = json.dumps(experiment.design)
+    code = ("import sys; from nclayers.cli import main; main(sys.argv[1:]); "
+            "print('torch' in sys.modules)")
+    given = subprocess.run(
+        [sys.executable, "-c", code, "design", "--infos", *infos, "--design", design,
+         "--defaults", defaults, "--out", str(tmp_path / "given.csv")],
+        capture_output=True, text=True, check=True).stdout
+    assert given.split()[-1] == "False"
+    subprocess.run([sys.executable, "-m", "nclayers", "design", "--infos", *infos, "--design",
+                    design, "--out", str(tmp_path / "computed.csv")], check=True,
+                   capture_output=True)
+    assert (tmp_path / "given.csv").read_text() == (tmp_path / "computed.csv").read_text()

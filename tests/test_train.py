@@ -74,6 +74,31 @@ def test_make_optimizer_builds_sgd_or_adamw_over_the_trainable_parameters():
         assert sum(len(g["params"]) for g in opt.param_groups) == 3
 
 
+@pytest.mark.parametrize(("options", "refusal"), [
+    ({"optimizer": "adamw", "momentum": 1.0}, "Invalid beta parameter at index 0: 1.0"),
+    ({"lr": -0.1}, "Invalid learning rate"),
+    ({"momentum": -0.5}, "Invalid momentum value"),
+    ({"weight_decay": -1e-4}, "Invalid weight_decay value"),
+])
+def test_check_optimizer_runs_torchs_checks_of_the_options(options, refusal):
+    from nclayers.train import check_optimizer
+
+    with pytest.raises(ValueError, match=refusal):
+        check_optimizer(Recipe(**{"epochs": 1, "batch_size": 1, "lr": 0.1, **options}))
+    for fine in ({}, {"optimizer": "adamw", "momentum": 0.9}):
+        check_optimizer(Recipe(**{"epochs": 1, "batch_size": 1, "lr": 0.1, **fine}))
+
+
+def test_check_optimizer_does_not_import_torch_dynamo():
+    # 1.3 s of every `snakemake` start, which checks the recipe (preflight._check_recipe)
+    code = ("import sys; from nclayers.train import Recipe, check_optimizer; "
+            "check_optimizer(Recipe(1, 1, 0.1, optimizer='adamw')); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["False"]
+
+
 def test_svsl_term_equals_the_papers_sum():
     """benshaul2022 eq. 5: mean over i of Σ_j ‖g_j(x_i) − μ_{y_i,B}^j‖² / (C (k+1−γ) n_{y_i})."""
     torch.manual_seed(0)

@@ -93,6 +93,19 @@ def _threshold_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interpolation-threshold", type=float, default=INTERPOLATION_THRESHOLD)
 
 
+def _defaults(text: str) -> dict:
+    """``--defaults``: {"dataset": {name: options}, "arch": {name: options}}."""
+    try:
+        defaults = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON ({error.msg}, column {error.colno})"
+                                         ) from None
+    if not isinstance(defaults, dict) or set(defaults) != {"dataset", "arch"}:
+        raise argparse.ArgumentTypeError("must be a JSON object with keys dataset and arch, "
+                                         "as nclayers.design.option_defaults writes it")
+    return defaults
+
+
 def _thresholds(args: argparse.Namespace) -> Thresholds:
     return Thresholds(args.collapse_eps, args.ncc_threshold, args.interpolation_threshold)
 
@@ -194,7 +207,7 @@ def cmd_select(args: argparse.Namespace) -> None:
 def cmd_design(args: argparse.Namespace) -> None:
     from nclayers.design import design_table
 
-    table = design_table([read_info(p) for p in args.infos], args.design)
+    table = design_table([read_info(p) for p in args.infos], args.design, args.defaults)
     write_csv(args.out, table)
     print(f"the design of {len(table)} runs, {len(table.columns)} columns", flush=True)
 
@@ -412,6 +425,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("design", help="the resolved design: a row per run, every setting")
     p.add_argument("--infos", nargs="+", required=True, help="the runs' run.json files")
     p.add_argument("--design", type=_design, default=None, help=DESIGN_HELP)
+    p.add_argument("--defaults", type=_defaults, default=None,
+                   help="JSON, nclayers.design.option_defaults of the runs (the workflow "
+                   "passes it); computed here (importing torch) when left out")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_design, inputs=("infos",))
 

@@ -282,19 +282,43 @@ def _activation(acts: dict, name: str, split: str, batch: int) -> Tensor:
                      "output one tensor each forward pass")
 
 
-def _check_finite(accumulators: dict, acts: dict, split: str, batch: int) -> None:
-    """Raise at the first batch that brings NaN or ±inf into a layer's accumulated statistics
-    (one O(C·p) or O(C) test per layer, against the batch's O(n·p) work); name the earliest
-    such layer of the forward pass."""
-    bad = [name for name, acc in accumulators.items() if not acc.finite()]
-    if bad:
-        order = list(acts)  # filled by the hooks in the order the forward pass ran them
-        first = min(bad, key=order.index)
+class FirstNonFinite:
+    """Where each layer's accumulated statistics first turned non-finite, tracked on the device:
+    after each reading a test of every layer's :meth:`~nclayers.metrics.ClassMeans.total`,
+    kept as the reading's number (a few operations per reading, O(C·p) or O(C) per layer,
+    against the reading's O(n·p) work, and no read back: on an accelerator a read per batch
+    would make the host wait for it at every one). :meth:`check` reads it once per split and
+    names the first such reading and the earliest such layer of the forward pass."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self.first: Tensor | None = None  # per layer, the reading's index; −1: none yet
+        self.readings: list[int | str] = []  # the readings' batch numbers, in order
+        self.order: list[str] = []  # the layers in the order the forward pass ran them
+
+    def add(self, accumulators: dict, acts: dict, batch: int | str) -> None:
+        if not self.order:
+            self.order = list(acts)  # filled by the hooks in the order of the forward pass
+        totals = torch.stack([accumulators[name].total() for name in self.names])
+        if self.first is None:
+            self.first = torch.full_like(totals, -1, dtype=torch.long)
+        newly = ~torch.isfinite(totals) & (self.first < 0)
+        self.first = torch.where(newly, len(self.readings), self.first)
+        self.readings.append(batch)
+
+    def check(self, split: str) -> None:
+        first = [] if self.first is None else self.first.tolist()
+        bad = [(at, name) for at, name in zip(first, self.names, strict=True) if at >= 0]
+        if not bad:
+            return
+        at = min(at for at, _ in bad)
+        bad = [name for when, name in bad if when == at]
+        name = min(bad, key=lambda n: self.order.index(n) if n in self.order else len(bad))
         others = len(bad) - 1
         more = f" (and {others} other tapped layer{'s' * (others > 1)})" if others else ""
         raise NonFiniteActivations(
-            f"layer {first!r}{more} has non-finite activations in {split} batch {batch} "
-            "(counting from 0): the model diverged or the inputs hold NaN")
+            f"layer {name!r}{more} has non-finite activations in {split} batch "
+            f"{self.readings[at]} (counting from 0): the model diverged or the inputs hold NaN")
 
 
 def _forward(model, x, device):
@@ -441,10 +465,11 @@ def _class_means(reading: Reader, data, names, sketch: int, keep_bytes: int = 0,
         if not means:
             num_classes = _num_classes(out)
             means = {name: ClassMeans(num_classes, sketch, global_mean) for name in names}
+            non_finite = FirstNonFinite(names)
         batch_labels = labels(y, num_classes, out.device)  # once for all layers
         for name in names:
             means[name].update(_activation(batch_acts, name, "train", batch), batch_labels)
-        _check_finite(means, batch_acts, "train", batch)
+        non_finite.add(means, batch_acts, batch)
         if kept is not None:  # references, not copies: the next forward makes new tensors
             size += out.nbytes + sum(batch_acts[name].nbytes for name in names)
             if size <= keep_bytes:
@@ -453,6 +478,7 @@ def _class_means(reading: Reader, data, names, sketch: int, keep_bytes: int = 0,
                 kept = None
     if not means:
         raise _no_samples("train", batch + 1)
+    non_finite.check("train")
     return {name: acc.compute() for name, acc in means.items()}, kept
 
 
@@ -461,6 +487,7 @@ def _split_stats(reading: Reader, data, names, geometry, split, wanted=None,
     """Each layer's :class:`SplitStats` on ``data``, or on the ``kept`` readings of it."""
     stats = {name: SplitStats(geometry[name], wanted) for name in names}
     num_classes = next(iter(geometry.values())).num_classes
+    non_finite = FirstNonFinite(names)
     batch, rows = -1, 0
     readings = kept if kept is not None else reading(data, f"statistics ({split})", split)
     for batch, batch_acts, y, out in readings:
@@ -470,8 +497,9 @@ def _split_stats(reading: Reader, data, names, geometry, split, wanted=None,
         batch_labels = labels(y, num_classes, out.device)  # once for all layers
         for name in names:
             stats[name].update(_activation(batch_acts, name, split, batch), batch_labels, pred)
-        _check_finite(stats, batch_acts, split, batch)
+        non_finite.add(stats, batch_acts, batch)
         rows += len(y)
     if not rows:
         raise _no_samples(split, batch + 1, " on its second reading" if split == "train" else "")
+    non_finite.check(split)
     return stats

@@ -20,7 +20,7 @@ p × p reference that the tests hold this module to.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
@@ -120,29 +120,32 @@ def _check_global_mean(global_mean: str) -> None:
         raise ValueError(f"global_mean {global_mean!r}: expected one of {', '.join(GLOBAL_MEANS)}")
 
 
-def _check_labels(y: Tensor, num_classes: int) -> None:
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise ValueError(
-            f"labels must lie in [0, {num_classes - 1}], got range "
-            f"[{int(y.min())}, {int(y.max())}]"
-        )
-
-
 class Labels(NamedTuple):
     """One batch's labels as the accumulators use them: ``y`` as int64 on the features'
-    device, checked to lie in [0, C), and ``counts``, their float64 bincount of length C.
-    :func:`nclayers.measurement.measure` makes them once per batch for all its layers
+    device, clamped into [0, C); ``counts``, their float64 class counts (length C); and
+    ``span``, (−min, max) of the labels as given, an int64 2-vector on that device.
+
+    Nothing here reads a value back to the host: on an accelerator, a check per batch would
+    make the host wait for it at every batch. Labels outside [0, C) are clamped so that the sums
+    stay in bounds, and the accumulators refuse them in ``compute()`` from their running
+    ``span`` (:func:`check_label_span`), which they read once per split.
+    :func:`nclayers.measurement.measure` makes the labels once per batch for all its layers
     (:func:`labels`) instead of once per layer."""
 
     y: Tensor
     counts: Tensor
+    span: Tensor
 
 
 def labels(y: Tensor, num_classes: int, device: torch.device | str) -> Labels:
-    """``y`` on ``device`` as int64, checked, with its class counts (:class:`Labels`)."""
+    """``y`` on ``device`` as :class:`Labels`, without reading anything back."""
     y = y.to(device, torch.long)
-    _check_labels(y, num_classes)
-    return Labels(y, torch.bincount(y, minlength=num_classes).to(torch.float64))
+    span = (torch.stack([-y.min(), y.max()]) if y.numel()
+            else torch.zeros(2, dtype=torch.long, device=y.device))
+    y = y.clamp(0, num_classes - 1)
+    counts = torch.zeros(num_classes, dtype=torch.float64, device=y.device)
+    counts.index_add_(0, y, torch.ones(len(y), dtype=torch.float64, device=y.device))
+    return Labels(y, counts, span)
 
 
 def _labels_for(y: Tensor | Labels, num_classes: int, device: torch.device) -> Labels:
@@ -151,6 +154,18 @@ def _labels_for(y: Tensor | Labels, num_classes: int, device: torch.device) -> L
     if isinstance(y, Labels) and y.y.device == device and len(y.counts) == num_classes:
         return y
     return labels(y.y if isinstance(y, Labels) else y, num_classes, device)
+
+
+def wider_span(span: Tensor | None, batch: Labels) -> Tensor:
+    """The running (−min, max) of the labels so far, ``batch``'s included."""
+    return batch.span if span is None else torch.maximum(span, batch.span)
+
+
+def check_label_span(span: Sequence[int], num_classes: int) -> None:
+    """Refuse labels outside [0, C): ``span`` is (−min, max) of a split's labels, as read."""
+    low, high = -int(span[0]), int(span[1])
+    if low < 0 or high >= num_classes:
+        raise ValueError(f"labels must lie in [0, {num_classes - 1}], got range [{low}, {high}]")
 
 
 class ClassMeans:
@@ -174,13 +189,16 @@ class ClassMeans:
         self.shift: Tensor | None = None
         self.omega: Tensor | None = None
         self.scatter_sketch: Tensor | None = None
+        self.span: Tensor | None = None  # (−min, max) of the labels: Labels.span
 
     def update(self, h: Tensor, y: Tensor | Labels) -> None:
         """Add a batch: features ``h`` (n, …) and their labels (a tensor, or the batch's
-        :class:`Labels`)."""
+        :class:`Labels`). Reads nothing back to the host."""
         self.shape = tuple(h.shape[1:])
         h = _flat64(h)
-        y, counts = _labels_for(y, self.num_classes, h.device)
+        batch = _labels_for(y, self.num_classes, h.device)
+        y, counts = batch.y, batch.counts
+        self.span = wider_span(self.span, batch)
         if self.sums is None:
             p = h.shape[1]
             self.sums = torch.zeros(self.num_classes, p, dtype=torch.float64, device=h.device)
@@ -195,15 +213,21 @@ class ClassMeans:
             self.scatter_sketch += shifted.T @ (shifted @ self.omega)
         self.counts += counts
 
+    def total(self) -> Tensor:
+        """A number on the features' device that is finite while every feature so far was: a
+        NaN or ±inf anywhere reaches the class sums and their total (O(C·p), against O(n·p)
+        per batch; ~10x faster than ``isfinite().all()``). The measurement tests it after
+        each batch on the device, to name the batch that brought one."""
+        return self.sums.sum()
+
     def finite(self) -> bool:
-        """Whether every feature so far was finite: a NaN or ±inf anywhere reaches the class
-        sums and their total, so one sum (O(C·p), against O(n·p) per batch; ~10x faster than
-        ``isfinite().all()``) after each update names the batch that brought it."""
-        return self.sums is None or math.isfinite(float(self.sums.sum()))
+        """Whether every feature so far was finite (a read of :meth:`total`)."""
+        return self.sums is None or math.isfinite(float(self.total()))
 
     def compute(self) -> MeanGeometry:
         if self.sums is None:
             raise ValueError("ClassMeans.compute() called before any update()")
+        check_label_span(self.span.tolist(), self.num_classes)
         counts = self.counts.tolist()  # one read instead of a tensor test per check
         present = [c for c, count in enumerate(counts) if count > 0]
         if not present:
@@ -355,15 +379,20 @@ class SplitStats:
         self.offsets = torch.zeros_like(geometry.means) if "cdnv_own" in self.wanted else None
         self.proj_sq = torch.zeros(geometry.basis.shape[1], dtype=torch.float64, device=dev)
         self.sketched = torch.zeros_like(geometry.sketch)  # Σ_i c_i c_iᵀ Ω, c_i centred
-        self.ncc_correct = 0
-        self.mismatch = 0
+        # Counted on the device, read by compute(): no read back per batch.
+        self.ncc_correct = torch.zeros((), dtype=torch.long, device=dev)
+        self.mismatch = torch.zeros((), dtype=torch.long, device=dev)
+        self.span: Tensor | None = None  # (−min, max) of the labels: Labels.span
 
     def update(self, h: Tensor, y: Tensor | Labels, net_pred: Tensor | None = None) -> None:
         """Add a batch: features ``h`` (n, …), their labels (a tensor, or the batch's
-        :class:`Labels`) and, for NC4, the network's predictions."""
+        :class:`Labels`) and, for NC4, the network's predictions. Reads nothing back to the
+        host."""
         g = self.geometry
         h = _flat64(h)
-        y, counts = _labels_for(y, g.num_classes, h.device)
+        batch = _labels_for(y, g.num_classes, h.device)
+        y, counts = batch.y, batch.counts
+        self.span = wider_span(self.span, batch)
         means = torch.index_select(g.means, 0, y, out=_scratch("means", tuple(h.shape), h.device))
         centred = h.sub_(means)  # in place: h is scratch
         self.within_sq.index_add_(0, y, torch.linalg.vector_norm(centred, dim=1) ** 2)
@@ -374,14 +403,19 @@ class SplitStats:
         if g.sketch.shape[1]:  # no stable rank wanted: no sketch
             self.sketched += centred.T @ (centred @ g.sketch)
         ncc = g.nearest_mean(centred, y)
-        self.ncc_correct += int((ncc == y).sum())
+        self.ncc_correct += (ncc == y).sum()
         if net_pred is not None:
-            self.mismatch += int((ncc != net_pred.to(centred.device)).sum())
+            self.mismatch += (ncc != net_pred.to(centred.device)).sum()
+
+    def total(self) -> Tensor:
+        """A number on the features' device that is finite while every feature so far was: a
+        NaN or ±inf in a row makes its class's squared distance to the train mean non-finite,
+        so a sum of C numbers tells (:meth:`ClassMeans.total`)."""
+        return self.within_sq.sum()
 
     def finite(self) -> bool:
-        """Whether every feature so far was finite: a NaN or ±inf in a row makes its class's
-        squared distance to the train mean non-finite, so a sum of C numbers tells."""
-        return math.isfinite(float(self.within_sq.sum()))
+        """Whether every feature so far was finite (a read of :meth:`total`)."""
+        return math.isfinite(float(self.total()))
 
     def compute(self) -> dict[str, float]:
         g = self.geometry
@@ -389,6 +423,7 @@ class SplitStats:
         n = float(sum(counts))  # whole numbers below 2⁵³: exact in any order
         if n == 0:
             raise ValueError("SplitStats.compute() called before any update()")
+        check_label_span(self.span.tolist(), g.num_classes)
         within = float(self.within_sq.sum())  # finite() as well as Tr Σ_W, in one read
         if not math.isfinite(within):
             raise ValueError("non-finite features (NaN or inf): the model diverged or the "
@@ -408,8 +443,8 @@ class SplitStats:
             # ‖H‖_F² / ‖H‖_2² of the within-class-centred features H = Tr Σ_W / λ_max(Σ_W).
             "stable_rank": lambda: tr_w * n / top_eigenvalue(self.sketched, g.sketch)
             if tr_w > 0 and g.sketch.shape[1] else float("nan"),
-            "ncc_accuracy": lambda: self.ncc_correct / n,
-            "nc4_mismatch": lambda: self.mismatch / n,
+            "ncc_accuracy": lambda: int(self.ncc_correct) / n,
+            "nc4_mismatch": lambda: int(self.mismatch) / n,
         }
         return {name: formula() for name, formula in formulas.items() if name in self.wanted}
 

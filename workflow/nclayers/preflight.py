@@ -507,17 +507,15 @@ def check_config(config: dict, local: bool = True) -> None:
 
 
 def _check_recipe(train: dict, shape: DatasetShape, key) -> None:
-    """The train job's own construction on a stand-in model: the recipe, the optimiser (torch
-    refuses e.g. AdamW's β1 = momentum = 1) and the learning rate of every step (sampled),
+    """The train job's own construction: the recipe, the optimiser's options (torch refuses
+    e.g. AdamW's β1 = momentum = 1) and the learning rate of every step (sampled),
     with the steps per epoch of this dataset where its size is known."""
-    import torch
-
     from nclayers.runs import recipe
-    from nclayers.train import lr_factor, make_optimizer
+    from nclayers.train import check_optimizer, lr_factor
 
     try:
         chosen = recipe({"train": train})
-        make_optimizer(chosen, torch.nn.Linear(2, 2))
+        check_optimizer(chosen)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"config key '{key('optimizer')}' ({train.get('optimizer', 'sgd')}, "
                           f"lr {train.get('lr')}, momentum {train.get('momentum')}, "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -77,12 +77,35 @@ class Recipe:
 def make_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     """The recipe's optimiser over the trainable parameters; parameters with requires_grad
     False (fixed ETF layers) are neither updated nor decayed."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    return _optimizer(recipe, [p for p in model.parameters() if p.requires_grad])
+
+
+def _optimizer(recipe: Recipe, params: Iterable) -> torch.optim.Optimizer:
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=recipe.lr, betas=(recipe.momentum, 0.999),
                                  weight_decay=recipe.weight_decay)
     return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
                            weight_decay=recipe.weight_decay)
+
+
+class _OptionsChecked(Exception):
+    """Raised by :func:`check_optimizer`'s parameter list when the constructor reads it."""
+
+
+def check_optimizer(recipe: Recipe) -> None:
+    """Torch's own checks of the recipe's optimiser options (its ValueError names the bad
+    one, e.g. AdamW's β1 = momentum = 1), without building the optimiser: a constructor checks
+    its options and then reads its parameters, whose first group imports ``torch._dynamo``
+    (1.3 s of every ``snakemake`` start, which checks the config); the parameter list given
+    here stops the construction where it is read."""
+    def stop() -> Iterator[Tensor]:
+        raise _OptionsChecked
+        yield  # a generator: raises when the constructor reads it, not when made
+
+    try:
+        _optimizer(recipe, stop())
+    except _OptionsChecked:
+        return
 
 
 def lr_factor(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
@@ -175,24 +198,39 @@ class Objective:
 class Tally:
     """(mean loss, accuracy) of a model's outputs on a split, added up batch by batch: the one
     sum behind both :func:`evaluate` and the log rows that a measurement's passes give, so that
-    the two agree bitwise."""
+    the two agree bitwise.
+
+    The sums stay on the outputs' device and are read once, by :meth:`result` and
+    :meth:`mcc`: reading them batch by batch would make the host wait for the GPU at every
+    batch. The loss is summed in float64, the arithmetic of Python floats, so the numbers are
+    those of a sum on the host."""
 
     def __init__(self, loss_fn: Callable[[Tensor, Tensor], Tensor]) -> None:
         self.loss_fn = loss_fn
-        self.loss, self.correct, self.count = 0.0, 0, 0
+        self.count = 0
+        self.loss: Tensor | None = None  # Σ batch mean loss × batch size, float64
+        self.correct: Tensor | None = None
         self.confusion: Tensor | None = None  # C × C counts, true class × predicted
 
     def add(self, out: Tensor, y: Tensor) -> None:
-        self.loss += float(self.loss_fn(out, y)) * len(y)
+        loss = self.loss_fn(out, y).detach().double() * len(y)
         pred = out.argmax(dim=1)
-        self.correct += int((pred == y).sum())
-        self.count += len(y)
+        correct = (pred == y).sum()
         c = out.shape[1]
-        counts = torch.bincount(y * c + pred, minlength=c * c).reshape(c, c)
-        self.confusion = counts if self.confusion is None else self.confusion + counts
+        # index_add_ rather than bincount, which reads the largest value back to size its output
+        counts = torch.zeros(c * c, dtype=torch.long, device=y.device)
+        counts = counts.index_add_(0, y * c + pred, torch.ones_like(y)).reshape(c, c)
+        if self.loss is None:
+            self.loss, self.correct, self.confusion = loss, correct, counts
+        else:
+            self.loss, self.correct = self.loss + loss, self.correct + correct
+            self.confusion = self.confusion + counts
+        self.count += len(y)
 
     def result(self) -> tuple[float, float]:
-        return self.loss / self.count, self.correct / self.count
+        if self.loss is None:
+            raise ValueError("Tally.result() before any add(): the split had no batches")
+        return float(self.loss) / self.count, int(self.correct) / self.count
 
     def mcc(self) -> float:
         """Matthews correlation of the predictions (Gorodkin's multi-class form, as

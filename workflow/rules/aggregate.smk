@@ -49,10 +49,11 @@ rule design:
         report(f"{RESULTS}/tables/design.csv", caption="../report/design.rst", category="Tables"),
     params:
         design=json.dumps(DESIGN, sort_keys=True),
+        defaults=json.dumps(DESIGN_DEFAULTS, sort_keys=True),
     log:
         f"{RESULTS}/logs/design.log",
     conda:
         "../../envs/nclayers.yaml"
     shell:
         "python -m nclayers design --infos {input.infos} --design {params.design:q}"
-        " --out {output} > {log} 2>&1"
+        " --defaults {params.defaults:q} --out {output} > {log} 2>&1"

@@ -7,6 +7,7 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
+from nclayers.design import option_defaults
 from nclayers.experiment import ConfigError, feature_epochs, resume_every
 from nclayers.preflight import prepare
 from nclayers.report import rst_caption
@@ -40,6 +41,9 @@ config.update(EXPERIMENT.config)  # the schema's defaults filled in
 RUNS = EXPERIMENT.runs
 # Each run's group and axis values, and each group's selected axes: for the tables only.
 DESIGN = EXPERIMENT.design
+# The design job's defaults of each dataset and architecture, computed here where torch is
+# imported already, so that the job itself does not import it.
+DESIGN_DEFAULTS = option_defaults(list(RUNS.values()))
 
 RESULTS = f"results/{config['experiment']}"
 for folder in ("results", RESULTS):
