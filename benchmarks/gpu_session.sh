@@ -23,6 +23,13 @@ step() {  # step <seconds> <file> <command...>: one measurement, bounded, its ou
     timeout "$limit" "$@" 2>&1 | tee "$out/$file"
 }
 
+# Issue 31 §1-2: no wait for the device per batch, counted by CUDA's sync debug mode.
+if python3 -c "import pytest" 2>/dev/null; then
+    step 120 host_reads.txt python3 -m pytest -q --noconftest -p no:cacheprovider \
+        tests/test_host_reads.py
+else
+    echo "pytest is not installed here: tests/test_host_reads.py not run" | tee "$out/host_reads.txt"
+fi
 # Issue 16 §4: the project's training loop against an airbench-style loop; measure vs forward.
 step 120 bench_gpu.md python3 benchmarks/bench_gpu.py --n 20000 --epochs 3 --measure-n 10000
 # Issue 13 §3 and §5: metrics every epoch, and augmentation, against training alone.

@@ -87,3 +87,54 @@ def test_a_batch_of_bad_labels_is_refused_once_its_split_is_read():
     y[50] = 3  # the model has 3 classes
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\], got range \[0, 3\]"):
         measure(net(), Batches(x, y, 16), layers=["1"])
+
+
+def test_a_subset_measured_on_the_evaluations_passes_reads_back_the_same():
+    # The per-epoch metrics' way (epoch_metrics): rows of each split, whole batches forwarded
+    # so that on_logits sees every row.
+    x, y = data()
+    model = net()
+    subset = {"train": torch.arange(0, 96, 5), "test": torch.arange(3, 96, 7)}
+    tallies = {}
+
+    def run(batch_size):
+        def go():
+            tallies.clear()
+            measure(model, Batches(x, y, batch_size), Batches(x, y, batch_size),
+                    layers=["1", "3"], metrics=["nc1", "ncc_accuracy"], keep_bytes=0,
+                    subset=subset, on_logits=lambda split, out, labels: tallies.setdefault(
+                        split, Tally(nn.functional.cross_entropy)).add(out, labels))
+        return go
+
+    assert reads_of(run(48)) == reads_of(run(8))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (benchmarks/gpu_session.sh)")
+def test_on_cuda_the_waits_for_the_device_do_not_grow_with_the_batches():
+    # CUDA's own count of the operations that make the host wait (bincount, masks, blocking
+    # copies, reads): what the read count above cannot see.
+    import warnings
+
+    x, y = (t.cuda() for t in data())
+    model = net().cuda()
+    subset = {"train": torch.arange(0, 96, 5), "test": torch.arange(3, 96, 7)}
+
+    def waits(batch_size, **options):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                measure(model, Batches(x, y, batch_size), Batches(x, y, batch_size),
+                        layers=["1", "3"], keep_bytes=0, **options)
+                tally = Tally(nn.functional.cross_entropy)
+                for i in range(0, 96, batch_size):
+                    tally.add(model(x[i:i + batch_size]), y[i:i + batch_size])
+                tally.result()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    waits(48)  # warm up
+    assert waits(48) == waits(8)
+    assert waits(48, subset=subset, on_logits=lambda *_: None) == waits(
+        8, subset=subset, on_logits=lambda *_: None)

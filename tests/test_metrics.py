@@ -571,6 +571,14 @@ def test_several_classes_without_training_samples() -> None:
         cm.compute()
 
 
+def test_a_nan_label_is_refused() -> None:
+    # cast to int64 it is the most negative int64, whose negation overflows back to itself
+    cm = ClassMeans(3)
+    cm.update(torch.randn(4, 2, dtype=torch.float64), torch.tensor([0.0, 1.0, 2.0, math.nan]))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\], got range \[-"):
+        cm.compute()
+
+
 @pytest.mark.parametrize("bad", [[0, 1, 3], [-1, 0, 1], [0, 7, 2]])
 def test_labels_out_of_range_are_refused_when_computed(bad) -> None:
     # Nothing is read back per batch (on a GPU that would stall it): update takes the batch,
@@ -593,7 +601,7 @@ def test_labels_make_their_counts_and_span_without_reading_back() -> None:
     batch = labels(torch.tensor([2, 0, 2, 5, -1]), 3, "cpu")
     assert batch.y.tolist() == [2, 0, 2, 2, 0]  # clamped: the sums stay in bounds
     assert batch.counts.dtype == torch.float64 and batch.counts.tolist() == [2.0, 0.0, 3.0]
-    assert batch.span.tolist() == [1, 5]  # (−min, max)
+    assert batch.span.tolist() == [-1, 5]  # (min, max)
     assert labels(torch.zeros(0, dtype=torch.long), 3, "cpu").span.tolist() == [0, 0]
 
 

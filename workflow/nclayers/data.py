@@ -153,8 +153,9 @@ def load_digits(root: Path | None = None, download: bool = False, *,
     are scaled to [0, 1].
 
     The file is read as scikit-learn's ``load_digits`` reads it, and the split's row numbers
-    are kept as a fact of that file (:mod:`nclayers.datacache`): a job that finds them does not
-    import scikit-learn (1.3 s of each train and measure job of the default run).
+    are kept as a fact of that file (:mod:`nclayers.datacache`, whose file is
+    ``.snakemake/nclayers/datafiles.json`` under the working directory): a job that finds them
+    does not import scikit-learn (1.3 s of each train and measure job of the default run).
     """
     path = _digits_file()
     x, y = _read_digits(path)

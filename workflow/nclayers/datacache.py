@@ -1,12 +1,15 @@
-"""What is learnt from a data file (its md5, its labels' class counts), kept across runs.
+"""What is learnt from a data file (its md5, its labels' class counts, the digits split's
+rows), kept across runs.
 
 `snakemake -n` checks the data files before any job runs; hashing CIFAR10's 170 MB or
-unpickling its batches at every dry run would cost seconds, so each fact is computed once per
+unpickling its batches at every dry run would cost seconds, and a job that loads the digits
+would import scikit-learn (1.3 s) for their split, so each fact is computed once per
 version of a file and kept in a JSON file under the working directory
 (:data:`DEFAULT_CACHE`). A version is the file's absolute path, size, mtime and ctime: the
 kernel sets ctime at every change of the content and nothing can set it back, so a file
 rewritten with its old mtime (``tar x``, ``cp -p``, ``rsync -t``) is seen as changed too.
-Each fact is named by its reader (``md5``, ``labels:CIFAR10``). The cache is written through a
+Each fact is named by its reader (``md5``, ``labels:CIFAR10``,
+``split:0.3:scikit-learn 1.7.2``). The cache is written through a
 temporary file renamed over it, so concurrent runs never leave a torn file (one may drop what
 the other learnt: it is learnt again); an unreadable cache is ignored and rewritten.
 """

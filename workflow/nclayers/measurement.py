@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
@@ -299,7 +300,8 @@ class FirstNonFinite:
     def add(self, accumulators: dict, acts: dict, batch: int | str) -> None:
         if not self.order:
             self.order = list(acts)  # filled by the hooks in the order of the forward pass
-        totals = torch.stack([accumulators[name].total() for name in self.names])
+        totals = [accumulators[name].total() for name in self.names]
+        totals = torch.stack([t.to(totals[0].device) for t in totals])  # layers on one device
         if self.first is None:
             self.first = torch.full_like(totals, -1, dtype=torch.long)
         newly = ~torch.isfinite(totals) & (self.first < 0)
@@ -313,7 +315,7 @@ class FirstNonFinite:
             return
         at = min(at for at, _ in bad)
         bad = [name for when, name in bad if when == at]
-        name = min(bad, key=lambda n: self.order.index(n) if n in self.order else len(bad))
+        name = min(bad, key=lambda n: self.order.index(n) if n in self.order else len(self.order))
         others = len(bad) - 1
         more = f" (and {others} other tapped layer{'s' * (others > 1)})" if others else ""
         raise NonFiniteActivations(
@@ -351,6 +353,8 @@ class Reader:
     progress: bool
     subset: Tensor | None = None
     on_logits: OnLogits | None = None
+    # the subset read once to the host and copied to each device that indexes with it: _rows
+    _copies: dict = field(default_factory=dict, init=False, repr=False)
 
     def __call__(self, data: LabelledBatches, desc: str, split: str) -> Iterator[Reading]:
         batches = tqdm(data, desc=desc, disable=not self.progress, leave=False)
@@ -390,31 +394,44 @@ class Reader:
         if pieces or not gathered:  # none at all: the caller's message counts the batches
             yield _joined(pieces) if pieces else (batch, None, y[:0], None)
 
-    def _piece(self, batch: int, x: Tensor, y: Tensor, rows: Tensor, split: str
+    def _piece(self, batch: int, x: Tensor, y: Tensor,
+               rows: tuple[Callable[[torch.device], Tensor], int], split: str
                ) -> Reading | None:
-        """The subset's ``rows`` of one batch: the whole batch forwarded where ``on_logits``
-        needs its logits, else those rows alone; None where the batch holds none of them."""
+        """The subset's ``rows`` of one batch (:meth:`_rows`): the whole batch forwarded where
+        ``on_logits`` needs its logits, else those rows alone; None where the batch holds none
+        of them."""
         self.acts.clear()
+        on, count = rows
         whole = self.on_logits is not None
         if not whole:
-            if not len(rows):
+            if not count:
                 return None
-            x, y = x.index_select(0, rows.to(x.device)), y.index_select(0, rows.to(y.device))
-        self.rows.index = rows.to(self.device) if whole else None
+            x, y = x.index_select(0, on(x.device)), y.index_select(0, on(y.device))
+        self.rows.index = on(torch.device(self.device)) if whole else None
         out = _forward(self.model, x, self.device)
         _num_classes(out)
         if whole:
             self.on_logits(split, out, y)
-            if not len(rows):
+            if not count:
                 return None
-            y, out = y.index_select(0, rows.to(y.device)), out.index_select(0, rows.to(out.device))
+            y, out = y.index_select(0, on(y.device)), out.index_select(0, on(out.device))
         return batch, dict(self.acts), y, out
 
-    def _rows(self, start: int, n: int) -> Tensor:
+    def _rows(self, start: int, n: int) -> tuple[Callable[[torch.device], Tensor], int]:
         """The subset's rows of the batch of ``n`` rows from row ``start`` of the split, as
-        indices into the batch."""
-        first, last = torch.searchsorted(self.subset, torch.tensor([start, start + n])).tolist()
-        return self.subset[first:last] - start
+        indices into the batch on a device asked for, and their number. They are sliced from
+        a copy of the subset kept on that device: copying row numbers from the host for every
+        batch would make it wait for an accelerator."""
+        if "host" not in self._copies:  # the row numbers as ints, read once
+            self._copies["host"] = self.subset.tolist()
+        first, last = (bisect.bisect_left(self._copies["host"], k) for k in (start, start + n))
+
+        def on(device: torch.device) -> Tensor:
+            if device not in self._copies:
+                self._copies[device] = self.subset.to(device)
+            return self._copies[device][first:last] - start
+
+        return on, last - first
 
 
 def checked_subset(subset: Subset | None) -> Subset:

@@ -123,7 +123,7 @@ def _check_global_mean(global_mean: str) -> None:
 class Labels(NamedTuple):
     """One batch's labels as the accumulators use them: ``y`` as int64 on the features'
     device, clamped into [0, C); ``counts``, their float64 class counts (length C); and
-    ``span``, (−min, max) of the labels as given, an int64 2-vector on that device.
+    ``span``, (min, max) of the labels as given, an int64 2-vector on that device.
 
     Nothing here reads a value back to the host: on an accelerator, a check per batch would
     make the host wait for it at every batch. Labels outside [0, C) are clamped so that the sums
@@ -140,7 +140,7 @@ class Labels(NamedTuple):
 def labels(y: Tensor, num_classes: int, device: torch.device | str) -> Labels:
     """``y`` on ``device`` as :class:`Labels`, without reading anything back."""
     y = y.to(device, torch.long)
-    span = (torch.stack([-y.min(), y.max()]) if y.numel()
+    span = (torch.stack([y.min(), y.max()]) if y.numel()
             else torch.zeros(2, dtype=torch.long, device=y.device))
     y = y.clamp(0, num_classes - 1)
     counts = torch.zeros(num_classes, dtype=torch.float64, device=y.device)
@@ -157,13 +157,17 @@ def _labels_for(y: Tensor | Labels, num_classes: int, device: torch.device) -> L
 
 
 def wider_span(span: Tensor | None, batch: Labels) -> Tensor:
-    """The running (−min, max) of the labels so far, ``batch``'s included."""
-    return batch.span if span is None else torch.maximum(span, batch.span)
+    """The running (min, max) of the labels so far, ``batch``'s included."""
+    if span is None:
+        return batch.span
+    return torch.stack([torch.minimum(span[0], batch.span[0]),
+                        torch.maximum(span[1], batch.span[1])])
 
 
 def check_label_span(span: Sequence[int], num_classes: int) -> None:
-    """Refuse labels outside [0, C): ``span`` is (−min, max) of a split's labels, as read."""
-    low, high = -int(span[0]), int(span[1])
+    """Refuse labels outside [0, C): ``span`` is (min, max) of a split's labels, as read (a NaN
+    label, cast to int64, is its most negative value)."""
+    low, high = int(span[0]), int(span[1])
     if low < 0 or high >= num_classes:
         raise ValueError(f"labels must lie in [0, {num_classes - 1}], got range [{low}, {high}]")
 
@@ -189,7 +193,7 @@ class ClassMeans:
         self.shift: Tensor | None = None
         self.omega: Tensor | None = None
         self.scatter_sketch: Tensor | None = None
-        self.span: Tensor | None = None  # (−min, max) of the labels: Labels.span
+        self.span: Tensor | None = None  # (min, max) of the labels: Labels.span
 
     def update(self, h: Tensor, y: Tensor | Labels) -> None:
         """Add a batch: features ``h`` (n, …) and their labels (a tensor, or the batch's
@@ -382,7 +386,7 @@ class SplitStats:
         # Counted on the device, read by compute(): no read back per batch.
         self.ncc_correct = torch.zeros((), dtype=torch.long, device=dev)
         self.mismatch = torch.zeros((), dtype=torch.long, device=dev)
-        self.span: Tensor | None = None  # (−min, max) of the labels: Labels.span
+        self.span: Tensor | None = None  # (min, max) of the labels: Labels.span
 
     def update(self, h: Tensor, y: Tensor | Labels, net_pred: Tensor | None = None) -> None:
         """Add a batch: features ``h`` (n, …), their labels (a tensor, or the batch's

@@ -218,8 +218,9 @@ class Tally:
         correct = (pred == y).sum()
         c = out.shape[1]
         # index_add_ rather than bincount, which reads the largest value back to size its output
+        cells = y.long() * c + pred  # int64: uint8 labels (cross_entropy takes them) would wrap
         counts = torch.zeros(c * c, dtype=torch.long, device=y.device)
-        counts = counts.index_add_(0, y * c + pred, torch.ones_like(y)).reshape(c, c)
+        counts = counts.index_add_(0, cells, torch.ones_like(cells)).reshape(c, c)
         if self.loss is None:
             self.loss, self.correct, self.confusion = loss, correct, counts
         else:
