@@ -93,17 +93,22 @@ def _threshold_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interpolation-threshold", type=float, default=INTERPOLATION_THRESHOLD)
 
 
-def _defaults(text: str) -> dict:
-    """``--defaults``: {"dataset": {name: options}, "arch": {name: options}}."""
+def _json_object(text: str, keys: tuple[str, ...], writer: str) -> dict:
+    """An argument that is a JSON object holding ``keys``, as ``writer`` writes it."""
     try:
-        defaults = json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as error:
         raise argparse.ArgumentTypeError(f"not JSON ({error.msg}, column {error.colno})"
                                          ) from None
-    if not isinstance(defaults, dict) or set(defaults) != {"dataset", "arch"}:
-        raise argparse.ArgumentTypeError("must be a JSON object with keys dataset and arch, "
-                                         "as nclayers.design.option_defaults writes it")
-    return defaults
+    if not isinstance(value, dict) or not set(keys) <= set(value):
+        raise argparse.ArgumentTypeError(f"must be a JSON object with keys {' and '.join(keys)}, "
+                                         f"as {writer} writes it")
+    return value
+
+
+def _defaults(text: str) -> dict:
+    """``--defaults``: {"dataset": {name: options}, "arch": {name: options}}."""
+    return _json_object(text, ("dataset", "arch"), "nclayers.design.option_defaults")
 
 
 def _thresholds(args: argparse.Namespace) -> Thresholds:
@@ -112,15 +117,7 @@ def _thresholds(args: argparse.Namespace) -> Thresholds:
 
 def _design(text: str) -> dict:
     """``--design``: {"runs": {run: {"group", "axes"}}, "select": {group: [axes]}}."""
-    try:
-        design = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"not JSON ({error.msg}, column {error.colno})"
-                                         ) from None
-    if not isinstance(design, dict) or not {"runs", "select"} <= set(design):
-        raise argparse.ArgumentTypeError("must be a JSON object with keys runs and select, "
-                                         "as nclayers.experiment.run_design writes it")
-    return design
+    return _json_object(text, ("runs", "select"), "nclayers.experiment.run_design")
 
 
 def _positive_int(text: str) -> int:

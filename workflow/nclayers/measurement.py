@@ -353,7 +353,8 @@ class Reader:
     progress: bool
     subset: Tensor | None = None
     on_logits: OnLogits | None = None
-    # the subset read once to the host and copied to each device that indexes with it: _rows
+    # the subset's row numbers read once to the host, and copied once to each device: _rows
+    _host: list[int] | None = field(default=None, init=False, repr=False)
     _copies: dict = field(default_factory=dict, init=False, repr=False)
 
     def __call__(self, data: LabelledBatches, desc: str, split: str) -> Iterator[Reading]:
@@ -422,9 +423,9 @@ class Reader:
         indices into the batch on a device asked for, and their number. They are sliced from
         a copy of the subset kept on that device: copying row numbers from the host for every
         batch would make it wait for an accelerator."""
-        if "host" not in self._copies:  # the row numbers as ints, read once
-            self._copies["host"] = self.subset.tolist()
-        first, last = (bisect.bisect_left(self._copies["host"], k) for k in (start, start + n))
+        if self._host is None:
+            self._host = self.subset.tolist()
+        first, last = (bisect.bisect_left(self._host, k) for k in (start, start + n))
 
         def on(device: torch.device) -> Tensor:
             if device not in self._copies:
