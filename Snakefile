@@ -3,10 +3,19 @@
 #   snakemake results/default/figures/<name>.pdf   one figure, and only what it needs
 #   snakemake --directory .test --cores all        the tiny test experiment (.test/config.yaml)
 #   snakemake --report report.html                 Snakemake's HTML report of what was built
+import atexit
+import gc
+import threading
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+# Snakemake's exit would otherwise walk every object that parsing this workflow created
+# (torch's among them, for the preflight) in Python's last garbage collections: ~0.8 s of
+# every call, `-n` included. Frozen objects are left out of those walks.
+atexit.register(gc.freeze)
 
 
 from nclayers.experiment import ConfigError
@@ -54,3 +63,12 @@ rule all:
         rules.feature_tables.output if FEATURES_ON else [],
         report_feature_figures,
         paper_outputs(),
+
+
+onsuccess:
+    # Snakemake's job-rate limiter (--max-jobs-per-timespan, 100/1s by default) leaves timer
+    # threads that only wake its scheduler, done by now: the process would wait up to 1 s for
+    # them before exiting.
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
