@@ -68,7 +68,9 @@ rule all:
 onsuccess:
     # Snakemake's job-rate limiter (--max-jobs-per-timespan, 100/1s by default) leaves timer
     # threads that only wake its scheduler, done by now: the process would wait up to 1 s for
-    # them before exiting.
+    # them before exiting. Only Snakemake's own: a process that runs workflows through the API
+    # keeps its timers.
     for thread in threading.enumerate():
-        if isinstance(thread, threading.Timer):
+        wakes = getattr(thread, "function", None)
+        if isinstance(thread, threading.Timer) and wakes.__module__.startswith("snakemake."):
             thread.cancel()
