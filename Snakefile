@@ -71,6 +71,7 @@ onsuccess:
     # them before exiting. Only Snakemake's own: a process that runs workflows through the API
     # keeps its timers.
     for thread in threading.enumerate():
-        wakes = getattr(thread, "function", None)
-        if isinstance(thread, threading.Timer) and wakes.__module__.startswith("snakemake."):
+        if not isinstance(thread, threading.Timer):
+            continue
+        if (getattr(thread.function, "__module__", None) or "").startswith("snakemake."):
             thread.cancel()
