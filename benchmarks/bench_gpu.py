@@ -13,9 +13,10 @@ bf16 autocast in both loops, the data resident on the GPU in both:
   ``optimizer.step`` per batch and no host synchronisation until the epoch ends.
 
 Measurement: ``nclayers.measure`` (all metrics, all taps) of an untrained VGG11-BN against one
-plain no-grad forward over the same train + test batches. Every time is the median of
-``--repeat`` runs after a warm-up, with ``torch.cuda.synchronize()`` around it. Prints Markdown
-for benchmarks/README.md.
+plain no-grad forward over the same train + test batches, in float64 and in float32 arithmetic
+(``precision="float32"``), and the largest relative difference between their values. Every
+time is the median of ``--repeat`` runs after a warm-up, with ``torch.cuda.synchronize()``
+around it. Prints Markdown for benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -149,12 +150,22 @@ def bench_measure(args: argparse.Namespace) -> None:
 
     t_plain = timed(plain, args.repeat)
     t_measure = timed(lambda: measure(model, train_b, test_b), args.repeat)
+    t_measure32 = timed(lambda: measure(model, train_b, test_b, precision="float32"),
+                        args.repeat)
+    rows64 = measure(model, train_b, test_b)
+    rows32 = measure(model, train_b, test_b, precision="float32")
+    relative = ((rows32["value"] - rows64["value"]).abs()
+                / rows64["value"].abs().clip(lower=1e-12)).max()
     print(f"### measure on the GPU: VGG11-BN, all {len(model.tapped_layers)} taps, all metrics, "
           f"{args.measure_n:,} train + {args.measure_n // 5:,} test images, batch 1000\n")
     print("| | s | ratio |")
     print("|---|---|---|")
     print(f"| one plain no-grad forward over train + test | {t_plain:.3f} | 1x |")
-    print(f"| `nclayers.measure` | {t_measure:.3f} | {t_measure / t_plain:.2f}x |\n")
+    print(f"| `nclayers.measure` | {t_measure:.3f} | {t_measure / t_plain:.2f}x |")
+    print(f"| `nclayers.measure`, `precision=\"float32\"` | {t_measure32:.3f} | "
+          f"{t_measure32 / t_plain:.2f}x |\n")
+    print(f"Largest relative difference of a float32 value from the float64 one: {relative:.1e}"
+          " (tests/test_metrics.py holds float32 to 1e-5 of the dense reference).\n")
 
 
 def main() -> None:

@@ -5,6 +5,8 @@
 P1  time: all metrics of all taps of an untrained VGG11-BN (``models.build("vgg11", ...)``) on
     random 32×32 inputs ≤ 2.5× one plain no-grad forward pass over the same images (train +
     test). The weights of a checkpoint do not change the cost, so an untrained net stands in.
+    A fourth run measures with ``precision="float32"`` (float32 arithmetic per batch, float64
+    totals: nclayers.metrics.PRECISIONS).
     To see where ``measure``'s time goes, a third run makes its three passes (train, train,
     test) with the taps on and the statistics left out, and the measure run itself is
     instrumented: wrappers add up the wall time spent in the forward passes, in
@@ -117,15 +119,20 @@ def run_measure(model: nn.Module, train: Batches, test: Batches) -> None:
     measure_module.measure(model, train, test)
 
 
+def run_measure32(model: nn.Module, train: Batches, test: Batches) -> None:
+    measure_module.measure(model, train, test, precision="float32")
+
+
 RUNS: dict[str, Callable[[nn.Module, Batches, Batches], None]] = {
-    "plain": plain_forward, "taps": taps_only, "measure": run_measure}
+    "plain": plain_forward, "taps": taps_only, "measure": run_measure,
+    "measure32": run_measure32}
 
 
 def child(method: str, args: argparse.Namespace) -> dict:
     """In a fresh process: best time, growth of max RSS (MiB), max RSS, best run's breakdown."""
     torch.set_num_threads(THREADS)
     model, train, test = vgg_case(args)
-    if method == "measure":
+    if method.startswith("measure"):  # both carry the timers' few µs a call
         instrument(len(model.tapped_layers))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     best: dict = {"time": math.inf}
@@ -165,6 +172,7 @@ def bench_vgg(args: argparse.Namespace) -> None:
     base = res["plain"]["time"]
     n, n2 = args.train + args.test, 2 * args.train + args.test
     ratio = res["measure"]["time"] / base
+    ratio32 = res["measure32"]["time"] / base
     print(f"### P1 time and P3 memory: VGG11-BN, all {len(sizes)} taps, 32×32 inputs\n")
     print("| run | images through the net | best time (s) | × plain forward | "
           "max-RSS growth (MiB) | max RSS (MiB) |")
@@ -172,13 +180,15 @@ def bench_vgg(args: argparse.Namespace) -> None:
     for key, what, images in (
             ("plain", "plain no-grad forward, train + test", n),
             ("taps", "measure's 3 passes with taps, no statistics", n2),
-            ("measure", "`nclayers.measure`, all metrics of all taps", n2)):
+            ("measure", "`nclayers.measure`, all metrics of all taps", n2),
+            ("measure32", "the same, `precision=\"float32\"`", n2)):
         r = res[key]
         print(f"| {what} | {images:,} | {r['time']:.2f} | {r['time'] / base:.2f}x | "
               f"{r['growth']:.0f} | {r['max_rss']:.0f} |")
     growth_gb = res["measure"]["growth"] * MIB / GB
     print(f"\nP1: measure / plain forward = **{ratio:.2f}x** (target ≤ 2.5x): "
-          f"{verdict(ratio <= 2.5)}. P3: peak growth {growth_gb:.2f} GB (target < 4 GB): "
+          f"{verdict(ratio <= 2.5)}; with float32 arithmetic **{ratio32:.2f}x**. "
+          f"P3: peak growth {growth_gb:.2f} GB (target < 4 GB): "
           f"{verdict(growth_gb < 4)}; one dense p × p float64 Σ at p = {max(sizes.values()):,} "
           f"would take {max(sizes.values()) ** 2 * 8 / GB:.1f} GB.\n")
 
@@ -204,9 +214,10 @@ def bench_vgg(args: argparse.Namespace) -> None:
     print()
 
 
-def streaming_nc1(h: Tensor, y: Tensor, batch: int, sketch: int = SKETCH_COLUMNS) -> float:
+def streaming_nc1(h: Tensor, y: Tensor, batch: int, sketch: int = SKETCH_COLUMNS,
+                  precision: str = "float64") -> float:
     """All split metrics; ``sketch = 0`` leaves out the stable rank's sketch."""
-    acc = ClassMeans(C, sketch)
+    acc = ClassMeans(C, sketch, precision=precision)
     for i in range(0, len(h), batch):
         acc.update(h[i:i + batch], y[i:i + batch])
     stats = SplitStats(acc.compute())
@@ -244,10 +255,11 @@ def bench_nc1(args: argparse.Namespace) -> None:
     y = torch.randperm(n, generator=gen) % C
     means = torch.randn(C, p, generator=gen)
     h = 3.0 + means[y] + 2.0 * torch.randn(n, p, generator=gen)  # float32, offset, noise
-    (t_dense, v_dense), (t_stream, v_stream), (t_lean, v_lean) = best_of(
+    (t_dense, v_dense), (t_stream, v_stream), (t_lean, v_lean), (t_32, v_32) = best_of(
         args.rounds * args.repeat, lambda: dense_nc1(h.numpy(), y.numpy()),
         lambda: streaming_nc1(h, y, args.nc1_batch),
-        lambda: streaming_nc1(h, y, args.nc1_batch, sketch=0))
+        lambda: streaming_nc1(h, y, args.nc1_batch, sketch=0),
+        lambda: streaming_nc1(h, y, args.nc1_batch, sketch=0, precision="float32"))
     diff = max(abs(v - v_dense) / abs(v_dense) for v in (v_stream, v_lean))
     speedup = t_dense / t_lean
     print(f"### P2: exact NC1 at p = {p:,}, N = {n:,}, C = {C}\n")
@@ -259,9 +271,12 @@ def bench_nc1(args: argparse.Namespace) -> None:
           f"{t_stream:.3f} | {t_dense / t_stream:.1f}x | {v_stream:.12g} |")
     print(f"| streaming without the stable-rank sketch (`metrics=` without stable_rank) | "
           f"{t_lean:.3f} | {speedup:.1f}x | {v_lean:.12g} |")
+    print(f"| the same in float32 arithmetic (`precision=\"float32\"`) | {t_32:.3f} | "
+          f"{t_dense / t_32:.1f}x | {v_32:.12g} |")
     print(f"\nP2 (exact nc1, no sketch): speed-up **{speedup:.1f}x** (target ≥ 50x): "
           f"{verdict(speedup >= 50)}; "
-          f"relative difference of nc1 {diff:.1e} (target ≤ 1e-8): {verdict(diff <= 1e-8)}.\n")
+          f"relative difference of nc1 {diff:.1e} (target ≤ 1e-8): {verdict(diff <= 1e-8)}; "
+          f"float32 arithmetic {abs(v_32 - v_dense) / abs(v_dense):.1e} (tests: ≤ 1e-5).\n")
 
 
 def main() -> None:

@@ -397,6 +397,38 @@ def test_measure_in_inference_mode_leaves_the_accumulators_usable_outside_it(dig
     assert measure_rows(model, batches, batches, metrics=LIGHT) == rows
 
 
+def test_the_configs_precision_reaches_the_spec_the_epoch_metrics_and_the_measure_job(tmp_path):
+    """``measure.precision: float32`` in the config puts it in each run's spec (float64, the
+    default, stays out: nothing reruns) and from there into the epoch metrics and the measure
+    job: their numbers within metrics.PRECISIONS' 1e-5 of float64's, not bitwise the same (so
+    it did reach them), the counts (NCC accuracy) equal, the training log untouched."""
+    config = tiny_config()
+    config["train"].update({"epochs": 3, "checkpoints": [], "epoch_metrics": {"every": 1}})
+    spec = next(iter(experiment.expand_runs(config).values()))
+    assert "measure" not in spec
+    config["measure"] = {"precision": "float32"}
+    fast = next(iter(experiment.expand_runs(config).values()))
+    assert fast["measure"] == {"precision": "float32"}
+    assert runs.measure_options(fast) == {"global_mean": "classes", "precision": "float32"}
+    tables, logs = {}, {}
+    for name, s in (("float64", spec), ("float32", fast)):
+        runs.train_run(s, tmp_path / name, progress=False)
+        epochs = pd.read_csv(tmp_path / name / "epoch_metrics.csv")
+        last = sorted((tmp_path / name / "checkpoints").glob("epoch*.pt"))[-1]
+        measured, _ = runs.measure_checkpoints(s, [last])
+        tables[name] = pd.concat([epochs.assign(job="epochs"), measured.assign(job="measure")])
+        logs[name] = (tmp_path / name / "train_log.csv").read_bytes()
+    assert logs["float64"] == logs["float32"]
+    keys = ["job", "epoch", "layer", "split", "metric"]
+    both = tables["float64"].merge(tables["float32"], on=keys, suffixes=("", "_32"))
+    assert len(both) == len(tables["float64"]) == len(tables["float32"])
+    close = (both["value"] - both["value_32"]).abs() <= 1e-5 * both["value"].abs() + 1e-9
+    assert close.all(), both[~close]
+    assert (both["value"] != both["value_32"]).any()
+    ncc = both[both["metric"] == "ncc_accuracy"]
+    assert (ncc["value"] == ncc["value_32"]).all()
+
+
 def test_the_specs_global_mean_reaches_the_epoch_metrics_and_the_measure_job(tmp_path):
     """A spec with ``measure.global_mean: samples`` (lindegaard2023's convention) changes the
     numbers that depend on μ_G (NC1 and the NC2 of the measure job) on the unbalanced digits,

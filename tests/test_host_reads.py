@@ -55,14 +55,16 @@ def reads_of(run) -> int:
     return counts["reads"]
 
 
+@pytest.mark.parametrize("precision", ["float64", "float32"])
 @pytest.mark.parametrize("metrics", [None, ["nc1", "ncc_accuracy", "nc4_mismatch"]])
-def test_measure_reads_back_the_same_whatever_the_number_of_batches(metrics):
+def test_measure_reads_back_the_same_whatever_the_number_of_batches(metrics, precision):
     x, y = data()
     model = net()
 
     def run(batch_size):
         return lambda: measure(model, Batches(x, y, batch_size), Batches(x, y, batch_size),
-                               layers=["1", "3"], metrics=metrics, keep_bytes=0)
+                               layers=["1", "3"], metrics=metrics, keep_bytes=0,
+                               precision=precision)
 
     few, many = reads_of(run(48)), reads_of(run(8))  # 2 and 12 batches per split
     assert few == many
@@ -136,5 +138,6 @@ def test_on_cuda_the_waits_for_the_device_do_not_grow_with_the_batches():
 
     waits(48)  # warm up
     assert waits(48) == waits(8)
+    assert waits(48, precision="float32") == waits(8, precision="float32")
     assert waits(48, subset=subset, on_logits=lambda *_: None) == waits(
         8, subset=subset, on_logits=lambda *_: None)

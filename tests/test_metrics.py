@@ -54,9 +54,10 @@ def streaming(
     cuts=(),
     dtype: torch.dtype = torch.float64,
     global_mean: str = "classes",
+    precision: str = "float64",
 ) -> dict[str, float]:
     """All metrics through ClassMeans → MeanGeometry → SplitStats, in the given batches."""
-    means = ClassMeans(num_classes, global_mean=global_mean)
+    means = ClassMeans(num_classes, global_mean=global_mean, precision=precision)
     for hb, yb in zip(_split(h_train, train_cuts), _split(y_train, train_cuts), strict=True):
         means.update(torch.tensor(hb, dtype=dtype), torch.tensor(yb))
     geometry = means.compute()
@@ -641,6 +642,110 @@ def test_float32_accumulators_are_float64() -> None:
     stats = SplitStats(geometry)
     stats.update(h, y)
     assert stats.within_sq.dtype == stats.proj_sq.dtype == torch.float64
+
+
+# ------------------------------------------------- 6. float32 arithmetic (precision="float32")
+# The tolerances the float32 path is held to (metrics.PRECISIONS): every metric within
+# REL32 relative (ABS32 absolute, for values near zero such as the NC2 angle shift) of the dense
+# float64 reference on the same float32 features. Measured over 770 well-posed draws of
+# `problems()`: 1.2e-6 relative at worst (cdnv_own; nc1 7.5e-7, the rest ≤ 4e-7), the counts
+# exact; the float64 path is held to REL = 1e-8.
+REL32, ABS32 = 1e-5, 1e-7
+
+
+def well_posed32(h_train: np.ndarray, y_train: np.ndarray, C: int, *hs: np.ndarray) -> bool:
+    """:func:`well_posed` for float32 round-off (~1e-7 of a row): Σ_B's smallest kept singular
+    value ≥ 1% of its largest (NC1 divides by its square), no sample within 1e-4 of a tie."""
+    means = class_means(h_train, y_train, C)
+    centred = means - means.mean(axis=0)
+    s = np.linalg.svd(centred, compute_uv=False)
+    norms = np.linalg.norm(centred, axis=1)
+    rank = min(means.shape[1], C - 1)
+    if not (s[rank - 1] > 1e-2 * s[0] and norms.min() > 1e-2 * norms.max()):
+        return False
+    scale = float((means**2).sum(axis=1).max())
+    for h in hs:
+        d = np.sort(((h[:, None, :] - means[None]) ** 2).sum(axis=2), axis=1)
+        if np.any(d[:, 1] - d[:, 0] <= 1e-4 * ((h**2).sum(axis=1) + scale)):
+            return False
+    return True
+
+
+@SETTINGS
+@given(problems(), st.booleans())
+def test_float32_arithmetic_matches_dense(pb: Problem, on_train: bool) -> None:
+    """precision="float32" against the dense float64 reference of the same float32 features,
+    on the train split or the test split (classes possibly missing), in drawn batches."""
+    h_train = pb.h_train.astype(np.float32)
+    h, y, pred, cuts = ((h_train, pb.y_train, pb.pred_train, pb.train_cuts) if on_train else
+                        (pb.h_test.astype(np.float32), pb.y_test, pb.pred_test, pb.test_cuts))
+    assume(well_posed32(h_train, pb.y_train, pb.C, h))
+    got = streaming(h_train, pb.y_train, h, y, pred, pb.C, pb.train_cuts, cuts,
+                    dtype=torch.float32, precision="float32")
+    want = dense(h_train.astype(np.float64), pb.y_train, h.astype(np.float64), y, pred, pb.C)
+    assert_metrics_equal(got, want, REL32, ABS32, p=h.shape[1])
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+@pytest.mark.parametrize("spread", [1.0, 1e-3])
+def test_float32_keeps_a_collapsed_layer_far_from_the_origin(offset, spread) -> None:
+    """Class means 1 apart around ``offset``, samples ``spread`` from them: the within-class
+    variance is ~1e-12 of the features' squared size at (1e3, 1e-3), below float32's round-off
+    of a sum of squares. Shifted sums and centring on head + tail keep it: every metric within
+    REL32 of the float64 path (the same features), which the tests above hold to the dense
+    reference; without the tail, tr_sigma_w misses by ~1e-3 at (1e3, 1e-3)."""
+    rng = np.random.default_rng(7)
+    C, p = 5, 40
+    means = rng.normal(size=(C, p)) + offset
+    y = np.repeat(np.arange(C), 60)
+    rng.shuffle(y)
+    h = (means[y] + spread * rng.normal(size=(len(y), p))).astype(np.float32)
+    cuts = list(range(37, len(y), 37))
+    args = (h, y, h, y, y, C, cuts, cuts)
+    got = streaming(*args, dtype=torch.float32, precision="float32")
+    want = streaming(*args, dtype=torch.float32)
+    assert want["tr_sigma_w"] < 2 * spread**2 * p
+    assert_metrics_equal(got, want, REL32, 1e-12, p=p)  # an absolute 1e-7 would pass anything
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_float32_zero_within_class_variance_and_etf(offset) -> None:
+    """Every sample at its class mean, the means a simplex ETF: in float32 the within-class
+    quantities are exactly 0 (a row minus the head of its mean, then its tail, both exact) and
+    the NC2 measures of an ETF 0 to float32's round-off."""
+    rng = np.random.default_rng(3)
+    C, p = 6, 9
+    ones = np.ones(C) / math.sqrt(C)
+    in_complement = simplex_etf(C) @ np.linalg.qr(
+        np.column_stack([ones, rng.normal(size=(C, C - 1))]))[0][:, 1:]
+    means = (4.0 * in_complement @ orthonormal(rng, p, C - 1).T + offset).astype(np.float32)
+    y = np.repeat(np.arange(C), 7)
+    rng.shuffle(y)
+    h = means[y]
+    got = streaming(h, y, h, y, y, C, [10, 25], [], dtype=torch.float32, precision="float32")
+    for key in ("nc1", "tr_sigma_w", "cdnv", "cdnv_own", "nc1_ratio", "nc4_mismatch"):
+        assert got[key] == 0.0, (key, got[key])
+    assert got["ncc_accuracy"] == 1.0
+    for key in ("nc2_equinorm", "nc2_equiangle", "nc2_maxangle"):
+        assert abs(got[key]) <= 1e-5 * (1 + offset / 4), (key, got[key])
+
+
+def test_float32_arithmetic_in_float32_and_totals_in_float64() -> None:
+    """The batches stay float32 (no float64 copy: the point of it) and every total is float64;
+    the geometry says which arithmetic its split statistics follow."""
+    h, y = torch.randn(20, 6) + 3, torch.arange(20) % 4
+    acc = ClassMeans(4, precision="float32")
+    acc.update(h, y)
+    assert acc.sums.dtype == acc.scatter_sketch.dtype == torch.float64
+    assert acc.shift.dtype == torch.float32
+    geometry = acc.compute()
+    assert geometry.precision == "float32" and geometry.means.dtype == torch.float64
+    assert geometry.batch_side.means.dtype == geometry.batch_side.tail.dtype == torch.float32
+    stats = SplitStats(geometry)
+    stats.update(h, y, y)
+    assert {t.dtype for t in (stats.within_sq, stats.proj_sq, stats.sketched)} == {torch.float64}
+    with pytest.raises(ValueError, match="precision 'float16': expected one of float64, float32"):
+        ClassMeans(4, precision="float16")
 
 
 def test_empty_batches_and_small_label_dtypes_are_accepted():

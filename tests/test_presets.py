@@ -203,12 +203,13 @@ def test_every_setting_of_a_full_preset_is_in_its_papers_ledger(paper):
 def test_each_paper_centres_its_class_means_as_its_formulas_do(paper, scale, global_mean):
     """lindegaard2023 §2.3.2 centres at the samples' mean, rangamani2023 §3 at the mean of the
     class means (Parker et al.'s code too): every run of the preset carries its paper's
-    convention to training's epoch metrics and to the measure job (runs.global_mean)."""
+    convention to training's epoch metrics and to the measure job (runs.measure_options)."""
     from nclayers.experiment import expand_runs
     from nclayers.preflight import prepare
-    from nclayers.runs import global_mean as run_global_mean
+    from nclayers.runs import measure_options
 
     config = yaml.safe_load((PRESETS / paper / f"{scale}.yaml").read_text())
     config.setdefault("data", {})["download"] = True  # planned only: nothing is fetched
     config = prepare(config).config
-    assert {run_global_mean(spec) for spec in expand_runs(config).values()} == {global_mean}
+    assert {measure_options(spec)["global_mean"] for spec in expand_runs(config).values()} == {
+        global_mean}

@@ -114,6 +114,8 @@ CASES = {
                                ["datasets.digits.per_class", "smallest class"]),
     "test-per-class-over-dataset": (lambda c: c["datasets"].update(
         digits={"test_per_class": 100}), ["datasets.digits.test_per_class", "test split"]),
+    "unknown-precision": (lambda c: c.setdefault("measure", {}).update(precision="float16"),
+                          ["config key 'measure.precision'", "'float16'", "float64, float32"]),
     "negative-lr": (lambda c: c["train"].update(lr=-0.1),
                     ["config key 'train.lr'", "-0.1"]),
     "lr-list-with-a-word": (lambda c: c["train"].update(lr=[0.01, "fast"]),

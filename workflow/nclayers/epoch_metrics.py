@@ -129,9 +129,11 @@ class EpochMetrics:
     """
 
     def __init__(self, config: EpochMetricsConfig, epochs: int, seed: int,
-                 log: Callable[[str], None] = print, global_mean: str = "classes") -> None:
+                 log: Callable[[str], None] = print, measure_options: dict | None = None
+                 ) -> None:
         self.config, self.seed, self.log = config, seed, log
-        self.global_mean = global_mean  # measurement.measure's: what centres the class means
+        # measurement.measure's global_mean and precision (runs.measure_options)
+        self.measure_options = measure_options or {}
         self.epochs = set(measured_epochs(epochs, config.every, config.log_points))
         self.layers: list[str] = []
         self.measured: list[int] = []
@@ -150,7 +152,7 @@ class EpochMetrics:
         train, test = self._splits(data)
         rows = measure_rows(model, train, test, metrics=LIGHT, consumers={},
                             on_logits=on_logits, keep_bytes=KEEP_BYTES, subset=self._subset,
-                            global_mean=self.global_mean)
+                            **self.measure_options)
         self.layers = list(dict.fromkeys(layer for layer, *_ in rows))
         got = {(index, split, metric): value for _, index, split, metric, value in rows}
         return torch.tensor([[[got[i, s, m] for m in LIGHT] for s in SPLITS]

@@ -16,7 +16,7 @@ from nclayers.data import (
 )
 from nclayers.errors import UserError
 from nclayers.models import ARCHITECTURES, arch_options
-from nclayers.vocabulary import DEFAULT_SELECT, IMPLICIT_GROUP
+from nclayers.vocabulary import DEFAULT_SELECT, IMPLICIT_GROUP, MEASURE_DEFAULTS
 
 
 class ConfigError(UserError, ValueError):
@@ -246,9 +246,10 @@ def _spec(config: dict, run: str, ds_label: str, dataset: dict, arch_label: str,
             "seed": seed, "train": train, "device": config["device"]}
     if reads_files(dataset["name"]):
         spec["data"] = config["data"]
-    global_mean = config.get("measure", {}).get("global_mean", "classes")
-    if global_mean != "classes":  # the default left out: a new option reruns nothing
-        spec["measure"] = {"global_mean": global_mean}
+    measure = {key: value for key, value in config.get("measure", {}).items()
+               if key in MEASURE_DEFAULTS and value != MEASURE_DEFAULTS[key]}
+    if measure:  # defaults left out: a new option reruns nothing
+        spec["measure"] = measure
     return spec
 
 

@@ -16,6 +16,7 @@ from nclayers import vocabulary, weights
 from nclayers.metrics import (
     GLOBAL_MEANS,
     MEAN_METRICS,
+    PRECISIONS,
     SKETCH_COLUMNS,
     ClassMeans,
     MeanGeometry,
@@ -49,6 +50,7 @@ def measure(
     keep_bytes: int | None = None,
     subset: Subset | None = None,
     global_mean: str = "classes",
+    precision: str = "float64",
 ) -> pd.DataFrame:
     """NC metrics of each layer on the train (and test) split, as a tidy DataFrame.
 
@@ -87,6 +89,10 @@ def measure(
     "samples" (the train samples' mean; :data:`nclayers.metrics.GLOBAL_MEANS`, which papers use
     which); the two agree on balanced splits.
 
+    ``precision``: the per-batch arithmetic, "float64" (the default: the dense float64
+    reference's numbers to ~1e-14) or "float32" (faster, most of all on a GPU; ~1e-6 relative,
+    :data:`nclayers.metrics.PRECISIONS`). The running totals are float64 in both.
+
     A ValueError says what cannot be measured: an unknown layer (listing known ones), fewer
     than two classes, a split without samples, a one-shot iterator as ``train``, or NaN or
     ±inf activations (naming the first such layer, the split and the batch; the accumulated
@@ -96,7 +102,8 @@ def measure(
         keep_bytes = default_keep_bytes(device if device is not None else _model_device(model))
     rows = measure_rows(model, train, test, layers=layers, device=device, consumers=consumers,
                         metrics=metrics, progress=progress, on_logits=on_logits,
-                        keep_bytes=keep_bytes, subset=subset, global_mean=global_mean)
+                        keep_bytes=keep_bytes, subset=subset, global_mean=global_mean,
+                        precision=precision)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -130,6 +137,7 @@ def measure_rows(
     keep_bytes: int = 0,
     subset: Subset | None = None,
     global_mean: str = "classes",
+    precision: str = "float64",
 ) -> list[tuple[str, int, str, str, float]]:
     """:func:`measure`'s rows as tuples (``COLUMNS``), without the DataFrame: for a caller
     that measures after every epoch of a small model, where building it costs a few percent.
@@ -145,6 +153,8 @@ def measure_rows(
                          f"known: {', '.join(vocabulary.METRICS)}")
     if global_mean not in GLOBAL_MEANS:
         raise ValueError(f"global_mean={global_mean!r}: expected one of {', '.join(GLOBAL_MEANS)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
     if isinstance(train, Iterator):
         raise ValueError("train must be re-iterable (a list, a DataLoader, nclayers.data.Batches), "
                          f"not a one-shot {type(train).__name__}: measure reads it twice")
@@ -170,7 +180,7 @@ def measure_rows(
             reading = Reader(model, acts, selection, device, progress, subset.get("train"),
                              on_logits)
             geometry, kept = _class_means(reading, train, names, sketch, keep_bytes,
-                                          global_mean)
+                                          global_mean, precision)
             rows = []
             for split, data in (("train", train), ("test", test)):
                 if data is None:
@@ -470,7 +480,7 @@ def _joined(pieces: list[Reading]) -> Reading:
 
 
 def _class_means(reading: Reader, data, names, sketch: int, keep_bytes: int = 0,
-                 global_mean: str = "classes"
+                 global_mean: str = "classes", precision: str = "float64"
                  ) -> tuple[dict[str, MeanGeometry], list[Reading] | None]:
     """The train class means' geometry of each layer, and the readings themselves where
     ``keep_bytes`` holds all their activations and logits (else None)."""
@@ -482,7 +492,8 @@ def _class_means(reading: Reader, data, names, sketch: int, keep_bytes: int = 0,
             continue
         if not means:
             num_classes = _num_classes(out)
-            means = {name: ClassMeans(num_classes, sketch, global_mean) for name in names}
+            means = {name: ClassMeans(num_classes, sketch, global_mean, precision)
+                     for name in names}
             non_finite = FirstNonFinite(names)
         batch_labels = labels(y, num_classes, out.device)  # once for all layers
         for name in names:

@@ -1,7 +1,8 @@
 """Streaming neural-collapse statistics of one layer.
 
 Two passes over the data, in the style of torchmetrics (``update`` per batch, ``compute`` at the
-end), everything accumulated in float64 and memory O(p·C):
+end), every running total in float64 and memory O(p·C); the per-batch arithmetic in float64
+(the default: ~1e-14 of the dense reference) or float32 (:data:`PRECISIONS`):
 
 1. :class:`ClassMeans` (train split): per-class sums and counts → class means, and from them a
    :class:`MeanGeometry`: the centred means M and an orthonormal basis U of range(M).
@@ -45,6 +46,21 @@ RANK_RTOL = 1e-10
 # both; Σ_B, NC1 and NC2 differ.
 GLOBAL_MEANS = ("classes", "samples")
 
+# The arithmetic of the per-batch work; the running totals are float64 in both.
+# - "float64": each batch is converted to float64; the metrics equal the dense float64
+#   reference to ~1e-14 relative (tests/test_metrics.py holds them to 1e-8).
+# - "float32": each batch stays float32 (half the memory traffic, float32 matrix products, ~2x
+#   faster on a GPU's or CPU's vector units) and every batch's partial sums are added into the
+#   float64 totals. Against cancellation it works on deviations from reference points: pass 1
+#   sums h − s_c about per-class shifts (ClassMeans._add_shifted), and pass 2 centres each row
+#   on its class mean μ split into a float32 head and tail (μ ≈ head + tail to ~1e-14), so
+#   that a row's rounding error is relative to its distance from the mean, not to its
+#   magnitude: a collapsed layer far from the origin keeps its within-class variance. The
+#   Nyström estimate's shift uses float32's ε (top_eigenvalue). The metrics then
+#   equal the dense reference to ~1e-6 relative (tests/test_metrics.py holds them to 1e-5); the
+#   NCC and NC4 counts can differ only for rows within ~1e-6 of a tie between two means.
+PRECISIONS = ("float64", "float32")
+
 # The registry's metrics this module computes (vocabulary.METRICS): of the class means alone
 # (they depend on the train split only), and of one pass over a split's samples.
 MEAN_METRICS = tuple(name for name, m in METRICS.items() if m.source == "means")
@@ -54,20 +70,21 @@ SPLIT_METRICS = tuple(name for name, m in METRICS.items() if m.source == "split"
 SKETCH_COLUMNS = 24
 
 
-_WORKSPACE: dict[tuple[str, torch.device, bool], Tensor] = {}
+_WORKSPACE: dict[tuple[str, torch.device, torch.dtype, bool], Tensor] = {}
 
 
-def _scratch(slot: str, shape: tuple[int, ...], device: torch.device) -> Tensor:
-    """A float64 scratch tensor of ``shape``, reused across batches and layers: fresh
-    batch-sized float64 blocks (131 MB per batch at p = 65,536) cost more in page faults than
-    the arithmetic on them. Valid until the next call for the same slot. One per slot, device
-    and inference mode (an inference tensor cannot be written to outside
+def _scratch(slot: str, shape: tuple[int, ...], device: torch.device,
+             dtype: torch.dtype = torch.float64) -> Tensor:
+    """A scratch tensor of ``shape``, reused across batches and layers: fresh batch-sized
+    float64 blocks (131 MB per batch at p = 65,536) cost more in page faults than the
+    arithmetic on them. Valid until the next call for the same slot. One per slot, device,
+    dtype and inference mode (an inference tensor cannot be written to outside
     ``torch.inference_mode``, where :func:`nclayers.measurement.measure` runs)."""
     n = math.prod(shape)
-    key = (slot, device, torch.is_inference_mode_enabled())
+    key = (slot, device, dtype, torch.is_inference_mode_enabled())
     store = _WORKSPACE.get(key)
     if store is None or store.numel() < n:
-        store = _WORKSPACE[key] = torch.empty(n, dtype=torch.float64, device=device)
+        store = _WORKSPACE[key] = torch.empty(n, dtype=dtype, device=device)
     return store[:n].view(shape)
 
 
@@ -80,10 +97,16 @@ def _gaussian(p: int, k: int, device: torch.device) -> Tensor:
     return torch.randn(p, k, dtype=torch.float64, generator=gen).to(device)
 
 
-def _flat64(h: Tensor) -> Tensor:
-    """``h`` flattened to (n, p) float64, in scratch memory."""
+def _flat(h: Tensor, dtype: torch.dtype) -> Tensor:
+    """``h`` flattened to (n, p) in ``dtype``, in scratch memory (our own: written in place)."""
     flat = h.reshape(h.shape[0], math.prod(h.shape[1:]))  # also for 0 rows
-    return _scratch("flat", tuple(flat.shape), flat.device).copy_(flat)
+    return _scratch("flat", tuple(flat.shape), flat.device, dtype).copy_(flat)
+
+
+def _partial(slot: str, like: Tensor, dtype: torch.dtype) -> Tensor:
+    """A zeroed scratch tensor of ``like``'s shape in ``dtype``: one batch's partial sums in
+    the float32 arithmetic, added into the float64 totals."""
+    return _scratch(slot, tuple(like.shape), like.device, dtype).zero_()
 
 
 # The most float64 elements of one block of :func:`pairwise` (32 MB).
@@ -118,6 +141,13 @@ def _check_classes(num_classes: int) -> None:
 def _check_global_mean(global_mean: str) -> None:
     if global_mean not in GLOBAL_MEANS:
         raise ValueError(f"global_mean {global_mean!r}: expected one of {', '.join(GLOBAL_MEANS)}")
+
+
+def check_precision(precision: str) -> torch.dtype:
+    """The dtype of the per-batch arithmetic that ``precision`` (:data:`PRECISIONS`) names."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return getattr(torch, precision)
 
 
 class Labels(NamedTuple):
@@ -176,11 +206,15 @@ class ClassMeans:
     """Pass 1: per-class feature sums and counts."""
 
     def __init__(self, num_classes: int, sketch_columns: int = SKETCH_COLUMNS,
-                 global_mean: str = "classes") -> None:
+                 global_mean: str = "classes", precision: str = "float64") -> None:
         """``sketch_columns = 0`` skips the stable rank's sketch (about 2/3 of the arithmetic
-        at large p; ``stable_rank`` is then NaN). ``global_mean``: one of :data:`GLOBAL_MEANS`."""
+        at large p; ``stable_rank`` is then NaN). ``global_mean``: one of :data:`GLOBAL_MEANS`;
+        ``precision``: the per-batch arithmetic, one of :data:`PRECISIONS` (its
+        :class:`SplitStats` follow the geometry's)."""
         _check_classes(num_classes)
         _check_global_mean(global_mean)
+        self.dtype = check_precision(precision)
+        self.precision = precision
         self.num_classes = num_classes
         self.global_mean = global_mean
         self.sketch_columns = sketch_columns
@@ -189,9 +223,12 @@ class ClassMeans:
         self.shape: tuple[int, ...] = ()  # one sample's shape, e.g. (channels, H, W)
         # Sketch of the scatter Σ_i (h_i − s)(h_i − s)ᵀ Ω about a fixed shift s (the first
         # batch's mean, against cancellation), from which compute() gets a basis for pass 2's
-        # estimate of λ_max(Σ_W): one power step for free.
+        # estimate of λ_max(Σ_W): one power step for free. In float32 the shifts are per
+        # class (C × p, :meth:`_add_shifted`) and ``sums`` are of h − s_c.
         self.shift: Tensor | None = None
+        self.shifted: Tensor | None = None  # float32: which classes' shifts are set
         self.omega: Tensor | None = None
+        self.omega_batch: Tensor | None = None  # float32: omega rounded
         self.scatter_sketch: Tensor | None = None
         self.span: Tensor | None = None  # (min, max) of the labels: Labels.span
 
@@ -199,7 +236,7 @@ class ClassMeans:
         """Add a batch: features ``h`` (n, …) and their labels (a tensor, or the batch's
         :class:`Labels`). Reads nothing back to the host."""
         self.shape = tuple(h.shape[1:])
-        h = _flat64(h)
+        h = _flat(h, self.dtype)
         batch = _labels_for(y, self.num_classes, h.device)
         y, counts = batch.y, batch.counts
         self.span = wider_span(self.span, batch)
@@ -208,14 +245,40 @@ class ClassMeans:
             self.sums = torch.zeros(self.num_classes, p, dtype=torch.float64, device=h.device)
             self.counts = self.counts.to(h.device)
             self.omega = _gaussian(p, min(p, self.sketch_columns), h.device)
-            if self.omega.shape[1]:  # the shift serves the sketch alone
-                self.shift = h.mean(dim=0) if len(h) else torch.zeros_like(self.sums[0])
             self.scatter_sketch = torch.zeros_like(self.omega)
-        self.sums.index_add_(0, y, h)
-        if self.omega.shape[1]:  # without a sketch, no pass over h for it
-            shifted = h.sub_(self.shift)  # in place: h is our own buffer
-            self.scatter_sketch += shifted.T @ (shifted @ self.omega)
+            if self.dtype == torch.float64:
+                if self.omega.shape[1]:  # the shift serves the sketch alone
+                    self.shift = h.mean(dim=0) if len(h) else torch.zeros_like(self.sums[0])
+            else:
+                self.omega_batch = self.omega.to(self.dtype)
+                self.shift = torch.zeros(self.num_classes, p, dtype=self.dtype, device=h.device)
+                self.shifted = torch.zeros(self.num_classes, dtype=torch.bool, device=h.device)
+        if self.dtype == torch.float64:
+            self.sums.index_add_(0, y, h)
+            if self.omega.shape[1]:  # without a sketch, no pass over h for it
+                shifted = h.sub_(self.shift)  # in place: h is our own buffer
+                self.scatter_sketch += shifted.T @ (shifted @ self.omega)
+        else:
+            self._add_shifted(h, y, counts)
         self.counts += counts
+
+    def _add_shifted(self, h: Tensor, y: Tensor, counts: Tensor) -> None:
+        """float32: the batch's sums and scatter about per-class shifts s_c, each class's mean
+        in the first batch that holds it (set on the device: no read back), so that their
+        rounding is relative to the within-class spread. A global shift would leave the
+        within-class scatter to cancel out of the between-class one, where a collapsed layer
+        has ~1e-6 of it: a float32 product's round-off."""
+        part = _partial("sums", self.sums, self.dtype).index_add_(0, y, h)
+        present = counts > 0
+        fresh = present & ~self.shifted
+        batch_means = part / counts.clamp(min=1).to(self.dtype)[:, None]
+        self.shift = torch.where(fresh[:, None], batch_means, self.shift)
+        self.shifted |= present
+        rows = _scratch("means", tuple(h.shape), h.device, self.dtype)
+        shifted = h.sub_(torch.index_select(self.shift, 0, y, out=rows))  # in place: our buffer
+        self.sums += part.zero_().index_add_(0, y, shifted)
+        if self.omega.shape[1]:
+            self.scatter_sketch += shifted.T @ (shifted @ self.omega_batch)
 
     def total(self) -> Tensor:
         """A number on the features' device that is finite while every feature so far was: a
@@ -246,12 +309,18 @@ class ClassMeans:
         if empty:
             raise ValueError(f"classes {empty} have no training samples; class means need all "
                              f"{self.num_classes} classes in the train split")
-        means = self.sums / self.counts[:, None]
+        if self.dtype == torch.float64:  # sums of h; the sketch's shift s is one vector
+            means = self.sums / self.counts[:, None]
+            d = means - self.shift if self.shift is not None else None
+        else:  # sums of h − s_c (_add_shifted): d_c = μ_c − s_c
+            d = self.sums / self.counts[:, None]
+            means = d + self.shift
         weights = self.counts if self.global_mean == "samples" else None
         if not self.omega.shape[1]:  # no sketch: nothing to orthonormalise
-            return MeanGeometry.from_means(means, self.shape, sketch=self.omega, weights=weights)
-        # N Σ_W Ω = Σ_i (h_i − s)(h_i − s)ᵀΩ − Σ_c n_c (μ_c − s)(μ_c − s)ᵀΩ
-        d = means - self.shift
+            return MeanGeometry.from_means(means, self.shape, sketch=self.omega, weights=weights,
+                                           precision=self.precision)
+        # N Σ_W Ω = Σ_i (h_i − s)(h_i − s)ᵀΩ − Σ_c n_c (μ_c − s)(μ_c − s)ᵀΩ, and the same
+        # with s_c for s (float32): Σ_{i∈c} (h_i − s_c) = n_c d_c
         within = self.scatter_sketch - d.T @ (self.counts[:, None] * (d @ self.omega))
         # Directions where the sketch is round-off (Σ_W of lower rank than the sketch) are
         # replaced by the fixed Gaussian ones, so that the basis does not depend on rounding.
@@ -260,7 +329,8 @@ class ClassMeans:
         # Round-off is judged against the sketch of the whole scatter, Σ_W's upper bound.
         kept = diag > 1e-9 * float(torch.linalg.matrix_norm(self.scatter_sketch))
         basis = torch.linalg.qr(torch.cat([q[:, kept], self.omega[:, ~kept]], dim=1)).Q
-        return MeanGeometry.from_means(means, self.shape, sketch=basis, weights=weights)
+        return MeanGeometry.from_means(means, self.shape, sketch=basis, weights=weights,
+                                       precision=self.precision)
 
 
 @dataclass(frozen=True)
@@ -274,14 +344,19 @@ class MeanGeometry:
     sketch: Tensor  # (p, k): orthonormal test matrix for the top eigenvalue of Σ_W
     gram: Tensor  # (C, C): m_a·m_b of the centred means
     shape: tuple[int, ...] = ()  # one sample's feature shape before flattening
+    precision: str = "float64"  # the per-batch arithmetic of pass 2 (:data:`PRECISIONS`)
 
     @classmethod
     def from_means(cls, means: Tensor, shape: tuple[int, ...] = (),
-                   sketch: Tensor | None = None, weights: Tensor | None = None) -> MeanGeometry:
+                   sketch: Tensor | None = None, weights: Tensor | None = None,
+                   precision: str = "float64") -> MeanGeometry:
         """``sketch``: a basis approximating Σ_W's top eigenvectors (from pass 1); a seeded
         Gaussian matrix without one. ``weights``: the class counts, for μ_G the mean of the
-        samples; None, the unweighted mean of the class means (:data:`GLOBAL_MEANS`)."""
+        samples; None, the unweighted mean of the class means (:data:`GLOBAL_MEANS`).
+        ``precision``: pass 2's per-batch arithmetic (:data:`PRECISIONS`); the geometry
+        itself is float64 either way."""
         _check_classes(means.shape[0])
+        check_precision(precision)
         if weights is None:
             centred = means - means.mean(dim=0, keepdim=True)
         else:
@@ -298,11 +373,26 @@ class MeanGeometry:
         # Row by row, elementwise: equal means give bitwise-equal entries (NCC ties stay ties).
         gram = pairwise(centred, torch.mul)
         return cls(means, centred, u.index_select(1, keep), 1.0 / s[keep] ** 2, sketch, gram,
-                   shape or (p,))
+                   shape or (p,), precision)
 
     @property
     def num_classes(self) -> int:
         return self.means.shape[0]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of pass 2's per-batch arithmetic."""
+        return getattr(torch, self.precision)
+
+    @cached_property
+    def batch_side(self) -> BatchSide:
+        """What pass 2's batches meet, in their dtype: the geometry itself in float64, rounded
+        copies in float32 (the means as a head and a tail)."""
+        if self.dtype == torch.float64:
+            return BatchSide(self.means, None, self.basis, self.sketch, self.centred, self.gram)
+        head = self.means.float()
+        return BatchSide(head, (self.means - head).float(), self.basis.float(),
+                         self.sketch.float(), self.centred.float(), self.gram.float())
 
     # Of the class means alone, so the same for every split: computed once, on first use.
     @cached_property
@@ -321,7 +411,8 @@ class MeanGeometry:
         # ‖h − μ_c‖² = ‖h − μ_G‖² − 2 (h − μ_G)·m_c + ‖m_c‖² with m_c = μ_c − μ_G, and
         # (h − μ_G)·m_c = (h − μ_y)·m_c + m_y·m_c; the first term does not change the argmin.
         # Working from the small centred rows avoids cancellation under a large offset.
-        dist = self.gram.diagonal() - 2.0 * (centred @ self.centred.T + self.gram[y])
+        side = self.batch_side
+        dist = side.gram.diagonal() - 2.0 * (centred @ side.centred.T + side.gram[y])
         return dist.argmin(dim=1)
 
     def mean_metrics(self) -> dict[str, float]:
@@ -341,6 +432,17 @@ class MeanGeometry:
             "nc2_maxangle": float((off + 1.0 / (C - 1)).abs().mean()),
             "nc2_angle_shift": float((off + 1.0 / (C - 1)).mean()),
         }
+
+
+class BatchSide(NamedTuple):
+    """A :class:`MeanGeometry`'s tensors as pass 2's batches use them, in their dtype."""
+
+    means: Tensor  # (C, p); in float32 the head of μ: the float32 nearest to it
+    tail: Tensor | None  # (C, p), float32 only: μ − head, rounded
+    basis: Tensor
+    sketch: Tensor
+    centred: Tensor
+    gram: Tensor
 
 
 def _squared_difference(a: Tensor, b: Tensor) -> Tensor:
@@ -392,20 +494,26 @@ class SplitStats:
         """Add a batch: features ``h`` (n, …), their labels (a tensor, or the batch's
         :class:`Labels`) and, for NC4, the network's predictions. Reads nothing back to the
         host."""
-        g = self.geometry
-        h = _flat64(h)
+        g, side = self.geometry, self.geometry.batch_side
+        h = _flat(h, g.dtype)
         batch = _labels_for(y, g.num_classes, h.device)
         y, counts = batch.y, batch.counts
         self.span = wider_span(self.span, batch)
-        means = torch.index_select(g.means, 0, y, out=_scratch("means", tuple(h.shape), h.device))
-        centred = h.sub_(means)  # in place: h is scratch
-        self.within_sq.index_add_(0, y, torch.linalg.vector_norm(centred, dim=1) ** 2)
-        if self.offsets is not None:
+        rows = _scratch("means", tuple(h.shape), h.device, g.dtype)
+        centred = h.sub_(torch.index_select(side.means, 0, y, out=rows))  # in place: h is scratch
+        if side.tail is not None:  # float32: the mean's tail, after its head cancelled
+            centred.sub_(torch.index_select(side.tail, 0, y, out=rows))
+        self.within_sq.index_add_(0, y, (torch.linalg.vector_norm(centred, dim=1) ** 2).double())
+        if self.offsets is None:
+            pass
+        elif side.tail is None:
             self.offsets.index_add_(0, y, centred)
+        else:
+            self.offsets += _partial("offsets", self.offsets, g.dtype).index_add_(0, y, centred)
         self.counts += counts
-        self.proj_sq += ((centred @ g.basis) ** 2).sum(dim=0)
+        self.proj_sq += ((centred @ side.basis) ** 2).sum(dim=0)
         if g.sketch.shape[1]:  # no stable rank wanted: no sketch
-            self.sketched += centred.T @ (centred @ g.sketch)
+            self.sketched += centred.T @ (centred @ side.sketch)
         ncc = g.nearest_mean(centred, y)
         self.ncc_correct += (ncc == y).sum()
         if net_pred is not None:
@@ -434,6 +542,7 @@ class SplitStats:
                              "inputs hold NaN")
         tr_w = within / n
         tr_b = g.tr_sigma_b
+        sketch = g.batch_side.sketch.double()  # float64: the sketch itself
         everywhere = all(counts)  # every class present in this split
         formulas = {  # each computed only if wanted (the CDNVs loop over the classes)
             # Tr(Σ_W Σ_B⁺)/C with Σ_B⁺ = C·U diag(1/s²) Uᵀ: the C's cancel.
@@ -444,8 +553,9 @@ class SplitStats:
             "tr_sigma_t": lambda: tr_w + tr_b,
             "cdnv": lambda: self._cdnv(everywhere=everywhere),
             "cdnv_own": lambda: self._cdnv(own_means=True),
-            # ‖H‖_F² / ‖H‖_2² of the within-class-centred features H = Tr Σ_W / λ_max(Σ_W).
-            "stable_rank": lambda: tr_w * n / top_eigenvalue(self.sketched, g.sketch)
+            # ‖H‖_F² / ‖H‖_2² of the within-class-centred features H = Tr Σ_W / λ_max(Σ_W),
+            # with the test matrix the batches met (in float32, the rounded one).
+            "stable_rank": lambda: tr_w * n / top_eigenvalue(self.sketched, sketch, g.dtype)
             if tr_w > 0 and g.sketch.shape[1] else float("nan"),
             "ncc_accuracy": lambda: int(self.ncc_correct) / n,
             "nc4_mismatch": lambda: int(self.mismatch) / n,
@@ -483,10 +593,13 @@ class SplitStats:
         return float(ratio[off].mean())
 
 
-def top_eigenvalue(sketched: Tensor, omega: Tensor) -> float:
+def top_eigenvalue(sketched: Tensor, omega: Tensor, arithmetic: torch.dtype = torch.float64
+                   ) -> float:
     """Largest eigenvalue of a PSD matrix A from its sketch Y = A Ω alone (single-pass Nyström
-    approximation, Tropp et al. 2017, Alg. 3): Â = Y (ΩᵀY)⁺ Yᵀ ⪯ A, exact when rank A ≤ k."""
-    eps = torch.finfo(torch.float64).eps
+    approximation, Tropp et al. 2017, Alg. 3): Â = Y (ΩᵀY)⁺ Yᵀ ⪯ A, exact when rank A ≤ k.
+    ``arithmetic``: the dtype Y was summed in, whose round-off the shift must exceed (where A
+    is rank-deficient, Y's round-off in its null directions would otherwise be inverted)."""
+    eps = torch.finfo(arithmetic).eps
     shift = eps * math.sqrt(sketched.shape[0]) * float(torch.linalg.matrix_norm(sketched))
     y = sketched + shift * omega  # a small shift keeps ΩᵀY positive definite
     core = omega.T @ y

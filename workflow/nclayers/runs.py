@@ -30,7 +30,13 @@ from nclayers import data, models
 from nclayers.errors import UserError
 from nclayers.io import atomic_path
 from nclayers.train import Recipe
-from nclayers.vocabulary import FEATURE_COLUMNS, RUN_COLUMNS, SPECTRA_COLUMNS, TIDY_COLUMNS
+from nclayers.vocabulary import (
+    FEATURE_COLUMNS,
+    MEASURE_DEFAULTS,
+    RUN_COLUMNS,
+    SPECTRA_COLUMNS,
+    TIDY_COLUMNS,
+)
 
 if TYPE_CHECKING:
     from nclayers.epoch_metrics import EpochMetrics
@@ -192,7 +198,7 @@ def measure_checkpoints(spec: dict, paths: list[str | Path], batch_size: int = 1
         print(f"{spec['run']}, epoch {epoch}:", flush=True)
         table = measure(model, data.Batches(splits.x_train, splits.y_train, batch_size),
                         data.Batches(splits.x_test, splits.y_test, batch_size),
-                        consumers=consumers, progress=True, global_mean=global_mean(spec))
+                        consumers=consumers, progress=True, **measure_options(spec))
         metrics.append(with_run(table, spec, epoch))
         spectra.append(with_run(weight_spectra(model, consumers, model.tapped_layers),
                                 spec, epoch))
@@ -464,13 +470,13 @@ def epoch_recorder(spec: dict) -> EpochMetrics | None:
         return None
     return EpochMetrics(config, spec["train"]["epochs"], spec["seed"],
                         log=lambda message: print(message, flush=True),
-                        global_mean=global_mean(spec))
+                        measure_options=measure_options(spec))
 
 
-def global_mean(spec: dict) -> str:
-    """What centres the run's class means (``measure.global_mean``): in the spec only where it
-    is not the default "classes", since it changes the numbers of the run's epoch metrics."""
-    return spec.get("measure", {}).get("global_mean", "classes")
+def measure_options(spec: dict) -> dict[str, str]:
+    """The run's :func:`nclayers.measurement.measure` keywords from its spec: what centres
+    its class means (``global_mean``) and the arithmetic of each batch (``precision``)."""
+    return {**MEASURE_DEFAULTS, **spec.get("measure", {})}
 
 
 def epoch_metrics_table(spec: dict, recorder: EpochMetrics | None) -> pd.DataFrame:

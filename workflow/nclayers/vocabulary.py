@@ -273,3 +273,9 @@ PAPER_TABLES = {
     "galanti2022": ("claims", "effective_depth"),
     "benshaul2022": ("table1_accuracy", "table2_svsl", "claims"),
 }
+
+
+# The config's `measure` options that change a run's numbers (measurement.measure's keywords),
+# with their defaults: in a run's spec only where not the default, so that a new option reruns
+# nothing (experiment.spec_for; runs.measure_options reads them back).
+MEASURE_DEFAULTS = {"global_mean": "classes", "precision": "float64"}
