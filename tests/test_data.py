@@ -282,7 +282,9 @@ def real_mnist() -> Path:
     return Path(os.environ.get("NCLAYERS_MNIST_RAW", default))
 
 
-def test_real_mnist_digits_train_an_mlp(tmp_path):
+def real_mnist_splits(tmp_path: Path) -> tuple[data.Splits, np.ndarray]:
+    """The real MNIST test set as 8,000 train and 2,000 test digits, read through
+    torchvision's MNIST loader from IDX files written under ``tmp_path``; and its labels."""
     raw = real_mnist()
     if not (raw / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"the real MNIST test set (t10k-*-idx*-ubyte.gz) is not in {raw}; set "
@@ -295,7 +297,11 @@ def test_real_mnist_digits_train_an_mlp(tmp_path):
     for prefix, part in (("train", slice(0, 8000)), ("t10k", slice(8000, None))):
         write_idx(out / f"{prefix}-images-idx3-ubyte", images[part])
         write_idx(out / f"{prefix}-labels-idx1-ubyte", labels[part])
-    s = data.load("mnist", root=str(tmp_path))
+    return data.load("mnist", root=str(tmp_path)), labels
+
+
+def test_real_mnist_digits_train_an_mlp(tmp_path):
+    s, labels = real_mnist_splits(tmp_path)
     assert (len(s.y_train), len(s.y_test), s.input_shape) == (8000, 2000, (1, 28, 28))
     assert torch.equal(s.y_test, torch.from_numpy(labels[8000:].astype(np.int64)))
     torch.manual_seed(0)
@@ -303,6 +309,46 @@ def test_real_mnist_digits_train_an_mlp(tmp_path):
     log = fit(model, s, Recipe(epochs=3, batch_size=128, lr=0.01, loss="ce"), seed=0,
               progress=False)
     assert log[0]["test_acc"] < 0.3 and log[-1]["test_acc"] > 0.9
+
+
+def test_float32_arithmetic_on_real_mnist_matches_the_dense_reference(tmp_path):
+    """An MLP trained 2 epochs on real digits, measured with ``precision="float32"``: every
+    metric of every layer (the input's 784 pixels, two hidden layers of 128, the logits) within
+    the property tests' 1e-5 of the dense float64 reference on the same activations, the NCC
+    and NC4 counts equal; the float64 path within their 1e-8."""
+    from nclayers.measurement import measure
+    from nclayers.metrics import SKETCH_COLUMNS
+    from nclayers.metrics_dense import dense_metrics
+    from nclayers.taps import tap
+
+    s, _ = real_mnist_splits(tmp_path)
+    torch.manual_seed(0)
+    model = models.build("mlp", s.input_shape, 10, depth=2, width=128)
+    fit(model, s, Recipe(epochs=2, batch_size=128, lr=0.01, loss="ce"), seed=0, progress=False)
+    model.eval()
+    layers = model.tapped_layers
+    batches = [data.Batches(x, y, 1000) for x, y in ((s.x_train, s.y_train), (s.x_test, s.y_test))]
+    h, pred = {}, {}  # the activations and predictions measure sees: the same batches
+    with torch.no_grad(), tap(model, layers) as acts:
+        for split, split_batches in zip(("train", "test"), batches, strict=True):
+            parts = []
+            for x, _ in split_batches:
+                parts.append((model(x).argmax(dim=1), {n: acts[n].flatten(1) for n in layers}))
+            pred[split] = torch.cat([p for p, _ in parts]).numpy()
+            h[split] = {n: torch.cat([a[n] for _, a in parts]).double().numpy() for n in layers}
+    y_train, y_test = s.y_train.numpy(), s.y_test.numpy()
+    for precision, rel in (("float32", 1e-5), ("float64", 1e-8)):
+        got = measure(model, *batches, precision=precision, consumers={})
+        for name in layers:
+            for split, y in (("train", y_train), ("test", y_test)):
+                want = dense_metrics(h["train"][name], y_train, h[split][name], y, pred[split], 10)
+                rows = got[(got["layer"] == name) & (got["split"] == split)]
+                for metric, value in zip(rows["metric"], rows["value"], strict=True):
+                    if metric not in want or (metric == "stable_rank"
+                                              and h[split][name].shape[1] > SKETCH_COLUMNS):
+                        continue  # the stable rank's Nyström estimate: tests/test_metrics.py
+                    assert value == pytest.approx(want[metric], rel=rel, abs=1e-12), (
+                        precision, name, split, metric)
 
 
 def test_the_one_balanced_sampler_draws_n_of_each_class_in_the_splits_order():

@@ -323,6 +323,17 @@ def test_a_diverged_layer_is_named_with_the_test_batch():
         measure(small_net(), batched(x, y), batched(test_x, test_y), layers=["1", "0"])
 
 
+def test_float32_overflow_of_finite_activations_names_precision_float64():
+    """Finite inputs of ~1e20: float64 measures them; in float32 arithmetic their products
+    overflow, and the error names the batch and the way out."""
+    x, y = labelled(40)
+    x = x * 1e20
+    measure(small_net(), batched(x, y), layers=["input"])
+    with pytest.raises(ValueError, match=r"layer 'input' has non-finite activations in train "
+                                         r"batch 0 .*use precision float64"):
+        measure(small_net(), batched(x, y), layers=["input"], precision="float32")
+
+
 def test_infinite_weights_name_the_layer_after_them():
     net = small_net()
     with torch.no_grad():

@@ -21,6 +21,7 @@ from nclayers.metrics import (
     ClassMeans,
     MeanGeometry,
     SplitStats,
+    _overflow,
     labels,
 )
 from nclayers.taps import Rows, layer_names, tap
@@ -301,8 +302,9 @@ class FirstNonFinite:
     would make the host wait for it at every one). :meth:`check` reads it once per split and
     names the first such reading and the earliest such layer of the forward pass."""
 
-    def __init__(self, names: Sequence[str]) -> None:
+    def __init__(self, names: Sequence[str], precision: str = "float64") -> None:
         self.names = list(names)
+        self.precision = precision  # the statistics' arithmetic: float32's products overflow
         self.first: Tensor | None = None  # per layer, the reading's index; −1: none yet
         self.readings: list[int | str] = []  # the readings' batch numbers, in order
         self.order: list[str] = []  # the layers in the order the forward pass ran them
@@ -328,9 +330,11 @@ class FirstNonFinite:
         name = min(bad, key=lambda n: self.order.index(n) if n in self.order else len(self.order))
         others = len(bad) - 1
         more = f" (and {others} other tapped layer{'s' * (others > 1)})" if others else ""
+        overflow = _overflow(getattr(torch, self.precision))
         raise NonFiniteActivations(
             f"layer {name!r}{more} has non-finite activations in {split} batch "
-            f"{self.readings[at]} (counting from 0): the model diverged or the inputs hold NaN")
+            f"{self.readings[at]} (counting from 0): the model diverged or the inputs hold NaN"
+            f"{overflow}")
 
 
 def _forward(model, x, device):
@@ -494,7 +498,7 @@ def _class_means(reading: Reader, data, names, sketch: int, keep_bytes: int = 0,
             num_classes = _num_classes(out)
             means = {name: ClassMeans(num_classes, sketch, global_mean, precision)
                      for name in names}
-            non_finite = FirstNonFinite(names)
+            non_finite = FirstNonFinite(names, precision)
         batch_labels = labels(y, num_classes, out.device)  # once for all layers
         for name in names:
             means[name].update(_activation(batch_acts, name, "train", batch), batch_labels)
@@ -515,8 +519,9 @@ def _split_stats(reading: Reader, data, names, geometry, split, wanted=None,
                  kept: list[Reading] | None = None):
     """Each layer's :class:`SplitStats` on ``data``, or on the ``kept`` readings of it."""
     stats = {name: SplitStats(geometry[name], wanted) for name in names}
-    num_classes = next(iter(geometry.values())).num_classes
-    non_finite = FirstNonFinite(names)
+    first = next(iter(geometry.values()))
+    num_classes = first.num_classes
+    non_finite = FirstNonFinite(names, first.precision)
     batch, rows = -1, 0
     readings = kept if kept is not None else reading(data, f"statistics ({split})", split)
     for batch, batch_acts, y, out in readings:

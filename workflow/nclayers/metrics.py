@@ -59,6 +59,8 @@ GLOBAL_MEANS = ("classes", "samples")
 #   Nyström estimate's shift uses float32's ε (top_eigenvalue). The metrics then
 #   equal the dense reference to ~1e-6 relative (tests/test_metrics.py holds them to 1e-5); the
 #   NCC and NC4 counts can differ only for rows within ~1e-6 of a tie between two means.
+#   Its squares and products hold deviations from the class means up to ~1e18 (float32's range
+#   is 3e38); beyond, they overflow and the measurement reports non-finite values.
 PRECISIONS = ("float64", "float32")
 
 # The registry's metrics this module computes (vocabulary.METRICS): of the class means alone
@@ -141,6 +143,12 @@ def _check_classes(num_classes: int) -> None:
 def _check_global_mean(global_mean: str) -> None:
     if global_mean not in GLOBAL_MEANS:
         raise ValueError(f"global_mean {global_mean!r}: expected one of {', '.join(GLOBAL_MEANS)}")
+
+
+def _overflow(dtype: torch.dtype) -> str:
+    """What else a non-finite statistic can mean in float32 arithmetic."""
+    return ("" if dtype == torch.float64 else " (or, in float32 arithmetic, finite features "
+            "beyond ~1e18 overflowed its products: use precision float64)")
 
 
 def check_precision(precision: str) -> torch.dtype:
@@ -284,8 +292,11 @@ class ClassMeans:
         """A number on the features' device that is finite while every feature so far was: a
         NaN or ±inf anywhere reaches the class sums and their total (O(C·p), against O(n·p)
         per batch; ~10x faster than ``isfinite().all()``). The measurement tests it after
-        each batch on the device, to name the batch that brought one."""
-        return self.sums.sum()
+        each batch on the device, to name the batch that brought one. In float32 the scatter
+        sketch is added in: its products overflow first (at deviations of ~1e18)."""
+        if self.dtype == torch.float64:
+            return self.sums.sum()
+        return self.sums.sum() + self.scatter_sketch.sum()
 
     def finite(self) -> bool:
         """Whether every feature so far was finite (a read of :meth:`total`)."""
@@ -304,7 +315,7 @@ class ClassMeans:
                              f"samples of class {present[0]} only")
         if not self.finite():
             raise ValueError("non-finite features (NaN or inf) in the train split: the model "
-                             "diverged or the inputs hold NaN")
+                             f"diverged or the inputs hold NaN{_overflow(self.dtype)}")
         empty = [c for c, count in enumerate(counts) if count == 0]
         if empty:
             raise ValueError(f"classes {empty} have no training samples; class means need all "
@@ -321,13 +332,16 @@ class ClassMeans:
                                            precision=self.precision)
         # N Σ_W Ω = Σ_i (h_i − s)(h_i − s)ᵀΩ − Σ_c n_c (μ_c − s)(μ_c − s)ᵀΩ, and the same
         # with s_c for s (float32): Σ_{i∈c} (h_i − s_c) = n_c d_c
-        within = self.scatter_sketch - d.T @ (self.counts[:, None] * (d @ self.omega))
+        omega = self.omega if self.dtype == torch.float64 else self.omega_batch.double()
+        within = self.scatter_sketch - d.T @ (self.counts[:, None] * (d @ omega))
         # Directions where the sketch is round-off (Σ_W of lower rank than the sketch) are
         # replaced by the fixed Gaussian ones, so that the basis does not depend on rounding.
         q, r = torch.linalg.qr(within)
         diag = r.diagonal().abs()
         # Round-off is judged against the sketch of the whole scatter, Σ_W's upper bound.
-        kept = diag > 1e-9 * float(torch.linalg.matrix_norm(self.scatter_sketch))
+        # float32's round-off is ~1e-7 of the within-class scatter (its shifts are per class).
+        floor = 1e-9 if self.dtype == torch.float64 else 1e-5
+        kept = diag > floor * float(torch.linalg.matrix_norm(self.scatter_sketch))
         basis = torch.linalg.qr(torch.cat([q[:, kept], self.omega[:, ~kept]], dim=1)).Q
         return MeanGeometry.from_means(means, self.shape, sketch=basis, weights=weights,
                                        precision=self.precision)
@@ -522,8 +536,11 @@ class SplitStats:
     def total(self) -> Tensor:
         """A number on the features' device that is finite while every feature so far was: a
         NaN or ±inf in a row makes its class's squared distance to the train mean non-finite,
-        so a sum of C numbers tells (:meth:`ClassMeans.total`)."""
-        return self.within_sq.sum()
+        so a sum of C numbers tells (:meth:`ClassMeans.total`); in float32 the sketch too, whose
+        products overflow first."""
+        if self.geometry.dtype == torch.float64:
+            return self.within_sq.sum()
+        return self.within_sq.sum() + self.sketched.sum()
 
     def finite(self) -> bool:
         """Whether every feature so far was finite (a read of :meth:`total`)."""
@@ -537,9 +554,9 @@ class SplitStats:
             raise ValueError("SplitStats.compute() called before any update()")
         check_label_span(self.span.tolist(), g.num_classes)
         within = float(self.within_sq.sum())  # finite() as well as Tr Σ_W, in one read
-        if not math.isfinite(within):
+        if not math.isfinite(within) or (g.dtype != torch.float64 and not self.finite()):
             raise ValueError("non-finite features (NaN or inf): the model diverged or the "
-                             "inputs hold NaN")
+                             f"inputs hold NaN{_overflow(g.dtype)}")
         tr_w = within / n
         tr_b = g.tr_sigma_b
         sketch = g.batch_side.sketch.double()  # float64: the sketch itself
