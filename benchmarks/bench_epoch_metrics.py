@@ -10,7 +10,8 @@ of a long run: the median epoch of each fit, then the median of ``--repeat`` fit
 warm-up round; the modes take turns, so that a machine that slows down slows all three.
 ``--clock process`` times the CPU time of this process instead of the wall clock (on a CPU
 shared with other jobs). ``--malloc keep`` lets glibc keep freed memory (see
-``keep_freed_memory``). Prints a Markdown table.
+``keep_freed_memory``). ``--precision float32`` measures in float32 arithmetic
+(``measure.precision``). Prints a Markdown table.
 
     python benchmarks/bench_epoch_metrics.py                       # CPU: MLP on digits, ResNet18
     python benchmarks/bench_epoch_metrics.py --device cuda --n-train 10000 --n-test 2000 \\
@@ -65,14 +66,14 @@ def per_class(splits: data.Splits, fraction: float) -> int:
 
 
 def epoch_seconds(arch: dict, splits: data.Splits, recipe: Recipe, config, device,
-                  clock) -> float:
+                  clock, precision: str = "float64") -> float:
     """The median seconds of one epoch of ``fit`` (training and its log row) after the initial
     row of epoch 0: robust to the odd slow epoch of a shared machine."""
     torch.manual_seed(0)
     model = models.build(input_shape=splits.input_shape, num_classes=splits.num_classes,
                          **arch).to(device)
-    recorder = EpochMetrics(config, recipe.epochs, seed=0, log=lambda m: None) \
-        if config else None
+    recorder = EpochMetrics(config, recipe.epochs, seed=0, log=lambda m: None,
+                            measure_options={"precision": precision}) if config else None
     stamps = []
 
     def stamp(*_) -> None:
@@ -95,7 +96,7 @@ def compare(name: str, arch: dict, splits: data.Splits, recipe: Recipe, args) ->
     for round_ in range(args.repeat + 1):
         for mode in MODES:
             seconds = epoch_seconds(arch, splits, recipe, configs[mode], device,
-                                    CLOCKS[args.clock])
+                                    CLOCKS[args.clock], args.precision)
             if round_:  # the first round warms up (allocator, kernels, workspace)
                 times[mode].append(seconds)
     alone, full, sub = (statistics.median(times[mode]) for mode in MODES)
@@ -112,6 +113,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--clock", choices=list(CLOCKS), default="wall")
     parser.add_argument("--malloc", choices=["default", "keep"], default="default")
+    parser.add_argument("--precision", choices=["float64", "float32"], default="float64",
+                        help="the measurement's arithmetic (measure.precision)")
     parser.add_argument("--fraction", type=float, default=0.1,
                         help="share of each split in the subsample (per_class = share·N/C)")
     parser.add_argument("--mlp-epochs", type=int, default=10)
@@ -125,7 +128,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     print(f"torch {torch.__version__}, {where}, {torch.get_num_threads()} CPU thread(s), "
-          f"{args.clock} clock, glibc malloc {'keeping freed memory' if kept else 'default'}; "
+          f"{args.clock} clock, glibc malloc {'keeping freed memory' if kept else 'default'}, "
+          f"{args.precision} arithmetic; "
           f"median ms per epoch after epoch 0, median of {args.repeat} fits after a warm-up; "
           "metrics every epoch\n")
     print("| case | train + test | epochs | alone (ms) | full splits (ms) | ratio | subsample | "

@@ -23,7 +23,8 @@ step() {  # step <seconds> <file> <command...>: one measurement, bounded, its ou
     timeout "$limit" "$@" 2>&1 | tee "$out/$file"
 }
 
-# Issue 31 §1-2: no wait for the device per batch, counted by CUDA's sync debug mode.
+# Issue 31 §1-2: no wait for the device per batch, counted by CUDA's sync debug mode (float64
+# and float32 arithmetic); bench_gpu.md times measure in both.
 if python3 -c "import pytest" 2>/dev/null; then
     step 120 host_reads.txt python3 -m pytest -q --noconftest -p no:cacheprovider \
         tests/test_host_reads.py
@@ -35,6 +36,8 @@ step 120 bench_gpu.md python3 benchmarks/bench_gpu.py --n 20000 --epochs 3 --mea
 # Issue 13 §3 and §5: metrics every epoch, and augmentation, against training alone.
 step 120 epoch_metrics.md python3 benchmarks/bench_epoch_metrics.py --device cuda \
     --cases mlp resnet18 --n-train 10000 --n-test 2000 --repeat 3
+step 90 epoch_metrics_float32.md python3 benchmarks/bench_epoch_metrics.py --device cuda \
+    --cases resnet18 --n-train 10000 --n-test 2000 --repeat 2 --precision float32
 step 60 augment.md python3 benchmarks/bench_augment.py --device cuda --n 10240 --epochs 1 \
     --repeat 3
 # Issue 16 §4: the default pipeline end to end with device: auto (everything but the LaTeX
