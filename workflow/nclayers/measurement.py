@@ -21,8 +21,8 @@ from nclayers.metrics import (
     ClassMeans,
     MeanGeometry,
     SplitStats,
-    _overflow,
     labels,
+    overflow_hint,
 )
 from nclayers.taps import Rows, layer_names, tap
 
@@ -330,7 +330,7 @@ class FirstNonFinite:
         name = min(bad, key=lambda n: self.order.index(n) if n in self.order else len(self.order))
         others = len(bad) - 1
         more = f" (and {others} other tapped layer{'s' * (others > 1)})" if others else ""
-        overflow = _overflow(getattr(torch, self.precision))
+        overflow = overflow_hint(getattr(torch, self.precision))
         raise NonFiniteActivations(
             f"layer {name!r}{more} has non-finite activations in {split} batch "
             f"{self.readings[at]} (counting from 0): the model diverged or the inputs hold NaN"

@@ -145,7 +145,7 @@ def _check_global_mean(global_mean: str) -> None:
         raise ValueError(f"global_mean {global_mean!r}: expected one of {', '.join(GLOBAL_MEANS)}")
 
 
-def _overflow(dtype: torch.dtype) -> str:
+def overflow_hint(dtype: torch.dtype) -> str:
     """What else a non-finite statistic can mean in float32 arithmetic."""
     return ("" if dtype == torch.float64 else " (or, in float32 arithmetic, finite features "
             "beyond ~1e18 overflowed its products: use precision float64)")
@@ -315,7 +315,7 @@ class ClassMeans:
                              f"samples of class {present[0]} only")
         if not self.finite():
             raise ValueError("non-finite features (NaN or inf) in the train split: the model "
-                             f"diverged or the inputs hold NaN{_overflow(self.dtype)}")
+                             f"diverged or the inputs hold NaN{overflow_hint(self.dtype)}")
         empty = [c for c, count in enumerate(counts) if count == 0]
         if empty:
             raise ValueError(f"classes {empty} have no training samples; class means need all "
@@ -556,7 +556,7 @@ class SplitStats:
         within = float(self.within_sq.sum())  # finite() as well as Tr Σ_W, in one read
         if not math.isfinite(within) or (g.dtype != torch.float64 and not self.finite()):
             raise ValueError("non-finite features (NaN or inf): the model diverged or the "
-                             f"inputs hold NaN{_overflow(g.dtype)}")
+                             f"inputs hold NaN{overflow_hint(g.dtype)}")
         tr_w = within / n
         tr_b = g.tr_sigma_b
         sketch = g.batch_side.sketch.double()  # float64: the sketch itself
