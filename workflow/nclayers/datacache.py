@@ -32,13 +32,16 @@ _VERSION = 1
 Stamp = list[int]  # size, mtime_ns, ctime_ns (a list: what JSON gives back)
 
 
+def digest(path: Path, algorithm: str) -> str:
+    """The hex digest of a file by hashlib's ``algorithm`` ("md5", "sha256"), read in blocks."""
+    with Path(path).open("rb") as f:
+        new = lambda: hashlib.new(algorithm, usedforsecurity=False)  # noqa: E731
+        return hashlib.file_digest(f, new).hexdigest()
+
+
 def md5(path: Path) -> str:
     """The hex md5 of a file, as torchvision's ``check_integrity`` compares it."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with Path(path).open("rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return digest(path, "md5")
 
 
 def facts(paths: Sequence[Path], reader: str, compute: Callable[[Path], Any],

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import fcntl
-import hashlib
 import json
 import math
 import os
@@ -27,6 +26,7 @@ import pandas as pd
 import torch
 
 from nclayers import data, models
+from nclayers.datacache import digest
 from nclayers.errors import UserError
 from nclayers.io import atomic_path
 from nclayers.train import Recipe
@@ -419,7 +419,7 @@ def _restore_finished(spec: dict, out: Path) -> dict | None:
         return None
     try:
         record = json.loads((kept / "manifest.json").read_text())
-        intact = all(record.get(name) == _sha256(kept / name) for name in files)
+        intact = all(record.get(name) == digest(kept / name, "sha256") for name in files)
     except (OSError, ValueError, AttributeError):
         intact = False
     if not intact:  # e.g. a checkpoint damaged in place: its hard link here is damaged too
@@ -435,14 +435,6 @@ def _restore_finished(spec: dict, out: Path) -> dict | None:
     return info
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _keep_finished(spec: dict, out: Path) -> None:
     """Replace ``out/.finished`` by hard links to the files this training just wrote; an
     OSError (a file system without hard links, a full disk) leaves the old one in place."""
@@ -453,7 +445,7 @@ def _keep_finished(spec: dict, out: Path) -> None:
         (staging / name).parent.mkdir(parents=True, exist_ok=True)
         os.link(out / name, staging / name)
     (staging / "manifest.json").write_text(json.dumps(
-        {name: _sha256(staging / name) for name in _finished_files(spec)}, indent=1))
+        {name: digest(staging / name, "sha256") for name in _finished_files(spec)}, indent=1))
     if (out / FINISHED_DIR).exists():
         os.replace(out / FINISHED_DIR, old)
     os.replace(staging, out / FINISHED_DIR)
