@@ -19,6 +19,12 @@ from nclayers.models import ARCHITECTURES, arch_options
 from nclayers.vocabulary import DEFAULT_SELECT, IMPLICIT_GROUP, MEASURE_DEFAULTS
 
 
+def split_options(entry: dict) -> tuple[str, dict]:
+    """(registry name, options) of a dataset or architecture entry of a spec."""
+    options = {k: v for k, v in entry.items() if k not in ("name", "label")}
+    return entry["name"], options
+
+
 class ConfigError(UserError, ValueError):
     """A config value that cannot work; the message names the key, the value and the fix."""
 

@@ -27,6 +27,7 @@ from nclayers.experiment import (
     expand_runs,
     groups,
     run_design,
+    split_options,
     train_key,
 )
 from nclayers.vocabulary import PAPER_AXES, PAPER_GROUPS, in_family
@@ -346,8 +347,7 @@ def _bincount(y, num_classes: int) -> tuple[int, ...]:
 def describe(label: str, entry: dict, root: str | None) -> DatasetShape:
     """The shape, classes and class counts of dataset entry ``label`` as a run would see it
     (per_class, test_per_class and resize applied); ConfigError if those cannot work."""
-    name = entry["name"]
-    options = {k: v for k, v in entry.items() if k not in ("name", "label")}
+    name, options = split_options(entry)
     try:
         shape, classes, train, test = _raw_counts(name, options, Path(root or data.DEFAULT_ROOT))
     except ConfigError:
@@ -387,7 +387,7 @@ def _check_model(ds_label: str, shape: DatasetShape, arch_label: str, arch: dict
 
     from nclayers import models
 
-    options = {k: v for k, v in arch.items() if k not in ("name", "label")}
+    options = split_options(arch)[1]
     try:
         if arch["name"] == "bert":  # pretrained: its config if cached, never its weights
             from nclayers.sequence import bert_tapped_layers
@@ -429,7 +429,7 @@ def _check_last_batch(shape: DatasetShape, arch: dict, batch_size: int, key: str
 
     from nclayers import models
 
-    options = {k: v for k, v in arch.items() if k not in ("name", "label")}
+    options = split_options(arch)[1]
     model = models.build(arch["name"], shape.input_shape, shape.num_classes, **options)
     try:
         model.train()(torch.zeros(1, *shape.input_shape))

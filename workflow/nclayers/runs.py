@@ -28,6 +28,7 @@ import torch
 from nclayers import data, models
 from nclayers.datacache import digest
 from nclayers.errors import UserError
+from nclayers.experiment import split_options
 from nclayers.io import atomic_path
 from nclayers.train import Recipe
 from nclayers.vocabulary import (
@@ -52,12 +53,6 @@ def with_run(table: pd.DataFrame, spec: dict, epoch: int) -> pd.DataFrame:
     """``table`` with the run's identifying columns and the epoch in front."""
     return pd.concat([pd.DataFrame({**run_columns(spec), "epoch": epoch}, index=table.index),
                       table], axis=1)
-
-
-def split_options(entry: dict) -> tuple[str, dict]:
-    """(registry name, options) of a dataset or architecture entry of a spec."""
-    options = {k: v for k, v in entry.items() if k not in ("name", "label")}
-    return entry["name"], options
 
 
 def load_data(spec: dict, device: torch.device | str = "cpu") -> data.Splits:
