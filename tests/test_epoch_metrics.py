@@ -397,6 +397,23 @@ def test_measure_in_inference_mode_leaves_the_accumulators_usable_outside_it(dig
     assert measure_rows(model, batches, batches, metrics=LIGHT) == rows
 
 
+def trained_and_measured(tmp_path, specs: dict, suffix: str) -> pd.DataFrame:
+    """Two specs trained (into tmp_path/<name>) and their last checkpoint measured: the rows of
+    their epoch metrics and measure jobs side by side, the second's values in value<suffix>."""
+    tables = {}
+    for name, spec in specs.items():
+        runs.train_run(spec, tmp_path / name, progress=False)
+        epochs = pd.read_csv(tmp_path / name / "epoch_metrics.csv")
+        last = sorted((tmp_path / name / "checkpoints").glob("epoch*.pt"))[-1]
+        measured, _ = runs.measure_checkpoints(spec, [last])
+        tables[name] = pd.concat([epochs.assign(job="epochs"), measured.assign(job="measure")])
+    first, second = tables.values()
+    keys = ["job", "epoch", "layer", "split", "metric"]
+    both = first.merge(second, on=keys, suffixes=("", suffix))
+    assert len(both) == len(first) == len(second)
+    return both
+
+
 def test_the_configs_precision_reaches_the_spec_the_epoch_metrics_and_the_measure_job(tmp_path):
     """``measure.precision: float32`` in the config puts it in each run's spec (float64, the
     default, stays out: nothing reruns) and from there into the epoch metrics and the measure
@@ -410,18 +427,9 @@ def test_the_configs_precision_reaches_the_spec_the_epoch_metrics_and_the_measur
     fast = next(iter(experiment.expand_runs(config).values()))
     assert fast["measure"] == {"precision": "float32"}
     assert runs.measure_options(fast) == {"global_mean": "classes", "precision": "float32"}
-    tables, logs = {}, {}
-    for name, s in (("float64", spec), ("float32", fast)):
-        runs.train_run(s, tmp_path / name, progress=False)
-        epochs = pd.read_csv(tmp_path / name / "epoch_metrics.csv")
-        last = sorted((tmp_path / name / "checkpoints").glob("epoch*.pt"))[-1]
-        measured, _ = runs.measure_checkpoints(s, [last])
-        tables[name] = pd.concat([epochs.assign(job="epochs"), measured.assign(job="measure")])
-        logs[name] = (tmp_path / name / "train_log.csv").read_bytes()
-    assert logs["float64"] == logs["float32"]
-    keys = ["job", "epoch", "layer", "split", "metric"]
-    both = tables["float64"].merge(tables["float32"], on=keys, suffixes=("", "_32"))
-    assert len(both) == len(tables["float64"]) == len(tables["float32"])
+    both = trained_and_measured(tmp_path, {"float64": spec, "float32": fast}, "_32")
+    logs = [(tmp_path / name / "train_log.csv").read_bytes() for name in ("float64", "float32")]
+    assert logs[0] == logs[1]
     close = (both["value"] - both["value_32"]).abs() <= 1e-5 * both["value"].abs() + 1e-9
     assert close.all(), both[~close]
     assert (both["value"] != both["value_32"]).any()
@@ -435,16 +443,7 @@ def test_the_specs_global_mean_reaches_the_epoch_metrics_and_the_measure_job(tmp
     and not those that do not (the CDNV, the NCC)."""
     spec = spec_for(tmp_path, epoch_metrics={"every": 1})
     weighted = {**spec, "measure": {"global_mean": "samples"}}
-    tables = {}
-    for name, s in (("classes", spec), ("samples", weighted)):
-        runs.train_run(s, tmp_path / name, progress=False)
-        epochs = pd.read_csv(tmp_path / name / "epoch_metrics.csv")
-        last = sorted((tmp_path / name / "checkpoints").glob("epoch*.pt"))[-1]
-        measured, _ = runs.measure_checkpoints(s, [last])
-        tables[name] = pd.concat([epochs.assign(job="epochs"), measured.assign(job="measure")])
-    keys = ["job", "epoch", "layer", "split", "metric"]
-    both = tables["classes"].merge(tables["samples"], on=keys, suffixes=("", "_samples"))
-    assert len(both) == len(tables["classes"]) == len(tables["samples"])
+    both = trained_and_measured(tmp_path, {"classes": spec, "samples": weighted}, "_samples")
     same = (both["value"] - both["value_samples"]).abs() <= 1e-12 * both["value"].abs()
     by_metric = same.groupby(both["metric"]).all()
     assert by_metric[["cdnv", "ncc_accuracy", "tr_sigma_w", "nc3_pabs"]].all()

@@ -113,7 +113,7 @@ def ncc_numpy(h: np.ndarray, means: np.ndarray) -> np.ndarray:
     return ((h[:, None, :] - means[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
 
 
-def conditioning_ok(means: np.ndarray, rank: int) -> bool:
+def conditioning_ok(means: np.ndarray, rank: int, floor: float = 1e-3) -> bool:
     """Σ_B well conditioned on its ``rank``-dim range, centred means of comparable norms.
 
     The dense path squares the condition number of M, so an ill-conditioned draw would make the
@@ -122,10 +122,10 @@ def conditioning_ok(means: np.ndarray, rank: int) -> bool:
     centred = means - means.mean(axis=0)
     s = np.linalg.svd(centred, compute_uv=False)
     norms = np.linalg.norm(centred, axis=1)
-    return bool(s[rank - 1] > 1e-3 * s[0] and norms.min() > 1e-3 * norms.max())
+    return bool(s[rank - 1] > floor * s[0] and norms.min() > floor * norms.max())
 
 
-def margin_ok(means: np.ndarray, *hs: np.ndarray) -> bool:
+def margin_ok(means: np.ndarray, *hs: np.ndarray, margin: float = 1e-9) -> bool:
     """No sample is a near tie between two class means.
 
     The streaming NCC ranks ‖μ‖² − 2h·μ, the dense one ‖h − μ‖²; they agree up to round-off.
@@ -133,7 +133,7 @@ def margin_ok(means: np.ndarray, *hs: np.ndarray) -> bool:
     scale = float((means**2).sum(axis=1).max())
     for h in hs:
         d = np.sort(((h[:, None, :] - means[None]) ** 2).sum(axis=2), axis=1)
-        if np.any(d[:, 1] - d[:, 0] <= 1e-9 * ((h**2).sum(axis=1) + scale)):
+        if np.any(d[:, 1] - d[:, 0] <= margin * ((h**2).sum(axis=1) + scale)):
             return False
     return True
 
@@ -673,21 +673,10 @@ def well_posed32(h_train: np.ndarray, y_train: np.ndarray, C: int, *hs: np.ndarr
     """:func:`well_posed` for float32 round-off (~1e-7 of a row): Σ_B's smallest kept singular
     value ≥ 1% of its largest (NC1 divides by its square), no sample within 1e-4 of a tie,
     and the classes :func:`separated` (the CDNVs divide by their means' distances)."""
-    if not separated(h_train, y_train):
-        return False
     means = class_means(h_train, y_train, C)
-    centred = means - means.mean(axis=0)
-    s = np.linalg.svd(centred, compute_uv=False)
-    norms = np.linalg.norm(centred, axis=1)
-    rank = min(means.shape[1], C - 1)
-    if not (s[rank - 1] > 1e-2 * s[0] and norms.min() > 1e-2 * norms.max()):
-        return False
-    scale = float((means**2).sum(axis=1).max())
-    for h in hs:
-        d = np.sort(((h[:, None, :] - means[None]) ** 2).sum(axis=2), axis=1)
-        if np.any(d[:, 1] - d[:, 0] <= 1e-4 * ((h**2).sum(axis=1) + scale)):
-            return False
-    return True
+    return (separated(h_train, y_train)
+            and conditioning_ok(means, min(means.shape[1], C - 1), floor=1e-2)
+            and margin_ok(means, *hs, margin=1e-4))
 
 
 @SETTINGS
