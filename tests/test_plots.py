@@ -8,6 +8,7 @@ import io
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -138,6 +139,11 @@ def style():
 def test_registries_match_the_vocabulary():
     assert tuple(plots.FIGURES) == vocabulary.FIGURES
     assert tuple(fp.FEATURE_FIGURES) == vocabulary.FEATURE_FIGURES
+    # each feature figure's caption in Snakemake's report (one job draws them all)
+    captions = Path(__file__).parents[1] / "workflow" / "report" / "features"
+    assert sorted(p.stem for p in captions.glob("*.rst")) == sorted(vocabulary.FEATURE_FIGURES)
+    for name in vocabulary.FEATURE_FIGURES:
+        assert name in (captions / f"{name}.rst").read_text(), name
 
 
 def test_vocabulary_is_not_re_exported():

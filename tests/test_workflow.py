@@ -107,7 +107,7 @@ def test_a_plain_run_restores_every_deleted_figure_and_table(tiny_copy):
                 "figures/features/digits-mlp6-s0/epoch3/pca_l1.pdf"):
         (tiny_copy / "results" / "tiny" / rel).unlink()
     proc = snakemake(tiny_copy, "-n")
-    assert planned_jobs(proc) == {"figure": 1, "tables": 1, "feature_figure": 1, "report": 1,
+    assert planned_jobs(proc) == {"figure": 1, "tables": 1, "feature_figures": 1, "report": 1,
                                   "all": 1}
 
 
@@ -122,11 +122,17 @@ def test_a_rebuilt_table_redraws_only_the_figures_that_read_it(tiny_copy):
     assert "wildcards: name=training_curves" in proc.stdout + proc.stderr
 
 
-def test_one_feature_figure_regenerates_alone(tiny_copy):
+def test_one_feature_figure_regenerates_without_the_analysis(tiny_copy):
+    """Naming one feature figure redraws its run and epoch's figures (one job draws the
+    eight), not the feature analysis; the others are drawn again, the same."""
+    folder = tiny_copy / "results/tiny/figures/features/digits-mlp6-s0/epoch3"
+    before = {pdf.name: pdf.stat().st_size for pdf in folder.glob("*.pdf")}
+    (folder / "pca_l1.pdf").unlink()
     target = "results/tiny/figures/features/digits-mlp6-s0/epoch3/pca_l1.pdf"
-    (tiny_copy / target).unlink()
     proc = snakemake(tiny_copy, target, "-n", "--configfile", "config.yaml")
-    assert planned_jobs(proc) == {"feature_figure": 1}
+    assert planned_jobs(proc) == {"feature_figures": 1}
+    snakemake(tiny_copy, target, "--configfile", "config.yaml")
+    assert {pdf.name: pdf.stat().st_size for pdf in folder.glob("*.pdf")} == before
 
 
 def test_only_the_papers_that_read_the_feature_analysis_wait_for_it(tiny_copy):

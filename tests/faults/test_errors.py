@@ -159,6 +159,15 @@ def test_features_with_an_unknown_ward_scaling(tmp_path, info):
     assert not (tmp_path / "features").exists()
 
 
+def test_an_unknown_feature_figure_is_named_before_anything_is_drawn(tmp_path):
+    (tmp_path / "features").mkdir()
+    proc = step("feature-figures", "umap_class", "umap_cosin", "--dir", "features",
+                "--out-dir", "figures", cwd=tmp_path)
+    line = one_error(proc, "feature-figures", 1)
+    assert "no feature figure 'umap_cosin'" in line and "umap_cosine" in line
+    assert not (tmp_path / "figures").exists()
+
+
 def test_measure_with_a_missing_run_json_names_it(tmp_path):
     proc = measure_step(tmp_path, tmp_path / "runs" / "run.json", "nowhere.pt")
     line = one_error(proc, "measure", 1)

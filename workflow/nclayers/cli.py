@@ -294,18 +294,25 @@ def cmd_feature_tables(args: argparse.Namespace) -> None:
     print(f"feature tables of {len(args.clusters)} runs and epochs", flush=True)
 
 
-def cmd_feature_figure(args: argparse.Namespace) -> None:
+def cmd_feature_figures(args: argparse.Namespace) -> None:
     from nclayers import feature_plots, plots
     from nclayers.vocabulary import FEATURE_TABLES
 
+    # All in one process: each figure alone would pay the imports and matplotlib's first
+    # drawing again (~0.8 s of the ~1.2 s a figure took as a job of its own).
+    unknown = [name for name in args.names if name not in FEATURE_FIGURES]
+    if unknown:  # (argparse's choices refuse an empty list of names)
+        raise StepError(f"argument name: no feature figure {', '.join(map(repr, unknown))}; "
+                        f"the figures: {', '.join(FEATURE_FIGURES)}")
     tables = {name: read_csv(Path(args.dir) / f"{name}.csv") for name in FEATURE_TABLES}
     plots.use_style()
-    if tables["clusters"].empty:  # a diverged run: say so instead of failing the report
-        fig = plots.placeholder(f"no feature analysis: the run diverged ({args.dir})")
-    else:
-        fig = feature_plots.FEATURE_FIGURES[args.name](tables)
-        plots.fit_to_width(fig)
-    _save(fig, args.out)
+    for name in args.names or FEATURE_FIGURES:
+        if tables["clusters"].empty:  # a diverged run: say so instead of failing the report
+            fig = plots.placeholder(f"no feature analysis: the run diverged ({args.dir})")
+        else:
+            fig = feature_plots.FEATURE_FIGURES[name](tables)
+            plots.fit_to_width(fig)
+        _save(fig, str(Path(args.out_dir) / f"{name}.pdf"))
 
 
 def _paper_tables(args: argparse.Namespace):
@@ -471,11 +478,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out-pca-summary", required=True)
     p.set_defaults(func=cmd_feature_tables, inputs=("clusters", "retention", "pca_summary"))
 
-    p = sub.add_parser("feature-figure", help="draw one feature-analysis figure")
-    p.add_argument("name", choices=FEATURE_FIGURES)
+    p = sub.add_parser("feature-figures", help="draw the feature-analysis figures of a run "
+                       "and epoch, <out-dir>/<name>.pdf each")
+    p.add_argument("names", nargs="*", metavar="name",
+                   help=f"the figures to draw (default: all of {', '.join(FEATURE_FIGURES)})")
     p.add_argument("--dir", required=True, help="the features job's folder")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_feature_figure, inputs=("dir",))
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_feature_figures, inputs=("dir",))
 
     for step, kind, func in (("paper-figure", "figure", cmd_paper_figure),
                              ("paper-table", "table", cmd_paper_table)):

@@ -68,6 +68,18 @@ def section_tex(name):
     return f"{workflow.basedir}/paper/sections/{name}.tex"
 
 
+def feature_captions(wildcards):
+    """Params function: each feature figure's caption in Snakemake's report
+    (workflow/report/features/<name>.rst), the PDF's (paper/sections/features.tex) first."""
+    return {
+        name: (rst_caption(section_tex("features"), name) or "A figure of the feature analysis.")
+        + f"\n\nFeature-analysis figure ``{name}`` of run ``{wildcards.run}`` at epoch"
+        f" {wildcards.epoch} (Lindegaard 2023, §4.3–4.4), on a class-balanced sample of train"
+        " activations; layer 0 is the input."
+        for name in FEATURE_FIGURES
+    }
+
+
 REPORT_SECTIONS = [section_tex(name) for name in (["features"] if FEATURES_ON else []) + PAPERS]
 # What a paper's figure or table job reads: the aggregated tables (nclayers.papers.Tables).
 PAPER_INPUTS = {
@@ -91,7 +103,7 @@ localrules:
     tables,
     figure,
     feature_tables,
-    feature_figure,
+    feature_figures,
     report,
 
 
@@ -99,7 +111,6 @@ wildcard_constraints:
     run="|".join(map(re.escape, RUNS)),
     epoch=r"\d+",
     name="|".join(FIGURES),
-    feature="|".join(FEATURE_FIGURES),
     paper="|".join(PAPER_FIGURES),
     figure="|".join(sorted({f for names in PAPER_FIGURES.values() for f in names})),
     table="|".join(sorted({t for names in PAPER_TABLES.values() for t in names})),

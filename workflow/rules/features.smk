@@ -55,7 +55,11 @@ rule feature_tables:
         " --out-pca-summary {output.pca} > {log} 2>&1"
 
 
-rule feature_figure:
+# One job draws the eight figures of a run and epoch: apart, each paid the imports and
+# matplotlib's first drawing again. Naming one figure's file as the target redraws the eight,
+# not the analysis. Each figure keeps its own caption in Snakemake's report
+# (workflow/report/features/<name>.rst).
+rule feature_figures:
     input:
         expand(
             f"{RESULTS}/features/{{run}}/epoch{{epoch}}/{{table}}.csv",
@@ -63,20 +67,24 @@ rule feature_figure:
             allow_missing=True,
         ),
     output:
-        report(
-            FEATURE_FIGURE,
-            caption="../report/feature_figure.rst",
-            category="Feature analysis",
-            subcategory="{run}, epoch {epoch}",
-            labels={"run": "{run}", "epoch": "{epoch}", "figure": "{feature}"},
-        ),
+        **{
+            name: report(
+                FEATURE_FIGURE.replace("{feature}", name),
+                caption=f"../report/features/{name}.rst",
+                category="Feature analysis",
+                subcategory="{run}, epoch {epoch}",
+                labels={"run": "{run}", "epoch": "{epoch}", "figure": name},
+            )
+            for name in FEATURE_FIGURES
+        },
     params:
         dir=subpath(input[0], parent=True),
-        caption=lambda w: rst_caption(section_tex("features"), w.feature),
+        out_dir=subpath(output[0], parent=True),
+        captions=feature_captions,
     log:
-        f"{RESULTS}/logs/figures/features/{{run}}/epoch{{epoch}}/{{feature}}.log",
+        f"{RESULTS}/logs/figures/features/{{run}}/epoch{{epoch}}.log",
     conda:
         "../../envs/nclayers.yaml"
     shell:
-        "python -m nclayers feature-figure {wildcards.feature} --dir {params.dir}"
-        " --out {output} > {log} 2>&1"
+        "python -m nclayers feature-figures --dir {params.dir} --out-dir {params.out_dir}"
+        " > {log} 2>&1"
