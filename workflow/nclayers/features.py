@@ -21,10 +21,12 @@ Everything but :func:`sample_activations` is a pure function of numpy arrays;
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -389,7 +391,61 @@ def umap_embedding(features: np.ndarray, seed: int) -> np.ndarray:
         warnings.filterwarnings("ignore", message=".*knn_search_index.*", category=UserWarning)
         reducer = umap.UMAP(n_neighbors=UMAP_NEIGHBOURS, metric="cosine", n_components=2,
                             random_state=seed, precomputed_knn=knn)
-        return np.asarray(reducer.fit_transform(x), dtype=np.float32)
+        with _umap_pairs_in_numba():
+            return np.asarray(reducer.fit_transform(x), dtype=np.float32)
+
+
+@contextmanager
+def _umap_pairs_in_numba() -> Iterator[None]:
+    """Below UMAP_EXACT_FROM points umap-learn computes all distances with scikit-learn's
+    ``pairwise_distances`` on its numba metric, which calls the metric from Python once per
+    pair (0.4 s of a 500-point layer, 60 % of its UMAP). Within this block umap-learn's
+    module gets :func:`numba_pairwise_distances` instead: the same matrix, bitwise, in one
+    compiled loop."""
+    import umap.umap_ as umap_module
+
+    sklearn_pairwise = umap_module.pairwise_distances
+
+    def pairwise(x, y=None, metric="euclidean", **kwds):
+        if y is None and not kwds and hasattr(metric, "py_func") and isinstance(x, np.ndarray) \
+                and x.ndim == 2 and x.flags.c_contiguous and np.isfinite(x).all():
+            return numba_pairwise_distances(x, metric)
+        return sklearn_pairwise(x, y, metric=metric, **kwds)  # (its errors, too)
+
+    umap_module.pairwise_distances = pairwise
+    try:
+        yield
+    finally:
+        umap_module.pairwise_distances = sklearn_pairwise
+
+
+def numba_pairwise_distances(x: np.ndarray, metric: Callable) -> np.ndarray:
+    """scikit-learn's ``pairwise_distances(x, metric=metric)`` for a numba-compiled ``metric``,
+    in its arithmetic and order: the upper triangle, made symmetric by adding its transpose,
+    then the diagonal, metric(x_i, x_i) (not always 0)."""
+    upper, diagonal = _pairs_kernel()(x, metric)
+    out = upper + upper.T
+    out[np.diag_indices(len(x))] = diagonal
+    return out
+
+
+@functools.cache
+def _pairs_kernel() -> Callable:
+    """The compiled loop of :func:`numba_pairwise_distances` (~0.2 s once per process and
+    metric; not cached on disk, where it would outlive a change of the metric's code)."""
+    import numba
+
+    @numba.njit
+    def pairs(x, metric):
+        n = x.shape[0]
+        upper, diagonal = np.zeros((n, n)), np.zeros(n)
+        for i in range(n):
+            diagonal[i] = metric(x[i], x[i])
+            for j in range(i + 1, n):
+                upper[i, j] = metric(x[i], x[j])
+        return upper, diagonal
+
+    return pairs
 
 
 def cosine_knn(x: np.ndarray, k: int, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
