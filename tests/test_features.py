@@ -197,37 +197,53 @@ def test_cosine_knn_is_the_exact_neighbours_under_umaps_cosine():
 
 def test_numba_pairwise_distances_are_scikit_learns_bitwise():
     """The all-pairs matrix umap-learn asks scikit-learn for below UMAP_EXACT_FROM points, from
-    one compiled loop: equal to the last bit, zero and repeated rows, a row of tiny values and
-    a dimension of one included."""
+    one compiled loop: equal to the last bit for metrics without fastmath (umap's cosine among
+    them), float32 and float64, zero and repeated rows, a row of tiny values and a dimension of
+    one included; a fastmath metric is refused."""
     from sklearn.metrics import pairwise_distances
-    from umap.distances import cosine, euclidean
+    from umap.distances import correlation, cosine, euclidean
 
     rng = np.random.default_rng(11)
     for n, p in ((120, 64), (40, 300), (30, 1)):
-        x = (relu_layer(n=n, p=p)[0] if p > 1 else rng.standard_normal((n, p))).astype(np.float32)
-        x[3], x[7] = 0, x[8]
-        x[10] *= 1e-20
-        for metric in (cosine, euclidean):
-            expected = pairwise_distances(x, metric=metric)
-            assert np.array_equal(ft.numba_pairwise_distances(x, metric), expected)
+        for dtype in (np.float32, np.float64):
+            x = (relu_layer(n=n, p=p)[0] if p > 1 else rng.standard_normal((n, p))).astype(dtype)
+            x[3], x[7] = 0, x[8]
+            x[10] *= 1e-20
+            for metric in (cosine, correlation):
+                expected = pairwise_distances(x, metric=metric)
+                assert np.array_equal(ft.numba_pairwise_distances(x, metric), expected)
+    with pytest.raises(ValueError, match="fastmath"):
+        ft.numba_pairwise_distances(x, euclidean)
 
 
-def test_umap_with_the_compiled_pairs_is_umap_learns_own():
+def test_umap_with_the_compiled_pairs_is_umap_learns_own(monkeypatch):
     """umap_embedding below UMAP_EXACT_FROM, with the compiled all-pairs loop, against umap-learn
     left as it is: the same embedding, bitwise (well separated classes: UMAP lays out its
-    disconnected components apart, from the data)."""
+    disconnected components apart, from the data); the loop ran, and umap-learn is left as it
+    was, after an error too."""
     import umap
     import umap.umap_ as umap_module
     from sklearn.metrics import pairwise_distances
 
+    real, calls = ft.numba_pairwise_distances, []
+
+    def spy(x, metric):
+        calls.append(x.shape)
+        return real(x, metric)
+
+    monkeypatch.setattr(ft, "numba_pairwise_distances", spy)
     x, _ = gaussian_clusters(per_class=25, noise=0.05, scale=4.0, seed=2)  # 10 components
     embedding = ft.umap_embedding(x, seed=3)
+    assert calls == [(len(x), x.shape[1])]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         own = umap.UMAP(n_neighbors=ft.UMAP_NEIGHBOURS, metric="cosine", n_components=2,
                         random_state=3).fit_transform(np.asarray(x, dtype=np.float32))
     assert np.array_equal(embedding, own)
     assert umap_module.pairwise_distances is pairwise_distances  # put back
+    with pytest.raises(ValueError):
+        ft.umap_embedding(np.full((30, 4), np.nan), seed=0)
+    assert umap_module.pairwise_distances is pairwise_distances
 
 
 def test_umap_from_the_exact_neighbours_is_reproducible_and_keeps_classes_apart(monkeypatch):
