@@ -50,7 +50,7 @@ for _ in $(seq "$fresh_runs"); do fresh "$before" before; fresh "$root" after; d
 for _ in $(seq "$pipeline_runs"); do pipeline "$before" before; pipeline "$root" after; done
 echo "medians (wall s, CPU s):"
 for label in fresh-before fresh-after pipeline-before pipeline-after; do
-  grep "^$label " "$out" | awk -v l="$label" '{w[NR]=$2; c[NR]=$3} END {
+  { grep "^$label " "$out" || true; } | awk -v l="$label" '{w[NR]=$2; c[NR]=$3} END {
     if (NR == 0) exit; n = asort(w); asort(c); m = int((n + 1) / 2)
     printf "  %-16s %6.1f %6.1f  (%d runs)\n", l, w[m], c[m], n }'
 done
