@@ -306,8 +306,9 @@ def cmd_feature_figures(args: argparse.Namespace) -> None:
                         f"the figures: {', '.join(FEATURE_FIGURES)}")
     tables = {name: read_csv(Path(args.dir) / f"{name}.csv") for name in FEATURE_TABLES}
     plots.use_style()
+    diverged = tables["clusters"].empty  # then say so instead of failing the report
     for name in args.names or FEATURE_FIGURES:
-        if tables["clusters"].empty:  # a diverged run: say so instead of failing the report
+        if diverged:
             fig = plots.placeholder(f"no feature analysis: the run diverged ({args.dir})")
         else:
             fig = feature_plots.FEATURE_FIGURES[name](tables)
