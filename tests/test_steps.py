@@ -165,3 +165,17 @@ def test_a_figures_caption_is_the_pdfs_as_plain_text(tmp_path):
     assert figure_caption(tex, "traces") == ""  # another figure's name is not this one's
     report = ROOT / "paper" / "report.tex"
     assert "band over seeds" in figure_caption(report, "nc1_by_layer")
+
+
+def test_feature_figures_of_a_diverged_run_say_so(tmp_path):
+    """A diverged run's feature analysis is tables without rows: each of the eight figures is a
+    page that says so, instead of a failed report."""
+    from nclayers.cli import main
+    from nclayers.vocabulary import FEATURE_COLUMNS, FEATURE_FIGURES
+
+    for name, columns in FEATURE_COLUMNS.items():
+        (tmp_path / f"{name}.csv").write_text(",".join(columns) + "\n")
+    main(["feature-figures", "--dir", str(tmp_path), "--out-dir", str(tmp_path / "figures")])
+    pages = sorted((tmp_path / "figures").glob("*.pdf"))
+    assert [p.stem for p in pages] == sorted(FEATURE_FIGURES)
+    assert all(p.read_bytes()[:5] == b"%PDF-" for p in pages)
