@@ -376,7 +376,7 @@ def test_digits_are_scikit_learns_split_read_without_importing_it(test_fraction,
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    monkeypatch.chdir(tmp_path)  # the split's rows are kept under the working directory
+    monkeypatch.setenv("NCLAYERS_DATA_CACHE", str(tmp_path / "datafiles.json"))  # the user's
     x, y = load_digits(return_X_y=True)
     parts = train_test_split((x / 16).astype(np.float32), y, test_size=test_fraction,
                              stratify=y, random_state=0)
@@ -386,10 +386,26 @@ def test_digits_are_scikit_learns_split_read_without_importing_it(test_fraction,
                splits.y_test)
         for tensor, want in zip(got, parts, strict=True):
             assert torch.equal(tensor, torch.from_numpy(want).to(tensor.dtype))
-    # A later process (a job) takes the rows from the cache and never imports scikit-learn.
+    # A later process (a job), in another working directory too, takes the rows from the
+    # user's cache and never imports scikit-learn.
     code = ("import sys; from nclayers import data; "
             f"s = data.load_digits(test_fraction={test_fraction}); "
             "print(len(s.y_train), 'sklearn' in sys.modules)")
+    (tmp_path / "elsewhere").mkdir()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
+                         check=True, cwd=tmp_path / "elsewhere").stdout.split()
     assert out == [str(len(parts[2])), "False"]
+    assert (tmp_path / "datafiles.json").is_file()
+
+
+def test_the_data_files_cache_is_one_per_user_and_can_be_moved(monkeypatch, tmp_path):
+    from nclayers.datacache import default_cache
+
+    monkeypatch.delenv("NCLAYERS_DATA_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache() == tmp_path / "home" / ".cache" / "nclayers" / "datafiles.json"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache() == tmp_path / "xdg" / "nclayers" / "datafiles.json"
+    monkeypatch.setenv("NCLAYERS_DATA_CACHE", str(tmp_path / "mine.json"))
+    assert default_cache() == tmp_path / "mine.json"

@@ -219,8 +219,8 @@ def test_numba_pairwise_distances_are_scikit_learns_bitwise():
 def test_umap_with_the_compiled_pairs_is_umap_learns_own(monkeypatch):
     """umap_embedding below UMAP_EXACT_FROM, with the compiled all-pairs loop, against umap-learn
     left as it is: the same embedding, bitwise (well separated classes: UMAP lays out its
-    disconnected components apart, from the data); the loop ran, and umap-learn is left as it
-    was, after an error too."""
+    disconnected components apart, from the data); the loop ran where the process's pairs pay
+    for its compilation, and only there, and umap-learn is left as it was, after an error too."""
     import umap
     import umap.umap_ as umap_module
     from sklearn.metrics import pairwise_distances
@@ -233,8 +233,13 @@ def test_umap_with_the_compiled_pairs_is_umap_learns_own(monkeypatch):
 
     monkeypatch.setattr(ft, "numba_pairwise_distances", spy)
     x, _ = gaussian_clusters(per_class=25, noise=0.05, scale=4.0, seed=2)  # 10 components
-    embedding = ft.umap_embedding(x, seed=3)
+    pairs = len(x) * (len(x) - 1) // 2
+    few = ft.COMPILED_PAIRS_FROM // pairs  # embeddings whose pairs do not pay for the compile
+    alone = ft.umap_embedding(x, seed=3, embeddings=few)
+    assert calls == []
+    embedding = ft.umap_embedding(x, seed=3, embeddings=few + 1)
     assert calls == [(len(x), x.shape[1])]
+    assert np.array_equal(embedding, alone)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         own = umap.UMAP(n_neighbors=ft.UMAP_NEIGHBOURS, metric="cosine", n_components=2,

@@ -58,9 +58,10 @@ def dry_run_refuses(tmp_path: Path, config: dict | str, *needles: str) -> str:
 
 @pytest.fixture(autouse=True)
 def in_tmp_path(tmp_path, monkeypatch):
-    """The working directory of the checks, as snakemake's is its --directory: the data
-    files' cache (.snakemake/nclayers/) goes there."""
+    """The working directory of the checks, as snakemake's is its --directory, and the data
+    files' cache of each test its own (the user's is shared by every folder)."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NCLAYERS_DATA_CACHE", str(tmp_path / "datafiles.json"))
 
 
 def swap(text: str, old: str, new: str) -> str:

@@ -1,5 +1,5 @@
 """CIFAR's, SVHN's and STL10's files checked at `snakemake -n`: their md5s (computed once per
-version of a file, then read from the cache under .snakemake/) and their labels' class counts
+version of a file, then read from the user's cache) and their labels' class counts
 against the sample sizes asked for. Tiny files in the real formats (tests/test_data.py), read by
 the real code; only torchvision's expected md5s are those of the tiny files, patched in this
 process by ``build`` and in snakemake's through a sitecustomize module."""
@@ -25,7 +25,7 @@ from nclayers.experiment import ConfigError
 from nclayers.preflight import _raw_counts, check_config, describe
 
 LABELLED = ["cifar10", "cifar100", "svhn", "stl10"]
-CACHE = Path(".snakemake/nclayers/datafiles.json")  # under the working directory
+CACHE = Path("cache/datafiles.json")  # under tmp_path, each test's own (NCLAYERS_DATA_CACHE)
 
 
 def skewed(classes: int) -> np.ndarray:
@@ -37,8 +37,10 @@ def skewed(classes: int) -> np.ndarray:
 
 def tiny(name: str, tmp_path: Path, monkeypatch) -> Path:
     """Tiny files of ``name`` under tmp_path/data (train labels :func:`skewed`, the test split
-    2 a class), tmp_path the working directory; returns the data root."""
+    2 a class), tmp_path the working directory and tmp_path/CACHE the data files' cache;
+    returns the data root."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NCLAYERS_DATA_CACHE", str(tmp_path / CACHE))
     classes = 100 if name == "cifar100" else 10
     build(name, tmp_path / "data", monkeypatch, n_test=2 * classes, y_train=skewed(classes))
     return tmp_path / "data"
@@ -240,7 +242,7 @@ def patch_snakemake(tmp_path: Path, monkeypatch) -> None:
 
 def test_a_corrupted_cifar10_batch_stops_the_dry_run(tmp_path, monkeypatch):
     """In a snakemake process of its own: one line, no traceback, no job, and the files' md5s
-    cached under its --directory for the next dry run."""
+    cached in the user's cache (here tmp_path/CACHE) for the next dry run."""
     root = tiny("cifar10", tmp_path, monkeypatch)
     patch_snakemake(tmp_path, monkeypatch)
     batch = root / "cifar-10-batches-py" / "data_batch_2"

@@ -153,9 +153,9 @@ def load_digits(root: Path | None = None, download: bool = False, *,
     are scaled to [0, 1].
 
     The file is read as scikit-learn's ``load_digits`` reads it, and the split's row numbers
-    are kept as a fact of that file (:mod:`nclayers.datacache`, whose file is
-    ``.snakemake/nclayers/datafiles.json`` under the working directory): a job that finds them
-    does not import scikit-learn (1.3 s of each train and measure job of the default run).
+    are kept as a fact of that file (:mod:`nclayers.datacache`, one file per user): a job that
+    finds them does not import scikit-learn (1.3 s of each train and measure job of the default
+    run, or of a fresh working directory's).
     """
     path = _digits_file()
     x, y = _read_digits(path)
@@ -374,8 +374,8 @@ def check_available(name: str, root: str | None, download: bool,
     files whose md5 torchvision lists (CIFAR, SVHN, STL10).
 
     For checking a config before any job runs: each file's md5 is computed once per version of
-    the file and kept in ``cache`` (:mod:`nclayers.datacache`, by default under the working
-    directory's .snakemake/), so only the first check pays the hashing. Nothing to check for
+    the file and kept in ``cache`` (:mod:`nclayers.datacache`, by default one file per user),
+    so only the first check pays the hashing. Nothing to check for
     the in-code datasets or when the files will be downloaded.
     """
     reader = _reader(name)

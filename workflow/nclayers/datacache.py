@@ -4,14 +4,15 @@ rows), kept across runs.
 `snakemake -n` checks the data files before any job runs; hashing CIFAR10's 170 MB or
 unpickling its batches at every dry run would cost seconds, and a job that loads the digits
 would import scikit-learn (1.3 s) for their split, so each fact is computed once per
-version of a file and kept in a JSON file under the working directory
-(:data:`DEFAULT_CACHE`). A version is the file's absolute path, size, mtime and ctime: the
-kernel sets ctime at every change of the content and nothing can set it back, so a file
-rewritten with its old mtime (``tar x``, ``cp -p``, ``rsync -t``) is seen as changed too.
-Each fact is named by its reader (``md5``, ``labels:CIFAR10``,
-``split:0.3:scikit-learn 1.7.2``). The cache is written through a
+version of a file and kept in one JSON file per user (:func:`default_cache`), which every
+working directory and clone reads: a fresh one finds what an earlier one learnt. A version
+is the file's absolute path, size, mtime and ctime: the kernel sets ctime at every change of
+the content and nothing can set it back, so a file rewritten with its old mtime (``tar x``,
+``cp -p``, ``rsync -t``) is seen as changed too. Each fact is named by its reader (``md5``,
+``labels:CIFAR10``, ``split:0.3:scikit-learn 1.7.2``). The cache is written through a
 temporary file renamed over it, so concurrent runs never leave a torn file (one may drop what
-the other learnt: it is learnt again); an unreadable cache is ignored and rewritten.
+the other learnt: it is learnt again); an unreadable cache is ignored and rewritten, one that
+cannot be written costs time only.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-# Relative to the working directory: the workflow's, where Snakemake keeps its own state.
-DEFAULT_CACHE = Path(".snakemake") / "nclayers" / "datafiles.json"
+from nclayers.usercache import user_cache_folder
+
 _VERSION = 1
 
 Stamp = list[int]  # size, mtime_ns, ctime_ns (a list: what JSON gives back)
@@ -44,13 +45,21 @@ def md5(path: Path) -> str:
     return digest(path, "md5")
 
 
+def default_cache() -> Path:
+    """The data files' cache: ``$NCLAYERS_DATA_CACHE`` if set, else ``datafiles.json`` in the
+    user's cache folder (:func:`nclayers.usercache.user_cache_folder`)."""
+    if os.environ.get("NCLAYERS_DATA_CACHE"):
+        return Path(os.environ["NCLAYERS_DATA_CACHE"]).expanduser()
+    return user_cache_folder() / "datafiles.json"
+
+
 def facts(paths: Sequence[Path], reader: str, compute: Callable[[Path], Any],
           cache: str | Path | None = None) -> list[Any]:
     """``compute(path)`` for each of ``paths``, taken from ``cache`` (default
-    :data:`DEFAULT_CACHE`) where it holds fact ``reader`` of the file as it is now. New facts
+    :func:`default_cache`) where it holds fact ``reader`` of the file as it is now. New facts
     are stored, except None (a failure: tried again next time) and those of a file that
     changed while it was read."""
-    cache = Path(cache or DEFAULT_CACHE)
+    cache = Path(cache or default_cache())
     known = _read(cache)
     values, learnt = [], {}
     for path in map(Path, paths):

@@ -26,7 +26,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -63,6 +63,10 @@ UMAP_NEIGHBOURS = 20  # §4.3.1
 # umap_embedding gives it the exact ones instead (cosine_knn, ~1 s at 10,000 × 512). Below it,
 # umap-learn computes them exactly itself.
 UMAP_EXACT_FROM = 4096
+# Below it, umap-learn's all-pairs distances come from a compiled loop where the pairs of all
+# of a process's embeddings pay for its compilation (~0.7 s once per process; scikit-learn's
+# pairwise_distances takes ~1.7 µs a pair, the loop ~0.1–0.3: benchmarks/bench_umap_pairs.py).
+COMPILED_PAIRS_FROM = 400_000
 EXPLAINED = 0.99  # n_components_99: first k with 1 − cumulative share < 0.01 (Fig. 4.4.1b)
 
 # scikit-learn (scipy's linkage underneath) holds the condensed distance matrix, n(n−1)/2
@@ -368,9 +372,11 @@ def retention(clusters_from: np.ndarray, clusters_to: np.ndarray) -> float:
 
 # --- UMAP, PCA, sparsity -----------------------------------------------------------------------
 
-def umap_embedding(features: np.ndarray, seed: int) -> np.ndarray:
+def umap_embedding(features: np.ndarray, seed: int, *, embeddings: int = 1) -> np.ndarray:
     """UMAP to 2-D (cosine, 20 neighbours, exact nearest neighbours at every size); (n, 2)
-    float32.
+    float32. ``embeddings``: how many embeddings of this many points the process computes (a
+    model's layers), which decides whether umap-learn's all-pairs distances are worth compiling
+    (:data:`COMPILED_PAIRS_FROM`); the embedding is the same either way.
 
     ``random_state`` makes umap-learn run single-threaded, which is what makes the result
     identical for the same seed. numba compiles UMAP's kernels on the first call of a process
@@ -391,7 +397,8 @@ def umap_embedding(features: np.ndarray, seed: int) -> np.ndarray:
         warnings.filterwarnings("ignore", message=".*knn_search_index.*", category=UserWarning)
         reducer = umap.UMAP(n_neighbors=UMAP_NEIGHBOURS, metric="cosine", n_components=2,
                             random_state=seed, precomputed_knn=knn)
-        with _umap_pairs_in_numba():
+        pairs = embeddings * len(x) * (len(x) - 1) // 2
+        with _umap_pairs_in_numba() if pairs >= COMPILED_PAIRS_FROM else nullcontext():
             return np.asarray(reducer.fit_transform(x), dtype=np.float32)
 
 
@@ -444,7 +451,7 @@ def numba_pairwise_distances(x: np.ndarray, metric: Callable) -> np.ndarray:
 
 @functools.cache
 def _pairs_kernel() -> Callable:
-    """The compiled loop of :func:`numba_pairwise_distances` (~0.2 s once per process and
+    """The compiled loop of :func:`numba_pairwise_distances` (~0.7 s once per process and
     metric; not cached on disk, where it would outlive a change of the metric's code)."""
     import numba
 
@@ -607,7 +614,7 @@ def analyse_layers(sample: dict[str, Any], seed: int = 0,
                 **where, "method": method, "point": chosen, "label": labels[chosen],
                 "cluster": result.ids, "induced": result.induced}))
         if umap:
-            emb = umap_embedding(feats, seed)
+            emb = umap_embedding(feats, seed, embeddings=len(names))
             parts["umap"].append(pd.DataFrame({
                 **where, "point": np.arange(len(labels)), "label": labels,
                 "pred": np.asarray(sample["pred"]), "x": emb[:, 0], "y": emb[:, 1]}))

@@ -21,6 +21,8 @@ import os
 import sys
 from pathlib import Path
 
+from nclayers.usercache import user_cache_folder
+
 PACKAGES = ("umap", "pynndescent")
 _enabled = False
 
@@ -32,8 +34,7 @@ def default_folder() -> Path:
     for variable in ("NCLAYERS_NUMBA_CACHE", "NUMBA_CACHE_DIR"):
         if os.environ.get(variable):
             return Path(os.environ[variable]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "nclayers" / "numba"
+    return user_cache_folder() / "numba"
 
 
 def use_folder(folder: str | Path) -> None:

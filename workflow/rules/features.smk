@@ -19,6 +19,9 @@ rule features:
     conda:
         "../../envs/nclayers.yaml"
     threads: 1
+    # The feature analysis and its figures are the longest chain after training: first when
+    # the cores are short, while the shorter jobs fill the others.
+    priority: 1
     resources:
         # the clustering's budget and 2 GiB for the rest (the model, the sample, UMAP)
         mem_mb=int(config["features"]["memory_gib"] * 1024) + 2048,
@@ -85,6 +88,7 @@ rule feature_figures:
         f"{RESULTS}/logs/figures/features/{{run}}/epoch{{epoch}}.log",
     conda:
         "../../envs/nclayers.yaml"
+    priority: 1  # as the analysis's
     shell:
         "python -m nclayers feature-figures --dir {params.dir} --out-dir {params.out_dir}"
         " > {log} 2>&1"
