@@ -145,6 +145,19 @@ def shared_folder(tmp_path_factory, name: str, build) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_files_cache(tmp_path_factory):
+    """The data files' facts of this test session in a file of its own (NCLAYERS_DATA_CACHE,
+    which snakemake and its jobs inherit), shared by its pytest-xdist workers: the tests
+    neither read what the user's cache holds nor leave their temporary files' entries there."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the workers of this session
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NCLAYERS_DATA_CACHE", str(base / "datafiles.json"))
+        yield base / "datafiles.json"
+
+
 def _build_tiny(workdir: Path) -> None:
     shutil.copy(ROOT / ".test" / "config.yaml", workdir / "config.yaml")
     snakemake(workdir, "--cores", "2")

@@ -7,9 +7,11 @@ import gzip
 import hashlib
 import os
 import pickle
+import re
 import struct
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -398,6 +400,28 @@ def test_digits_are_scikit_learns_split_read_without_importing_it(test_fraction,
     assert (tmp_path / "datafiles.json").is_file()
 
 
+def test_a_split_learnt_by_other_code_is_learnt_again(monkeypatch, tmp_path):
+    """The user's cache is shared by every clone and branch: a fact is used only by the code
+    that computed it (data._source, a digest of data.py, is part of its name)."""
+    import sklearn.model_selection
+
+    monkeypatch.setenv("NCLAYERS_DATA_CACHE", str(tmp_path / "datafiles.json"))
+    real, calls = sklearn.model_selection.train_test_split, []
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sklearn.model_selection, "train_test_split", spy)
+    first = data.load_digits()
+    data.load_digits()
+    assert len(calls) == 1  # learnt, then read
+    assert re.fullmatch("source [0-9a-f]{16}", data._source())
+    monkeypatch.setattr(data, "_source", lambda: "source of another clone")
+    again = data.load_digits()
+    assert len(calls) == 2 and torch.equal(again.y_train, first.y_train)
+
+
 def test_the_data_files_cache_is_one_per_user_and_can_be_moved(monkeypatch, tmp_path):
     from nclayers.datacache import default_cache
 
@@ -409,3 +433,13 @@ def test_the_data_files_cache_is_one_per_user_and_can_be_moved(monkeypatch, tmp_
     assert default_cache() == tmp_path / "xdg" / "nclayers" / "datafiles.json"
     monkeypatch.setenv("NCLAYERS_DATA_CACHE", str(tmp_path / "mine.json"))
     assert default_cache() == tmp_path / "mine.json"
+    # No home at all (a system account's job): a folder of the user's in the temporary one.
+    monkeypatch.delenv("NCLAYERS_DATA_CACHE")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # gettempdir's answer
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", no_home)
+    assert default_cache() == tmp_path / "tmp" / f"nclayers-cache-{os.getuid()}" / "datafiles.json"

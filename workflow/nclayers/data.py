@@ -11,6 +11,7 @@ from their arrays in one go (never image by image through PIL).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.metadata
 import importlib.util
@@ -169,11 +170,20 @@ def load_digits(root: Path | None = None, download: bool = False, *,
 
     version = importlib.metadata.version("scikit-learn")
     train, test = (np.asarray(rows, dtype=np.int64) for rows in datacache.facts(
-        [path], f"split:{test_fraction!r}:scikit-learn {version}", split)[0])
+        [path], f"split:{test_fraction!r}:scikit-learn {version}:{_source()}", split)[0])
     x = (x / 16).astype(np.float32)
     return Splits("digits", torch.from_numpy(x[train].reshape(-1, 1, 8, 8)),
                   torch.from_numpy(y[train]).long(), torch.from_numpy(x[test].reshape(-1, 1, 8, 8)),
                   torch.from_numpy(y[test]).long(), num_classes=10)
+
+
+@functools.cache
+def _source() -> str:
+    """A digest of this module's source, part of the name of each fact that its code derives
+    from a file (the digits split's rows, the class counts): the user's cache, which every
+    clone and branch shares, never answers with what other code computed. (A file's md5 needs
+    no such name.)"""
+    return "source " + datacache.digest(Path(__file__), "sha256")[:16]
 
 
 def _digits_file() -> Path:
@@ -475,7 +485,7 @@ def _split_counts(reader: TorchvisionDataset, base: Path, rels: list[str],
     digests = datacache.facts(paths, "md5", datacache.md5, cache)
     if any(digest != expected.get(rel) for digest, rel in zip(digests, rels, strict=True)):
         return None  # the job says which file is corrupt (or downloads it again)
-    per_file = datacache.facts(paths, f"labels:{reader.cls_name}",
+    per_file = datacache.facts(paths, f"labels:{reader.cls_name}:{_source()}",
                                lambda path: _label_bincount(read, path), cache)
     if any(c is None or len(c) > reader.num_classes for c in per_file):
         return None  # unreadable or labels out of range: the job names the files

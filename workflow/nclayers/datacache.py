@@ -8,8 +8,10 @@ version of a file and kept in one JSON file per user (:func:`default_cache`), wh
 working directory and clone reads: a fresh one finds what an earlier one learnt. A version
 is the file's absolute path, size, mtime and ctime: the kernel sets ctime at every change of
 the content and nothing can set it back, so a file rewritten with its old mtime (``tar x``,
-``cp -p``, ``rsync -t``) is seen as changed too. Each fact is named by its reader (``md5``,
-``labels:CIFAR10``, ``split:0.3:scikit-learn 1.7.2``). The cache is written through a
+``cp -p``, ``rsync -t``) is seen as changed too. Each fact is named by its reader, and
+a fact that code derives from a file also by a digest of that code's source (``md5``,
+``labels:CIFAR10:source <digest>``, ``split:0.3:scikit-learn 1.7.2:source <digest>``): a
+clone or branch with other code learns its own. The cache is written through a
 temporary file renamed over it, so concurrent runs never leave a torn file (one may drop what
 the other learnt: it is learnt again); an unreadable cache is ignored and rewritten, one that
 cannot be written costs time only.
