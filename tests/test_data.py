@@ -422,19 +422,16 @@ def test_a_split_learnt_by_other_code_is_learnt_again(monkeypatch, tmp_path):
     assert len(calls) == 2 and torch.equal(again.y_train, first.y_train)
 
 
-def test_the_data_files_cache_is_one_per_user_and_can_be_moved(monkeypatch, tmp_path):
-    from nclayers.datacache import default_cache
+def test_the_user_cache_folder_follows_xdg_and_survives_no_home(monkeypatch, tmp_path):
+    """The folder the data files' facts and UMAP's compiled code share (nclayers.usercache)."""
+    from nclayers.usercache import user_cache_folder
 
-    monkeypatch.delenv("NCLAYERS_DATA_CACHE", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert default_cache() == tmp_path / "home" / ".cache" / "nclayers" / "datafiles.json"
+    assert user_cache_folder() == tmp_path / "home" / ".cache" / "nclayers"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert default_cache() == tmp_path / "xdg" / "nclayers" / "datafiles.json"
-    monkeypatch.setenv("NCLAYERS_DATA_CACHE", str(tmp_path / "mine.json"))
-    assert default_cache() == tmp_path / "mine.json"
+    assert user_cache_folder() == tmp_path / "xdg" / "nclayers"
     # No home at all (a system account's job): a folder of the user's in the temporary one.
-    monkeypatch.delenv("NCLAYERS_DATA_CACHE")
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # gettempdir's answer
 
@@ -442,4 +439,14 @@ def test_the_data_files_cache_is_one_per_user_and_can_be_moved(monkeypatch, tmp_
         raise RuntimeError("Could not determine home directory.")
 
     monkeypatch.setattr(Path, "home", no_home)
-    assert default_cache() == tmp_path / "tmp" / f"nclayers-cache-{os.getuid()}" / "datafiles.json"
+    assert user_cache_folder() == tmp_path / "tmp" / f"nclayers-cache-{os.getuid()}"
+
+
+def test_the_data_files_cache_is_one_per_user_and_can_be_moved(monkeypatch, tmp_path):
+    from nclayers.datacache import default_cache
+
+    monkeypatch.delenv("NCLAYERS_DATA_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache() == tmp_path / "xdg" / "nclayers" / "datafiles.json"
+    monkeypatch.setenv("NCLAYERS_DATA_CACHE", str(tmp_path / "mine.json"))
+    assert default_cache() == tmp_path / "mine.json"
