@@ -55,6 +55,7 @@ evidence: $(VENV)/.installed latex
 
 bench: $(VENV)/.installed
 	python benchmarks/bench_measure.py
+	python benchmarks/bench_train_floor.py
 	bash benchmarks/bench_pipeline.sh
 
 clean:
