@@ -155,6 +155,8 @@ def data_files_cache(tmp_path_factory):
         base = base.parent  # shared by the workers of this session
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NCLAYERS_DATA_CACHE", str(base / "datafiles.json"))
+        # and the plans of its snakemake calls (nclayers.parsecache), in a folder of its own
+        patch.setenv("NCLAYERS_PARSE_CACHE", str(base / "plans"))
         yield base / "datafiles.json"
 
 

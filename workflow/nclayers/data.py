@@ -32,9 +32,8 @@ from torch import Tensor
 from nclayers import datacache
 from nclayers.glue import TASKS, GlueTask
 from nclayers.splits import DatasetUnavailable, SmallClass, Splits, balanced_index
+from nclayers.vocabulary import DEFAULT_ROOT
 
-# Where the torchvision datasets live when no root is given (relative to the working directory).
-DEFAULT_ROOT = "data"
 _FIX = "set data.download: true on a machine with internet, or copy the files there"
 _FIX_CORRUPT = ("delete and download them again (data.download: true, on a machine with "
                 "internet), or copy the original files there")

@@ -6,17 +6,11 @@ shape and types, :func:`check_names` what a schema cannot know, such as registry
 
 from __future__ import annotations
 
-from nclayers.data import (
-    DATASETS,
-    DatasetUnavailable,
-    check_available,
-    dataset_defaults,
-    dataset_options,
-    reads_files,
-)
 from nclayers.errors import UserError
-from nclayers.models import ARCHITECTURES, arch_options
 from nclayers.vocabulary import DEFAULT_SELECT, IMPLICIT_GROUP, MEASURE_DEFAULTS
+
+# The registries (nclayers.data, nclayers.models) are imported where they are used: they import
+# torch (2 s), which a `snakemake` call whose plan is remembered skips (nclayers.parsecache).
 
 
 def split_options(entry: dict) -> tuple[str, dict]:
@@ -52,6 +46,9 @@ def _known(key: str, label: str, name: str, registry: dict) -> None:
 def check_names(config: dict) -> None:
     """Raise :class:`ConfigError` for what the schema cannot know, before any job runs:
     registry names, their options, checkpoint epochs, and whether the dataset files exist."""
+    from nclayers.data import DATASETS, DatasetUnavailable, check_available, dataset_options
+    from nclayers.models import ARCHITECTURES, arch_options
+
     source = config.get("data", {})
     for label, entry in entries(config, "datasets").items():
         _known("datasets", label, entry["name"], DATASETS)
@@ -242,6 +239,9 @@ def _spec(config: dict, run: str, ds_label: str, dataset: dict, arch_label: str,
     """A run's spec: what decides its numbers and nothing else, since a changed spec reruns the
     run: the data section only for datasets read from files, not the in-code ones, and no
     ``train.resume_every`` (how often the state is saved; the train rule passes it apart)."""
+    from nclayers.data import dataset_defaults, reads_files
+    from nclayers.models import arch_options
+
     train = {**train, "checkpoints": checkpoint_epochs(config, train)}
     for section in OPTIONAL_SECTIONS:  # off: left out, so that a new option reruns nothing
         if not any(train.get(section, {}).values()):
@@ -298,9 +298,10 @@ def feature_epochs(config: dict, spec: dict) -> list[int]:
     return sorted(config.get("features", {}).get("epochs", [])) or [spec["train"]["epochs"]]
 
 
-def resume_every(config: dict) -> dict[str, int]:
+def resume_every(config: dict, planned: dict) -> dict[str, int]:
     """Run id → how often its train job saves the full state (its group's
-    ``train.resume_every``; not part of the spec: it changes no number)."""
+    ``train.resume_every``; not part of the spec: it changes no number). ``planned``: the
+    config's :func:`run_design`, which knows each run's group."""
     resolved = groups(config)
-    return {r["run"]: resolved[r["group"]]["train"].get("resume_every", 1)
-            for r in design(config)}
+    return {run: resolved[entry["group"]]["train"].get("resume_every", 1)
+            for run, entry in planned["runs"].items()}

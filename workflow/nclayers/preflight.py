@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from nclayers import data
 from nclayers.experiment import (
     ConfigError,
     check_names,
@@ -30,7 +29,7 @@ from nclayers.experiment import (
     split_options,
     train_key,
 )
-from nclayers.vocabulary import PAPER_AXES, PAPER_GROUPS, in_family
+from nclayers.vocabulary import DEFAULT_ROOT, PAPER_AXES, PAPER_GROUPS, in_family
 
 # The config's JSON schema; its defaults fill in the keys a config leaves out.
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
@@ -116,6 +115,26 @@ def prepare(config: dict, *, local: bool = True, schema: str | Path = SCHEMA) ->
     return Experiment(config, expand_runs(config), run_design(config))
 
 
+def plan(config: dict, *, local: bool = True, schema: str | Path = SCHEMA
+         ) -> tuple[Experiment, dict]:
+    """What the Snakefile plans with: :func:`prepare`'s experiment and the design job's
+    defaults (:func:`nclayers.design.option_defaults`), remembered per user for the same
+    config, code, libraries and data files (:mod:`nclayers.parsecache`): a call like an
+    earlier one then imports no torch. A fault raises as from :func:`prepare`."""
+    from nclayers import parsecache
+
+    def compute() -> dict:
+        from nclayers.design import option_defaults
+
+        experiment = prepare(config, local=local, schema=schema)
+        return {"config": experiment.config, "runs": experiment.runs,
+                "design": experiment.design,
+                "defaults": option_defaults(list(experiment.runs.values()))}
+
+    kept = parsecache.remembered(parsecache.key(config, local=local, schema=schema), compute)
+    return Experiment(kept["config"], kept["runs"], kept["design"]), kept["defaults"]
+
+
 # A config's values after YAML's aliases are expanded: more is an alias bomb, not a config.
 MAX_CONFIG_NODES = 100_000
 
@@ -140,6 +159,7 @@ def check_spec(spec: dict, schema: str | Path = SCHEMA) -> None:
     :class:`ConfigError` naming the spec's key."""
     import yaml
 
+    from nclayers import data
     from nclayers.experiment import _check_entry, _known
 
     properties = yaml.safe_load(Path(schema).read_text())["properties"]
@@ -316,6 +336,8 @@ def _raw_counts(name: str, options: dict, root: Path) -> tuple | None:
     in-code datasets themselves, the MNIST family's label files, the label data of CIFAR's,
     SVHN's and STL10's files (read once per version of a file: :func:`data.class_counts`);
     counts None where the files are missing or not the original ones."""
+    from nclayers import data
+
     reader = data.DATASETS[name]
     if name == "digits" and options.get("test_fraction", 0.3) == 0.3:
         return (1, 8, 8), 10, *DIGITS_COUNTS
@@ -349,7 +371,7 @@ def describe(label: str, entry: dict, root: str | None) -> DatasetShape:
     (per_class, test_per_class and resize applied); ConfigError if those cannot work."""
     name, options = split_options(entry)
     try:
-        shape, classes, train, test = _raw_counts(name, options, Path(root or data.DEFAULT_ROOT))
+        shape, classes, train, test = _raw_counts(name, options, Path(root or DEFAULT_ROOT))
     except ConfigError:
         raise
     except ValueError as error:  # e.g. a test_fraction that leaves too few samples

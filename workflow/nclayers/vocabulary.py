@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 # --- tidy tables ------------------------------------------------------------------------------
 
+# Where the datasets read from files live when the config gives no data.root (relative to the
+# working directory).
+DEFAULT_ROOT = "data"
 IMPLICIT_GROUP = "main"  # the one group of a config without `groups:`
 DEFAULT_SELECT = ["lr", "weight_decay"]  # the papers select the best lr (and wd) per model
 

@@ -7,9 +7,8 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from nclayers.design import option_defaults
 from nclayers.experiment import ConfigError, feature_epochs, resume_every
-from nclayers.preflight import prepare
+from nclayers.preflight import plan
 from nclayers.report import rst_caption
 from nclayers.sweeps import analysed_runs, figure_run
 from nclayers.vocabulary import (
@@ -28,9 +27,12 @@ from nclayers.vocabulary import (
 
 
 # Everything that can fail before a job runs fails here, at `snakemake -n`: a job that fails
-# would first have its old outputs deleted by Snakemake.
+# would first have its old outputs deleted by Snakemake. The plan of a config, code and data
+# files seen before is remembered (nclayers.parsecache): such a call imports no torch.
+# DESIGN_DEFAULTS: the design job's defaults of each dataset and architecture, planned here so
+# that the job itself does not import torch.
 try:
-    EXPERIMENT = prepare(
+    EXPERIMENT, DESIGN_DEFAULTS = plan(
         config,
         local=workflow.local_exec,
         schema=f"{workflow.basedir}/workflow/schemas/config.schema.yaml",
@@ -41,9 +43,6 @@ config.update(EXPERIMENT.config)  # the schema's defaults filled in
 RUNS = EXPERIMENT.runs
 # Each run's group and axis values, and each group's selected axes: for the tables only.
 DESIGN = EXPERIMENT.design
-# The design job's defaults of each dataset and architecture, computed here where torch is
-# imported already, so that the job itself does not import it.
-DESIGN_DEFAULTS = option_defaults(list(RUNS.values()))
 
 RESULTS = f"results/{config['experiment']}"
 for folder in ("results", RESULTS):
@@ -51,7 +50,7 @@ for folder in ("results", RESULTS):
         raise WorkflowError(f"invalid config: {folder} is a file, where this experiment writes "
                             f"its results folder; move it away (or set another experiment)")
 # How often each run's train job saves its state (its group's train.resume_every).
-RESUME_EVERY = resume_every(config)
+RESUME_EVERY = resume_every(config, DESIGN)
 # Per run: its checkpoints, and those the feature analysis reads (default: the last one).
 EPOCHS = {run: spec["train"]["checkpoints"] for run, spec in RUNS.items()}
 FEATURE_EPOCHS = {run: feature_epochs(config, spec) for run, spec in RUNS.items()}
