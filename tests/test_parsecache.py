@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nclayers import parsecache
+from nclayers import parsecache, preflight
 from nclayers.experiment import ConfigError, resume_every
 from nclayers.preflight import SCHEMA, plan, prepare
 
@@ -38,10 +38,46 @@ def test_a_kept_plan_is_the_plan(cache):
 
     first, defaults = plan(tiny())
     assert len(list(cache.glob("*.json"))) == 1
-    again, defaults_again = plan(tiny())
     planned = prepare(tiny())
-    assert again == first == planned
+    with pytest.MonkeyPatch.context() as patch:  # the second plan is read, not planned
+        patch.setattr(preflight, "prepare", lambda *a, **k: pytest.fail("planned again"))
+        again, defaults_again = plan(tiny())
+    assert repr(again) == repr(first) == repr(planned)  # types and order too
     assert defaults_again == defaults == option_defaults(list(planned.runs.values()))
+
+
+def two_groups(order: list[str]) -> dict:
+    """The tiny experiment in two groups, one sweeping lr, the other momentum, in ``order``."""
+    config = tiny()
+    groups = {"one": {"train": {"lr": [0.1, 0.05]}}, "two": {"train": {"momentum": [0.9, 0.5]}}}
+    config["groups"] = {name: groups[name] for name in order}
+    return config
+
+
+def test_the_order_of_the_config_is_part_of_the_plan(cache):
+    """Runs and axes follow the config's order: a config that only reorders its groups is
+    another plan, and each kept plan is its own config's."""
+    for order in (["one", "two"], ["two", "one"], ["one", "two"], ["two", "one"]):
+        kept, _ = plan(two_groups(order))
+        planned = prepare(two_groups(order))
+        assert repr(kept) == repr(planned)
+    assert len(list(cache.glob("*.json"))) == 2
+    assert prepare(two_groups(["one", "two"])).design["axes"] != \
+        prepare(two_groups(["two", "one"])).design["axes"]
+
+
+@pytest.mark.parametrize("change", [
+    {"data": "/scratch/data"}, {"data": {"root": 5}}, {"architectures": "mlp"},
+    {"datasets": {1: {}, "digits": {}}}, {"train": {"lr": 0.1, 3: 1}},
+])
+def test_a_config_the_schema_refuses_is_refused_with_its_message(cache, change):
+    """The key reads the raw config: what it cannot read is planned, and the plan says what is
+    wrong with it, as without the cache."""
+    config = {**tiny(), **change}
+    assert parsecache.key(config, local=True, schema=SCHEMA) is None
+    with pytest.raises(ConfigError, match="config key"):
+        plan(config)
+    assert not list(cache.glob("*.json"))
 
 
 def test_the_key_follows_what_the_plan_depends_on(cache):
@@ -63,14 +99,25 @@ def test_the_key_follows_what_the_plan_depends_on(cache):
     os.utime(data / "labels.bin", ns=(1, 1))  # a changed date, the same content
     assert key() != added
     moved = tiny()
-    moved["data"] = {"root": "elsewhere"}
-    assert key(moved) != base  # the config differs, and so do the runs' specs
+    moved["data"] = {"root": "elsewhere"}  # the files are those of the config's root
+    before = key(moved)
+    Path("elsewhere").mkdir()
+    (Path("elsewhere") / "labels.bin").write_bytes(b"\0")
+    assert key(moved) != before
 
 
-def test_the_key_follows_the_code(cache, monkeypatch):
+def test_the_key_follows_the_code(cache, monkeypatch, tmp_path):
     base = parsecache.key(tiny(), local=True, schema=SCHEMA)
-    monkeypatch.setattr(parsecache, "_source_digest", lambda: "another clone's source")
-    assert parsecache.key(tiny(), local=True, schema=SCHEMA) != base
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "data.py").write_text("A = 1\n")
+    monkeypatch.setattr(parsecache, "PACKAGE", package)
+    other = parsecache.key(tiny(), local=True, schema=SCHEMA)
+    assert other not in (None, base)
+    (package / ".#data.py").symlink_to("editor@host.1234")  # Emacs' lock while editing
+    assert parsecache.key(tiny(), local=True, schema=SCHEMA) == other
+    (package / "data.py").write_text("A = 2\n")
+    assert parsecache.key(tiny(), local=True, schema=SCHEMA) not in (None, other)
 
 
 def test_what_the_key_cannot_cover_is_planned_each_time(cache, monkeypatch):
@@ -80,13 +127,27 @@ def test_what_the_key_cannot_cover_is_planned_each_time(cache, monkeypatch):
     bert = tiny()
     bert["architectures"] = {"enc": {"name": "bert"}}
     assert parsecache.key(bert, local=True, schema=SCHEMA) is None  # reads the HF cache
-    monkeypatch.setattr(parsecache, "MAX_DATA_FILES", 2)
-    Path("data").mkdir()
+    Path("data/x").mkdir(parents=True)
+    (Path("data/x") / "a").symlink_to(".")  # a loop of links with no file in it
+    (Path("data/x") / "b").symlink_to(".")
+    assert parsecache.key(tiny(), local=True, schema=SCHEMA) is None
+    for link in ("a", "b"):
+        (Path("data/x") / link).unlink()
+    assert parsecache.key(tiny(), local=True, schema=SCHEMA) is not None
+    monkeypatch.setattr(parsecache, "MAX_DATA_ENTRIES", 3)
     for name in "abc":
         (Path("data") / name).write_text(name)
     assert parsecache.key(tiny(), local=True, schema=SCHEMA) is None
-    assert parsecache.remembered(None, lambda: {"plan": 1}) == {"plan": 1}
+    assert parsecache.remembered(lambda: None, lambda: {"plan": 1}, ["plan"]) == {"plan": 1}
     assert not cache.exists()
+
+
+def test_a_folder_others_can_write_to_is_not_read(cache):
+    """A plan there could have been put by someone else, and would skip the checks."""
+    cache.mkdir(mode=0o777)
+    cache.chmod(0o777)
+    parsecache.remembered(lambda: "k" * 64, lambda: {"plan": 1}, ["plan"])
+    assert not list(cache.iterdir())
 
 
 def test_a_fault_is_checked_again_and_said(cache):
@@ -105,30 +166,50 @@ def test_a_damaged_or_foreign_entry_is_planned_again(cache):
         calls.append(1)
         return {"runs": {"r": [1, 2]}}
 
-    assert parsecache.remembered("k", compute) == {"runs": {"r": [1, 2]}}
-    (cache / "k.json").write_text('{"runs": ')  # cut short
-    assert parsecache.remembered("k", compute) == {"runs": {"r": [1, 2]}}
-    assert parsecache.remembered("k", compute) == {"runs": {"r": [1, 2]}}
-    assert len(calls) == 2
-    assert parsecache.remembered("t", lambda: {"shape": (1, 8, 8)}) == {"shape": (1, 8, 8)}
-    assert not (cache / "t.json").exists()  # JSON would read it back as a list: not kept
+    k = "a" * 64
+    for text in ('{"runs": ', "null", "{}", '{"other": 1}'):  # cut short, or another shape
+        (cache / f"{k}.json").parent.mkdir(mode=0o700, exist_ok=True)
+        (cache / f"{k}.json").write_text(text)
+        assert parsecache.remembered(lambda: k, compute, ["runs"]) == {"runs": {"r": [1, 2]}}
+    assert parsecache.remembered(lambda: k, compute, ["runs"]) == {"runs": {"r": [1, 2]}}
+    assert len(calls) == 4  # the last one read
+    t = "b" * 64
+    kept = parsecache.remembered(lambda: t, lambda: {"shape": (1, 8, 8)}, ["shape"])
+    assert kept == {"shape": (1, 8, 8)}
+    assert not (cache / f"{t}.json").exists()  # JSON would read it back as a list: not kept
+
+
+def test_a_plan_whose_key_changed_while_planning_is_not_kept(cache):
+    """A data file that arrived while planning: the plan is of the new files, not the old."""
+    keys = iter(["c" * 64, "d" * 64])
+    assert parsecache.remembered(lambda: next(keys), lambda: {"plan": 1}, ["plan"]) == \
+        {"plan": 1}
+    assert not list(cache.glob("*.json"))
 
 
 def test_only_the_newest_plans_are_kept(cache, monkeypatch):
     monkeypatch.setattr(parsecache, "KEEP", 3)
-    for i in range(5):
-        parsecache.remembered(f"k{i}", lambda i=i: {"plan": i})
-        os.utime(cache / f"k{i}.json", ns=(i, i))  # their order, whatever the clock's grain
-    parsecache.remembered("k5", lambda: {"plan": 5})
-    assert sorted(p.stem for p in cache.glob("*.json")) == ["k3", "k4", "k5"]
+    cache.mkdir(mode=0o700)
+    (cache / "notes.json").write_text("{}")  # not a plan: left alone
+    os.utime(cache / "notes.json", ns=(0, 0))
+    names = [f"{i}" * 64 for i in range(6)]
+    for i, name in enumerate(names[:5]):
+        parsecache.remembered(lambda name=name: name, lambda i=i: {"plan": i}, ["plan"])
+        os.utime(cache / f"{name}.json", ns=(i + 1, i + 1))  # their order, whatever the clock
+    parsecache.remembered(lambda: names[5], lambda: {"plan": 5}, ["plan"])
+    assert sorted(p.stem for p in cache.glob("*.json")) == sorted([*names[3:], "notes"])
     assert not list(cache.glob(".*"))  # no temporary file left
 
 
 def test_resume_every_reads_the_planned_groups():
-    config = prepare(tiny()).config
+    config = two_groups(["one", "two"])
     config["train"]["resume_every"] = 5
+    config["groups"]["two"]["train"]["resume_every"] = 7
     planned = prepare(config)
-    assert resume_every(planned.config, planned.design) == {run: 5 for run in planned.runs}
+    every = resume_every(planned.config, planned.design)
+    assert every == {run: 5 if entry["group"] == "one" else 7
+                     for run, entry in planned.design["runs"].items()}
+    assert set(every.values()) == {5, 7} and list(every) == list(planned.runs)
 
 
 def test_a_kept_plan_imports_no_torch(cache):

@@ -131,7 +131,8 @@ def plan(config: dict, *, local: bool = True, schema: str | Path = SCHEMA
                 "design": experiment.design,
                 "defaults": option_defaults(list(experiment.runs.values()))}
 
-    kept = parsecache.remembered(parsecache.key(config, local=local, schema=schema), compute)
+    kept = parsecache.remembered(lambda: parsecache.key(config, local=local, schema=schema),
+                                 compute, fields=("config", "runs", "design", "defaults"))
     return Experiment(kept["config"], kept["runs"], kept["design"]), kept["defaults"]
 
 
