@@ -225,3 +225,11 @@ def test_a_kept_plan_imports_no_torch(cache):
                            env=env, check=True) for _ in range(2)]
     assert json.loads(runs[0].stdout) == ["nclayers.data", "nclayers.models", "torch"]
     assert json.loads(runs[1].stdout) == []
+
+
+def test_the_walked_root_is_the_schemas_default():
+    """The key walks ``data.root`` or DEFAULT_ROOT where the raw config has none: the folder
+    the checks read once the schema's default is filled in."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    assert schema["properties"]["data"]["properties"]["root"]["default"] == \
+        parsecache.DEFAULT_ROOT
