@@ -91,8 +91,8 @@ def _data_files(root: Path) -> list:
     seen: set[tuple[int, int]] = set()
     for folder, dirs, names in os.walk(root, followlinks=True, onerror=cannot_list):
         st = os.stat(folder)
-        if (st.st_dev, st.st_ino) in seen:  # a link back up: the walk would never end
-            raise _Uncovered(f"link loop at {folder}")
+        if (st.st_dev, st.st_ino) in seen:  # a folder reached twice: a link back up would
+            raise _Uncovered(f"link loop at {folder}")  # never end, another link repeats
         seen.add((st.st_dev, st.st_ino))
         dirs.sort()
         for name in sorted(names):
