@@ -65,20 +65,22 @@ def facts(paths: Sequence[Path], reader: str, compute: Callable[[Path], Any],
     known = _read(cache)
     values, learnt = [], {}
     for path in map(Path, paths):
-        key, stamp = str(path.resolve()), _stamp(path)
+        key, version = str(path.resolve()), stamp(path)
         entry = known.get(key)
-        if entry is not None and entry["stamp"] == stamp and reader in entry["facts"]:
+        if entry is not None and entry["stamp"] == version and reader in entry["facts"]:
             values.append(entry["facts"][reader])
             continue
         values.append(compute(path))
-        if values[-1] is not None and stamp is not None and _stamp(path) == stamp:
-            learnt[key] = (stamp, values[-1])
+        if values[-1] is not None and version is not None and stamp(path) == version:
+            learnt[key] = (version, values[-1])
     if learnt:
         _store(cache, reader, learnt)
     return values
 
 
-def _stamp(path: str | Path) -> Stamp | None:
+def stamp(path: str | Path) -> Stamp | None:
+    """A file's version as a cache keys it: [size, mtime_ns, ctime_ns] (ctime, which no program
+    can set back), None where there is no file."""
     try:
         st = os.stat(path)
     except OSError:
@@ -102,11 +104,11 @@ def _store(cache: Path, reader: str, learnt: dict[str, tuple[Stamp, Any]]) -> No
     """Add ``learnt`` to the cache as it is on disk now (what other runs wrote meanwhile
     kept), dropping the entries of files that are gone or changed."""
     files = _read(cache)
-    for key, (stamp, value) in learnt.items():
-        if files.get(key, {}).get("stamp") != stamp:
-            files[key] = {"stamp": stamp, "facts": {}}
+    for key, (version, value) in learnt.items():
+        if files.get(key, {}).get("stamp") != version:
+            files[key] = {"stamp": version, "facts": {}}
         files[key]["facts"][reader] = value
-    current = {key: entry for key, entry in files.items() if _stamp(key) == entry["stamp"]}
+    current = {key: entry for key, entry in files.items() if stamp(key) == entry["stamp"]}
     _write(cache, {"version": _VERSION, "files": current})
 
 

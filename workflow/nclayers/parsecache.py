@@ -34,10 +34,10 @@ import os
 import re
 import stat
 import sys
-import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from nclayers.datacache import stamp
 from nclayers.usercache import user_cache_folder
 from nclayers.vocabulary import DEFAULT_ROOT
 
@@ -80,8 +80,8 @@ def _versions() -> dict[str, str | None]:
 
 
 def _data_files(root: Path) -> list:
-    """[path, size, mtime_ns, ctime_ns] of each file under ``root`` (links followed; a
-    dangling one as [path, None]), [] where there is no such folder. _Uncovered past
+    """[path, its :func:`~nclayers.datacache.stamp`] of each file under ``root`` (links
+    followed), [] where there is no such folder. _Uncovered past
     :data:`MAX_DATA_ENTRIES` files and folders, at a link loop or a folder it cannot list."""
     def cannot_list(error: OSError) -> None:
         if not (error.filename == str(root) and isinstance(error, FileNotFoundError)):
@@ -95,13 +95,9 @@ def _data_files(root: Path) -> list:
             raise _Uncovered(f"link loop at {folder}")  # never end, another link repeats
         seen.add((st.st_dev, st.st_ino))
         dirs.sort()
-        for name in sorted(names):
-            path = os.path.join(folder, name)
-            try:
-                st = os.stat(path)
-                files.append([path, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
-            except OSError:  # a dangling link: as the checks see it, no file
-                files.append([path, None])
+        # a dangling link as None: as the checks see it, no file
+        files += [[os.path.join(folder, name), stamp(os.path.join(folder, name))]
+                  for name in sorted(names)]
         if len(files) + len(seen) > MAX_DATA_ENTRIES:
             raise _Uncovered(f"more than {MAX_DATA_ENTRIES} entries under {root}")
     return files
@@ -172,12 +168,9 @@ def remembered(digest: Callable[[], str | None], compute: Callable[[], dict],
 
 
 def _store(folder: Path, path: Path, text: str) -> None:
-    tmp = folder / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from nclayers.io import write_text  # (pandas, which planning has imported already)
+
+    write_text(path, text)
     plans = []
     for entry in folder.iterdir():
         if _PLAN.fullmatch(entry.name):  # only plans: the folder may hold other files
